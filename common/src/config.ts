@@ -1,0 +1,80 @@
+import { z } from 'zod';
+
+/**
+ * Configuration comes from the environment, by the names in DESIGN.md. A malformed value stops the start
+ * with a message naming the variable, instead of failing later somewhere far from the cause.
+ */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+  .transform((url) => url.replace(/\/+$/, ''));
+
+export const env = {
+  port: (defaultPort: number) =>
+    z.coerce
+      .number({ error: 'must be a port number' })
+      .int('must be a whole number')
+      .min(0, 'must be between 0 and 65535')
+      .max(65535, 'must be between 0 and 65535')
+      .default(defaultPort),
+  url: (defaultUrl: string) => httpUrl.default(defaultUrl),
+  logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  text: (defaultValue: string) => z.string().trim().min(1, 'must not be empty').default(defaultValue),
+  milliseconds: (defaultValue: number) =>
+    z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(1).max(3_600_000).default(defaultValue),
+  /** `name=url,name=url`: the bus's subscribers, in the order given. */
+  subscribers: (defaultValue: string) =>
+    z
+      .string()
+      .default(defaultValue)
+      .transform((value, ctx) => {
+        const entries = value
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter(Boolean);
+        const subscribers: { name: string; url: string }[] = [];
+        for (const entry of entries) {
+          const match = /^([a-z0-9][a-z0-9_-]{0,62})=(.+)$/i.exec(entry);
+          const url = match && httpUrl.safeParse(match[2]);
+          if (!match || !url?.success) {
+            ctx.addIssue({ code: 'custom', message: `"${entry}" is not name=http://host:port/path` });
+            return z.NEVER;
+          }
+          if (subscribers.some((s) => s.name === match[1])) {
+            ctx.addIssue({ code: 'custom', message: `the name "${match[1]}" appears twice` });
+            return z.NEVER;
+          }
+          subscribers.push({ name: match[1]!, url: url.data });
+        }
+        return subscribers;
+      }),
+};
+
+export function readConfig<Shape extends z.ZodRawShape>(
+  shape: Shape,
+  source: NodeJS.ProcessEnv = process.env,
+): z.infer<z.ZodObject<Shape>> {
+  // An empty variable means "not set", as in shell habits like `PORT= npm start`.
+  const values = Object.fromEntries(
+    Object.keys(shape).map((name) => [name, source[name] === '' ? undefined : source[name]]),
+  );
+  const result = z.object(shape).safeParse(values);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const name = String(issue.path[0]);
+    return `${name}=${JSON.stringify(values[name] ?? '')}: ${issue.message}`;
+  });
+  throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+}
+
+/** The course's Kubernetes Service names, so the defaults work unchanged in the cluster and in compose. */
+export const defaults = {
+  eventBusUrl: 'http://event-bus-srv:4005',
+  subscribers:
+    'posts=http://posts-clusterip-srv:4000/events,comments=http://comments-srv:4001/events,' +
+    'query=http://query-srv:4002/events,moderation=http://moderation-srv:4003/events',
+  ports: { posts: 4000, comments: 4001, query: 4002, moderation: 4003, 'event-bus': 4005 },
+} as const;

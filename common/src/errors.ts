@@ -1,0 +1,83 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { z } from 'zod';
+import { toIssues } from './events.js';
+
+export interface ErrorItem {
+  message: string;
+  field?: string;
+}
+
+/** An error that reaches the client as `{"errors": [...]}` with its status; anything else is a 500. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly errors: ErrorItem[],
+  ) {
+    super(errors.map((e) => e.message).join('; '));
+  }
+
+  static badRequest(message: string, field?: string): HttpError {
+    return new HttpError(400, [{ message, ...(field ? { field } : {}) }]);
+  }
+
+  static notFound(message: string): HttpError {
+    return new HttpError(404, [{ message }]);
+  }
+
+  static unavailable(message: string): HttpError {
+    return new HttpError(503, [{ message }]);
+  }
+
+  static fromZod(error: z.ZodError, fieldPrefix = ''): HttpError {
+    return new HttpError(400, toIssues(error, fieldPrefix));
+  }
+}
+
+/** Parses `input` with `schema`, or throws a 400 naming each offending field. */
+export function parseOr400<T>(schema: z.ZodType<T>, input: unknown, fieldPrefix = ''): T {
+  const result = schema.safeParse(input);
+  if (!result.success) throw HttpError.fromZod(result.error, fieldPrefix);
+  return result.data;
+}
+
+export const notFoundHandler: RequestHandler = (req, _res, next) => {
+  next(HttpError.notFound(`No route for ${req.method} ${req.path}`));
+};
+
+/**
+ * The one place an error becomes a response: JSON always, never a stack trace. Errors raised by the body
+ * parser (bad JSON, too large, wrong charset) carry their own 4xx status and are reported as such.
+ */
+export function errorHandler(log: {
+  warn: (obj: object, msg: string) => void;
+  error: (obj: object, msg: string) => void;
+}): ErrorRequestHandler {
+  return (err: unknown, req, res, next) => {
+    if (res.headersSent) return next(err);
+    const { status, errors } = describe(err);
+    if (status >= 500) log.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
+    else log.warn({ status, method: req.method, url: req.originalUrl, errors }, 'request refused');
+    res.status(status).json({ errors });
+  };
+}
+
+const bodyParserMessages: Record<string, string> = {
+  'entity.parse.failed': 'The body is not valid JSON',
+  'entity.too.large': 'The body is too large',
+  'encoding.unsupported': 'The body encoding is not supported',
+  'charset.unsupported': 'The body charset is not supported',
+  'request.aborted': 'The request was aborted',
+  'request.size.invalid': 'The body size does not match its Content-Length',
+  'stream.encoding.set': 'The body could not be read',
+};
+
+function describe(err: unknown): { status: number; errors: ErrorItem[] } {
+  if (err instanceof HttpError) return { status: err.status, errors: err.errors };
+  const maybe = err as { status?: unknown; statusCode?: unknown; type?: unknown; expose?: unknown };
+  const status = Number(maybe.status ?? maybe.statusCode);
+  if (Number.isInteger(status) && status >= 400 && status < 500) {
+    const known = typeof maybe.type === 'string' ? bodyParserMessages[maybe.type] : undefined;
+    return { status, errors: [{ message: known ?? 'The request could not be processed', field: 'body' }] };
+  }
+  return { status: 500, errors: [{ message: 'Internal error' }] };
+}

@@ -1,0 +1,142 @@
+import type { Server } from 'node:http';
+import type { Express } from 'express';
+import { ConfigError, defaults, env, readConfig } from './config.js';
+import { HttpError } from './errors.js';
+import { incomingEventSchema, validateEvent, type IncomingEvent } from './events.js';
+import { closeServer, createHttpApp, finishHttpApp, listen, type Readiness } from './http.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { Subscriber, type Projection } from './subscriber.js';
+import { HttpTransport, type EventTransport } from './transport.js';
+
+export type ServiceName = 'posts' | 'comments' | 'query' | 'moderation';
+
+export interface ServiceContext<State> {
+  subscriber: Subscriber<State>;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export interface ServiceDefinition<State> {
+  name: ServiceName;
+  projection: Projection<State>;
+  cors?: boolean;
+  /** The service's own routes, besides `POST /events`, health and metrics. */
+  routes?: (app: Express, context: ServiceContext<State>) => void;
+}
+
+export interface ServiceOptions {
+  env?: NodeJS.ProcessEnv;
+  transport?: EventTransport;
+}
+
+const MAX_BATCH = 1000;
+const READINESS_CACHE_MS = 2000;
+
+/** Builds a subscriber service: config, logger, metrics, the HTTP app, and `POST /events`. */
+export function createService<State>(definition: ServiceDefinition<State>, options: ServiceOptions = {}) {
+  const config = readConfig(
+    {
+      PORT: env.port(defaults.ports[definition.name]),
+      EVENT_BUS_URL: env.url(defaults.eventBusUrl),
+      LOG_LEVEL: env.logLevel(),
+    },
+    options.env,
+  );
+  const log = createLogger(definition.name, config.LOG_LEVEL);
+  const metrics = createMetrics(definition.name);
+  const transport = options.transport ?? new HttpTransport(config.EVENT_BUS_URL);
+  const subscriber = new Subscriber(definition.projection, transport, log, metrics);
+
+  let busCheck: { at: number; readiness: Readiness } | undefined;
+  const readiness = async (): Promise<Readiness> => {
+    if (!subscriber.caughtUp) return { ready: false, reason: 'catching up with the event log' };
+    if (busCheck && Date.now() - busCheck.at < READINESS_CACHE_MS) return busCheck.readiness;
+    const result = await transport.fetchAfter(subscriber.appliedSeq, 1).then(
+      () => ({ ready: true }),
+      (err: Error) => ({ ready: false, reason: err.message }),
+    );
+    busCheck = { at: Date.now(), readiness: result };
+    return result;
+  };
+
+  const app = createHttpApp({ metrics, cors: definition.cors, readiness });
+  definition.routes?.(app, { subscriber, log, metrics });
+  app.post('/events', async (req, res) => {
+    const events = parseDelivery(req.body);
+    await subscriber.receive(events);
+    // Tells the bus this subscriber takes batches, and which seq it has acknowledged (docs/event-bus.md).
+    res.set('X-Events-Batch', 'accept');
+    const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
+    if (lastSeq > 0) res.set('X-Events-Acked', String(lastSeq));
+    res.json({});
+  });
+  finishHttpApp(app, log);
+
+  let server: Server | undefined;
+  return {
+    app,
+    config,
+    log,
+    metrics,
+    subscriber,
+    /** Listens, then catches up in the background; `/readyz` turns 200 once caught up. */
+    async start(): Promise<Server> {
+      server = await listen(app, config.PORT);
+      log.info({ port: config.PORT, eventBusUrl: config.EVENT_BUS_URL }, `${definition.name} listening`);
+      void subscriber.start();
+      return server;
+    },
+    async stop(): Promise<void> {
+      subscriber.stop();
+      if (server) await closeServer(server);
+      transport.close();
+    },
+  };
+}
+
+/** One event or an array of them; every one is checked before any is applied. */
+export function parseDelivery(body: unknown): IncomingEvent[] {
+  if (body === undefined || body === null || typeof body !== 'object') {
+    throw HttpError.badRequest('The body must be a JSON event {"type", "data"} sent as application/json', 'body');
+  }
+  const batch = Array.isArray(body);
+  const items: unknown[] = batch ? body : [body];
+  if (items.length > MAX_BATCH) throw HttpError.badRequest(`A batch holds at most ${MAX_BATCH} events`, 'body');
+  return items.map((item, index) => {
+    const { event, issues } = validateEvent(incomingEventSchema, item, batch ? `${index}.` : '');
+    if (!event) throw new HttpError(400, issues);
+    return event;
+  });
+}
+
+/** The start file of a service: run it, stop cleanly on SIGTERM/SIGINT, exit with a clear message on bad config. */
+export async function runMain(name: string, create: () => { start(): Promise<unknown>; stop(): Promise<void>; log?: Logger }) {
+  let service: ReturnType<typeof create>;
+  try {
+    service = create();
+    await service.start();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${name}: ${err.message}\n`);
+    } else {
+      process.stderr.write(`${name}: could not start: ${(err as Error).message}\n`);
+    }
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    service.log?.info({ signal }, 'shutting down');
+    service.stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        service.log?.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}

@@ -1,0 +1,220 @@
+import { createHash } from 'node:crypto';
+import {
+  asBlogEvent,
+  incomingEventSchema,
+  validateEvent,
+  type BlogEvent,
+  type IncomingEvent,
+  type OutgoingEvent,
+} from './events.js';
+import { HttpError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { sleep, type EventTransport } from './transport.js';
+
+/** Why an event was acknowledged without changing anything (kept in a metric label and in the log). */
+export type IgnoreReason = 'unknown-target' | 'already-exists';
+
+/**
+ * A service's read model: `apply` folds one event into the state (deterministic, no I/O; it updates the state
+ * in place, so replaying a long log stays linear), `react` returns the events the service emits in reaction.
+ */
+export interface Projection<State> {
+  initial(): State;
+  apply(state: State, event: BlogEvent): IgnoreReason | void;
+  react?(state: State, event: BlogEvent): Array<Pick<OutgoingEvent, 'type' | 'data'>>;
+}
+
+/** `<trigger id>/<reaction type>`: the same trigger always yields the same id, so the bus stores it once. */
+export function derivedEventId(trigger: IncomingEvent, reactionType: string): string {
+  const triggerId =
+    trigger.id ??
+    'sha1-' +
+      createHash('sha1')
+        .update(JSON.stringify([trigger.type, trigger.data]))
+        .digest('hex')
+        .slice(0, 16);
+  return `${triggerId}/${reactionType}`;
+}
+
+const PAGE_SIZE = 5000;
+const WAIT_BEFORE_FETCH_MS = 100;
+const WAIT_APPLIED_TIMEOUT_MS = 5000;
+
+/**
+ * Runs a projection against the log: catch-up at start, idempotent in-order application by `seq`, gap
+ * filling, an outbox for reactions, and read-your-writes for commands. The protocol is docs/event-bus.md.
+ */
+export class Subscriber<State> {
+  state: State;
+  /** The highest `seq` of the log applied to `state`. */
+  appliedSeq = 0;
+  caughtUp = false;
+  /** Reactions not yet known to be in the log, by their derived id. */
+  private readonly outbox = new Map<string, OutgoingEvent & { id: string }>();
+  /** Everything that reads or changes the state runs through this chain, one step at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly seqWaiters = new Set<{ seq: number; resolve: () => void }>();
+  private stopped = false;
+
+  constructor(
+    private readonly projection: Projection<State>,
+    readonly transport: EventTransport,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.state = projection.initial();
+  }
+
+  /** Catches up with the log, retrying while the bus is unreachable; resolves once caught up. */
+  async start(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.enqueue(() => this.fetchUntil(Infinity));
+        await this.enqueue(() => this.flushOutbox());
+        this.caughtUp = true;
+        this.log.info({ appliedSeq: this.appliedSeq }, 'caught up with the event log');
+        return;
+      } catch (err) {
+        const delay = Math.min(5000, 100 * 2 ** attempt);
+        this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'catch-up failed, retrying');
+        await sleep(delay);
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /**
+   * Applies events delivered to `POST /events`, already validated, in order. Resolves once every one is
+   * applied (or known to be) and the reactions are published; rejects with 503 if the bus is unreachable
+   * (the bus will deliver again) or 409 for a `seq` past the head of the log.
+   */
+  receive(events: IncomingEvent[]): Promise<void> {
+    return this.enqueue(async () => {
+      for (const event of events) {
+        if (event.seq === undefined) {
+          this.applyOne(event);
+          continue;
+        }
+        if (event.seq <= this.appliedSeq) {
+          this.metrics.eventsIgnored.inc({ reason: 'duplicate' });
+          continue;
+        }
+        if (event.seq > this.appliedSeq + 1) await this.fetchUntil(event.seq - 1);
+        if (event.seq > this.appliedSeq + 1) {
+          throw new HttpError(409, [
+            { message: `seq ${event.seq} is past the head of the event log (${this.appliedSeq})`, field: 'seq' },
+          ]);
+        }
+        if (event.seq === this.appliedSeq + 1) this.applyOne(event);
+      }
+      await this.flushOutbox();
+    });
+  }
+
+  /** Publishes a command's event and waits until this service's state includes it (read your writes). */
+  async publishAndApply(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
+    const stored = await this.transport.publish(event);
+    await this.waitApplied(stored.seq);
+    return stored;
+  }
+
+  /** Brings the state up to the head of the log (used before answering "not found"). */
+  refresh(): Promise<void> {
+    return this.enqueue(() => this.fetchUntil(Infinity));
+  }
+
+  private enqueue<T>(step: () => Promise<T> | T): Promise<T> {
+    const result = this.queue.then(step);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Fetches and applies pages after `appliedSeq` until `targetSeq` is applied or the log ends. */
+  private async fetchUntil(targetSeq: number): Promise<void> {
+    while (this.appliedSeq < targetSeq) {
+      const { events } = await this.transport.fetchAfter(this.appliedSeq, PAGE_SIZE);
+      if (events.length === 0) return;
+      for (const stored of events) {
+        if (stored.seq !== this.appliedSeq + 1) {
+          throw new Error(`event log page out of order: got seq ${stored.seq} after ${this.appliedSeq}`);
+        }
+        const { event, issues } = validateEvent(incomingEventSchema, stored);
+        if (event) this.applyOne(event);
+        else this.log.warn({ seq: stored.seq, id: stored.id, issues }, 'skipped an invalid event of the log');
+        this.appliedSeq = stored.seq;
+      }
+      this.resolveWaiters();
+      if (events.length < PAGE_SIZE) return;
+    }
+  }
+
+  private applyOne(event: IncomingEvent): void {
+    const logFields = { type: event.type, id: event.id, seq: event.seq };
+    // A reaction published before a restart shows up in the log: it is no longer owed.
+    if (event.id !== undefined) this.outbox.delete(event.id);
+    const known = asBlogEvent(event);
+    if (!known) {
+      this.metrics.eventsIgnored.inc({ reason: 'unknown-type' });
+      this.log.debug(logFields, 'event of a type this service does not handle');
+    } else {
+      const ignored = this.projection.apply(this.state, known);
+      if (ignored) {
+        this.metrics.eventsIgnored.inc({ reason: ignored });
+        this.log.warn({ ...logFields, reason: ignored }, 'event acknowledged but not applied');
+      } else {
+        this.metrics.eventsApplied.inc({ type: event.type });
+        this.log.debug(logFields, 'event applied');
+        for (const reaction of this.projection.react?.(this.state, known) ?? []) {
+          const id = derivedEventId(event, reaction.type);
+          this.outbox.set(id, { ...reaction, id });
+        }
+      }
+    }
+    if (event.seq !== undefined) {
+      this.appliedSeq = event.seq;
+      this.resolveWaiters();
+    }
+  }
+
+  private async flushOutbox(): Promise<void> {
+    for (const [id, reaction] of this.outbox) {
+      try {
+        const { seq } = await this.transport.publish(reaction);
+        this.log.info({ type: reaction.type, id, seq }, 'reaction published');
+        this.outbox.delete(id);
+      } catch (err) {
+        throw new HttpError(503, [{ message: `could not publish ${reaction.type}: ${(err as Error).message}` }]);
+      }
+    }
+  }
+
+  private waitApplied(seq: number): Promise<void> {
+    if (this.appliedSeq >= seq) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const settle = () => {
+        clearTimeout(fetchTimer);
+        clearTimeout(giveUpTimer);
+        this.seqWaiters.delete(waiter);
+      };
+      const waiter = { seq, resolve: () => (settle(), resolve()) };
+      // Usually the bus delivers within a millisecond; if not, fetch the gap ourselves.
+      const fetchTimer = setTimeout(() => {
+        this.enqueue(() => this.fetchUntil(seq)).catch(() => undefined);
+      }, WAIT_BEFORE_FETCH_MS);
+      const giveUpTimer = setTimeout(() => {
+        settle();
+        reject(HttpError.unavailable(`event ${seq} is stored but not yet applied here; try reading again`));
+      }, WAIT_APPLIED_TIMEOUT_MS);
+      this.seqWaiters.add(waiter);
+    });
+  }
+
+  private resolveWaiters(): void {
+    if (this.seqWaiters.size === 0) return;
+    for (const waiter of this.seqWaiters) if (waiter.seq <= this.appliedSeq) waiter.resolve();
+  }
+}

@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import axios, { type AxiosInstance } from 'axios';
+import type { OutgoingEvent, StoredEvent } from './events.js';
+
+/**
+ * How a service reaches the event log. The HTTP event-bus is the default; a broker can implement the same
+ * two calls and the services do not change (docs/event-bus.md).
+ */
+export interface EventTransport {
+  /** Resolves once the event is durably stored; publishing the same `id` twice stores it once. */
+  publish(event: OutgoingEvent): Promise<{ seq: number; id: string }>;
+  /** Events with `seq > afterSeq`, in order, and the head of the log. */
+  fetchAfter(afterSeq: number, limit: number): Promise<{ events: StoredEvent[]; lastSeq: number }>;
+  close(): void;
+}
+
+export class TransportError extends Error {
+  override name = 'TransportError';
+}
+
+const NETWORK_RETRIES = 2;
+
+export class HttpTransport implements EventTransport {
+  private readonly client: AxiosInstance;
+  private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
+
+  constructor(
+    readonly busUrl: string,
+    timeoutMs = 5000,
+  ) {
+    this.agents = {
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+    };
+    this.client = axios.create({
+      baseURL: busUrl,
+      timeout: timeoutMs,
+      ...this.agents,
+      // Statuses are handled here, not thrown by axios, so the messages name the bus and the status.
+      validateStatus: () => true,
+      transitional: { clarifyTimeoutError: true },
+    });
+  }
+
+  async publish(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
+    // The id is fixed before the first try, so a retry after a lost answer is stored once.
+    const withId = { ...event, id: event.id ?? randomUUID() };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await this.client.post('/events', withId);
+        if (res.status >= 200 && res.status < 300 && Number.isInteger(res.data?.seq)) {
+          return { seq: res.data.seq as number, id: String(res.data.id ?? withId.id) };
+        }
+        throw new TransportError(
+          `event bus refused ${withId.type} ${withId.id}: ${res.status} ${JSON.stringify(res.data).slice(0, 300)}`,
+        );
+      } catch (err) {
+        if (err instanceof TransportError || attempt >= NETWORK_RETRIES) throw wrap(err, this.busUrl);
+        await sleep(50 * 2 ** attempt);
+      }
+    }
+  }
+
+  async fetchAfter(afterSeq: number, limit: number): Promise<{ events: StoredEvent[]; lastSeq: number }> {
+    let res;
+    try {
+      res = await this.client.get('/events', { params: { after: afterSeq, limit } });
+    } catch (err) {
+      throw wrap(err, this.busUrl);
+    }
+    if (res.status !== 200 || !Array.isArray(res.data)) {
+      throw new TransportError(`event bus answered GET /events with ${res.status}`);
+    }
+    const events = res.data as StoredEvent[];
+    const header = Number(res.headers['x-last-seq']);
+    return { events, lastSeq: Number.isInteger(header) ? header : (events.at(-1)?.seq ?? afterSeq) };
+  }
+
+  close(): void {
+    this.agents.httpAgent.destroy();
+    this.agents.httpsAgent.destroy();
+  }
+}
+
+function wrap(err: unknown, busUrl: string): TransportError {
+  if (err instanceof TransportError) return err;
+  const code = (err as { code?: string }).code;
+  return new TransportError(`event bus at ${busUrl} unreachable (${code ?? (err as Error).message})`);
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
