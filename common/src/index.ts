@@ -7,3 +7,4 @@ export * from './metrics.js';
 export * from './service.js';
 export * from './subscriber.js';
 export * from './transport.js';
+export { z } from 'zod';

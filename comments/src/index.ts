@@ -1,0 +1,7 @@
+import { createService, runMain } from '@blog/common';
+import { commentsProjection } from './projection.js';
+import { commentsRoutes } from './routes.js';
+
+await runMain('comments', () =>
+  createService({ name: 'comments', projection: commentsProjection, routes: commentsRoutes, cors: true }),
+);

@@ -1,0 +1,7 @@
+import { createService, runMain } from '@blog/common';
+import { postsProjection } from './projection.js';
+import { postsRoutes } from './routes.js';
+
+await runMain('posts', () =>
+  createService({ name: 'posts', projection: postsProjection, routes: postsRoutes, cors: true }),
+);

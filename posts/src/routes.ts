@@ -1,0 +1,28 @@
+import { randomBytes } from 'node:crypto';
+import { parseOr400, z, type ServiceContext } from '@blog/common';
+import type { Express, RequestHandler } from 'express';
+
+import type { PostsState } from './projection.js';
+
+const createPostBody = z.object({
+  title: z.string({ error: 'Title is required' }).trim().min(1, 'Title is required').max(1000),
+});
+
+export function postsRoutes(app: Express, { subscriber }: ServiceContext<PostsState>): void {
+  app.get('/posts', (_req, res) => {
+    res.json(subscriber.state);
+  });
+
+  const createPost: RequestHandler = async (req, res) => {
+    const { title } = parseOr400(createPostBody, req.body);
+    let id: string;
+    do id = randomBytes(4).toString('hex'); // the course's ids
+    while (subscriber.state[id]);
+    await subscriber.publishAndApply({ type: 'PostCreated', data: { id, title } });
+    res.status(201).json({ id, title });
+  };
+  // `POST /posts/create` since the Kubernetes lectures (ingress-nginx routes by path, not by method);
+  // `POST /posts` is the route of the earlier lectures, kept so a learner can follow them too.
+  app.post('/posts/create', createPost);
+  app.post('/posts', createPost);
+}
