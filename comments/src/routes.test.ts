@@ -1,0 +1,88 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { moderationProjection } from '../../moderation/src/projection.js';
+import { startStack, waitFor } from '../../test/support/stack.js';
+import { commentsProjection } from './projection.js';
+import { commentsRoutes } from './routes.js';
+
+let stack: Awaited<ReturnType<typeof startStack>>;
+let api: ReturnType<typeof request>;
+const bus = () => request(stack.busUrl);
+const publishPost = (id: string) => bus().post('/events').send({ type: 'PostCreated', data: { id, title: id } }).expect(200);
+
+beforeAll(async () => {
+  stack = await startStack([
+    { name: 'comments', projection: commentsProjection, routes: commentsRoutes, cors: true },
+    { name: 'moderation', projection: moderationProjection },
+  ]);
+  api = request(stack.urls.comments!);
+  await publishPost('p1');
+});
+afterAll(() => stack.stop());
+
+describe('comments API', () => {
+  it('answers [] for a post without comments', async () => {
+    await api.get('/posts/p1/comments').expect(200, []);
+  });
+
+  it('creates a pending comment: 201 with the whole array, CommentCreated on the bus', async () => {
+    const res = await api.post('/posts/p1/comments').send({ content: 'first!' }).expect(201);
+    expect(res.body).toEqual([{ id: expect.stringMatching(/^[0-9a-f]{8}$/), content: 'first!', status: 'pending' }]);
+    const second = await api.post('/posts/p1/comments').send({ content: 'second' }).expect(201);
+    expect(second.body.map((c: { content: string }) => c.content)).toEqual(['first!', 'second']);
+    const events = (await bus().get('/events')).body as { type: string; data: { id: string } }[];
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'CommentCreated',
+        data: { id: res.body[0].id, content: 'first!', postId: 'p1', status: 'pending' },
+      }),
+    );
+  });
+
+  it('moves a comment to approved or rejected once moderated, and emits CommentUpdated once', async () => {
+    const fine = (await api.post('/posts/p1/comments').send({ content: 'apples' }).expect(201)).body.at(-1);
+    const bad = (await api.post('/posts/p1/comments').send({ content: 'an orange' }).expect(201)).body.at(-1);
+    await waitFor(async () => {
+      const list = (await api.get('/posts/p1/comments')).body as { id: string; status: string }[];
+      return (
+        list.find((c) => c.id === fine.id)?.status === 'approved' &&
+        list.find((c) => c.id === bad.id)?.status === 'rejected'
+      );
+    });
+    await waitFor(async () => {
+      const events = (await bus().get('/events')).body as { type: string; data: { id: string; status: string } }[];
+      const updates = events.filter((e) => e.type === 'CommentUpdated' && e.data.id === bad.id);
+      return updates.length === 1 && updates[0]!.data.status === 'rejected';
+    });
+  });
+
+  it('accepts a comment on a post published a moment ago (catches up before 404)', async () => {
+    await publishPost('fresh');
+    await api.post('/posts/fresh/comments').send({ content: 'quick' }).expect(201);
+  });
+
+  it('answers 404 JSON for a comment on an unknown post and publishes nothing', async () => {
+    const before = (await bus().get('/events')).body.length;
+    const res = await api.post('/posts/unknown/comments').send({ content: 'x' }).expect(404);
+    expect(res.body.errors[0].message).toMatch(/not found/);
+    expect((await bus().get('/events')).body.length).toBe(before);
+  });
+
+  it.each([
+    [{}, 'content'],
+    [{ content: '' }, 'content'],
+    [{ content: ['a'] }, 'content'],
+    [{ content: 'x'.repeat(5001) }, 'content'],
+  ])('refuses %j with 400 naming %s', async (body, field) => {
+    const res = await api.post('/posts/p1/comments').send(body).expect(400);
+    expect(res.body.errors[0].field).toBe(field);
+  });
+
+  it('acknowledges a moderation of an unknown comment instead of crashing', async () => {
+    await api
+      .post('/events')
+      .send({ type: 'CommentModerated', data: { id: 'ghost', postId: 'p1', status: 'approved', content: 'x' } })
+      .expect(200, {});
+    await api.get('/healthz').expect(200);
+  });
+});

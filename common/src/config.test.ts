@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, defaults, env, readConfig } from './config.js';
+
+const shape = {
+  PORT: env.port(4000),
+  EVENT_BUS_URL: env.url(defaults.eventBusUrl),
+  LOG_LEVEL: env.logLevel(),
+  SUBSCRIBERS: env.subscribers(defaults.subscribers),
+};
+
+describe('readConfig', () => {
+  it('defaults to the course ports and Kubernetes Service names', () => {
+    const config = readConfig(shape, {});
+    expect(config.PORT).toBe(4000);
+    expect(config.EVENT_BUS_URL).toBe('http://event-bus-srv:4005');
+    expect(config.LOG_LEVEL).toBe('info');
+    expect(config.SUBSCRIBERS).toEqual([
+      { name: 'posts', url: 'http://posts-clusterip-srv:4000/events' },
+      { name: 'comments', url: 'http://comments-srv:4001/events' },
+      { name: 'query', url: 'http://query-srv:4002/events' },
+      { name: 'moderation', url: 'http://moderation-srv:4003/events' },
+    ]);
+  });
+
+  it('reads the variables and treats an empty one as unset', () => {
+    const config = readConfig(shape, { PORT: '5000', EVENT_BUS_URL: 'http://localhost:4005/', LOG_LEVEL: '' });
+    expect(config).toMatchObject({ PORT: 5000, EVENT_BUS_URL: 'http://localhost:4005', LOG_LEVEL: 'info' });
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '40.5'],
+    ['EVENT_BUS_URL', 'event-bus-srv:4005'],
+    ['EVENT_BUS_URL', 'ftp://bus'],
+    ['LOG_LEVEL', 'loud'],
+    ['SUBSCRIBERS', 'posts'],
+    ['SUBSCRIBERS', 'posts=http://a:1/events,posts=http://b:2/events'],
+    ['SUBSCRIBERS', 'query=not a url'],
+  ])('stops on a malformed %s=%s with a message naming it', (name, value) => {
+    expect(() => readConfig(shape, { [name]: value })).toThrow(ConfigError);
+    expect(() => readConfig(shape, { [name]: value })).toThrow(new RegExp(`${name}=`));
+  });
+
+  it('reports every malformed variable at once', () => {
+    expect(() => readConfig(shape, { PORT: 'x', LOG_LEVEL: 'y' })).toThrow(/PORT=.*\n.*LOG_LEVEL=/s);
+  });
+});

@@ -1,0 +1,125 @@
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createBus } from '../../event-bus/src/app.js';
+import { startStack, waitFor } from '../../test/support/stack.js';
+import type { BlogEvent, StoredEvent } from './events.js';
+import type { ServiceDefinition } from './service.js';
+import { derivedEventId, type Projection } from './subscriber.js';
+
+/** Counts what it applies and answers each PostCreated with a PostNoticed: enough to watch the runner. */
+interface Seen {
+  applied: string[];
+}
+const watcher: Projection<Seen> = {
+  initial: () => ({ applied: [] }),
+  apply(state, event: BlogEvent) {
+    if (event.type === 'PostCreated') state.applied.push(event.data.id);
+  },
+  react(_state, event) {
+    return event.type === 'PostCreated' ? [{ type: 'PostNoticed', data: { postId: event.data.id } }] : [];
+  },
+};
+const definition: ServiceDefinition<Seen> = { name: 'query', projection: watcher };
+// The bus delivers to a dead address, so only what the tests send reaches the service.
+const noDelivery = { SUBSCRIBERS: 'elsewhere=http://127.0.0.1:9/events' };
+
+let stack: Awaited<ReturnType<typeof startStack>> | undefined;
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+});
+
+const publishPosts = async (busUrl: string, ids: string[]) => {
+  for (const id of ids) await request(busUrl).post('/events').send({ type: 'PostCreated', data: { id, title: id } }).expect(200);
+};
+const log = async (busUrl: string) => (await request(busUrl).get('/events')).body as StoredEvent[];
+
+describe('subscriber', () => {
+  it('rebuilds its state from the log at start, and reports ready only then', async () => {
+    stack = await startStack([], { busEnv: noDelivery });
+    const { dataDir } = stack;
+    await publishPosts(stack.busUrl, ['a', 'b', 'c']);
+    await stack.stop({ keepData: true });
+
+    stack = await startStack([definition], { dataDir, busEnv: noDelivery });
+    const service = stack.services.query!;
+    expect(service.subscriber.state.applied).toEqual(['a', 'b', 'c']);
+    expect(service.subscriber.appliedSeq).toBeGreaterThanOrEqual(3);
+    await request(stack.urls.query!).get('/readyz').expect(200);
+  });
+
+  it('applies each seq once, fills a gap from the bus, and refuses a seq past the head', async () => {
+    stack = await startStack([definition], { busEnv: noDelivery });
+    const { busUrl } = stack;
+    const service = stack.services.query!;
+    await publishPosts(busUrl, ['p1', 'p2', 'p3']);
+    const events = await log(busUrl);
+    const third = events.find((e) => e.data.id === 'p3')!;
+
+    // The third arrives first: the service fetches the two before it.
+    await request(stack.urls.query!).post('/events').send(third).expect(200, {}).expect('X-Events-Acked', String(third.seq));
+    expect(service.subscriber.state.applied.slice(-3)).toEqual(['p1', 'p2', 'p3']);
+
+    // Delivered again, alone or in a batch: acknowledged, not applied twice.
+    await request(stack.urls.query!).post('/events').send(third).expect(200);
+    await request(stack.urls.query!).post('/events').send(events).expect(200);
+    expect(service.subscriber.state.applied.filter((id) => id === 'p3')).toHaveLength(1);
+
+    const res = await request(stack.urls.query!)
+      .post('/events')
+      .send({ ...third, seq: third.seq + 100 })
+      .expect(409);
+    expect(res.body.errors[0]).toMatchObject({ field: 'seq' });
+  });
+
+  it('applies an event without seq as it comes (curl, or a course-original bus)', async () => {
+    stack = await startStack([definition], { busEnv: noDelivery });
+    await request(stack.urls.query!).post('/events').send({ type: 'PostCreated', data: { id: 'x', title: 'x' } }).expect(200);
+    expect(stack.services.query!.subscriber.state.applied).toEqual(['x']);
+  });
+
+  it('publishes a reaction once under its derived id, even when the trigger is delivered again', async () => {
+    stack = await startStack([definition]);
+    await publishPosts(stack.busUrl, ['r1']);
+    const trigger = (await log(stack.busUrl)).find((e) => e.type === 'PostCreated')!;
+    await waitFor(async () => (await log(stack!.busUrl)).some((e) => e.type === 'PostNoticed'));
+    await request(stack.urls.query!).post('/events').send({ ...trigger, seq: undefined }).expect(200);
+    const noticed = (await log(stack.busUrl)).filter((e) => e.type === 'PostNoticed');
+    expect(noticed).toHaveLength(1);
+    expect(noticed[0]!.id).toBe(derivedEventId(trigger, 'PostNoticed'));
+  });
+
+  it('publishes at start a reaction the log lacks (the service died before publishing it)', async () => {
+    stack = await startStack([], {});
+    const { dataDir } = stack;
+    await publishPosts(stack.busUrl, ['lost']);
+    await stack.stop({ keepData: true });
+
+    stack = await startStack([definition], { dataDir, busEnv: noDelivery });
+    await waitFor(async () => (await log(stack!.busUrl)).some((e) => e.type === 'PostNoticed'));
+    await stack.stop({ keepData: true });
+    stack = await startStack([definition], { dataDir, busEnv: noDelivery });
+    expect((await log(stack.busUrl)).filter((e) => e.type === 'PostNoticed')).toHaveLength(1);
+  });
+
+  it('answers 503 while a reaction cannot be published, and publishes it once the bus is back', async () => {
+    stack = await startStack([definition], { busEnv: noDelivery });
+    const { busUrl } = stack;
+    await stack.bus.stop();
+    const res = await request(stack.urls.query!)
+      .post('/events')
+      .send({ type: 'PostCreated', data: { id: 'late', title: 'late' } })
+      .expect(503);
+    expect(res.body.errors[0].message).toMatch(/could not publish PostNoticed/);
+
+    const port = new URL(busUrl).port;
+    const again = createBus({ env: { PORT: port, DATA_DIR: stack.dataDir, ...noDelivery, LOG_LEVEL: 'silent' } });
+    await again.start();
+    try {
+      await request(stack.urls.query!).post('/events').send({ type: 'Nothing', data: {} }).expect(200);
+      expect((await log(busUrl)).filter((e) => e.type === 'PostNoticed')).toHaveLength(1);
+    } finally {
+      await again.stop();
+    }
+  });
+});

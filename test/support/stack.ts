@@ -1,0 +1,82 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createService, type ServiceDefinition } from '@blog/common';
+import { createBus } from '../../event-bus/src/app.js';
+
+/**
+ * A real event bus (SQLite in a temporary folder) and real services, in this process, on free ports: the
+ * API tests talk to them over real HTTP. The process-level tests use scripts/src/processes.ts instead.
+ */
+export async function startStack(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  definitions: ServiceDefinition<any>[],
+  options: { dataDir?: string; busEnv?: Record<string, string> } = {},
+) {
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'blog-stack-'));
+  const busPort = await freePort();
+  const busUrl = `http://127.0.0.1:${busPort}`;
+  const env = { PORT: '0', EVENT_BUS_URL: busUrl, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' };
+
+  // The services start first and retry their catch-up until the bus is up, as they do in a cluster.
+  const services = Object.fromEntries(
+    definitions.map((definition) => [definition.name, createService(definition, { env })]),
+  );
+  const urls: Record<string, string> = {};
+  for (const [name, service] of Object.entries(services)) {
+    const server = await service.start();
+    urls[name] = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  }
+  const subscribers = Object.entries(urls)
+    .map(([name, url]) => `${name}=${url}/events`)
+    .join(',');
+  const bus = createBus({
+    env: {
+      PORT: String(busPort),
+      DATA_DIR: dataDir,
+      SUBSCRIBERS: subscribers,
+      LOG_LEVEL: env.LOG_LEVEL,
+      RETRY_MAX_MS: '200',
+      ...options.busEnv,
+    },
+  });
+  await bus.start();
+  await waitFor(() => Object.values(services).every((service) => service.subscriber.caughtUp));
+
+  return {
+    bus,
+    busUrl,
+    urls,
+    services,
+    dataDir,
+    async stop({ keepData = false } = {}) {
+      await Promise.all(Object.values(services).map((service) => service.stop()));
+      await bus.stop();
+      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `condition` until it holds; fails with `message` after `timeoutMs`. */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  { timeoutMs = 10_000, intervalMs = 10, message = 'condition not met in time' } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(message);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
