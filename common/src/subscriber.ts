@@ -117,7 +117,9 @@ export class Subscriber<State> {
 
   /** Publishes a command's event and waits until this service's state includes it (read your writes). */
   async publishAndApply(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
-    const stored = await this.transport.publish(event);
+    const stored = await this.transport.publish(event).catch((err: Error) => {
+      throw HttpError.unavailable(`The event bus is unavailable, try again (${err.message})`);
+    });
     await this.waitApplied(stored.seq);
     return stored;
   }
