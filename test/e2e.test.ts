@@ -67,7 +67,8 @@ describe('a course-original service in place of ours', () => {
   afterAll(() => spawned.forEach((child) => child.kill('SIGKILL')));
 
   const runCourseService = async (name: 'moderation' | 'query') => {
-    await system.kill(name, 'SIGTERM');
+    // Our service first stops cleanly on SIGTERM (graceful shutdown, exit code 0).
+    expect(await system.kill(name, 'SIGTERM')).toEqual({ code: 0, signal: null });
     const child = spawn(process.execPath, [fileURLToPath(new URL(`./fixtures/course/${name}.mjs`, import.meta.url))], {
       env: { ...process.env, PORT: String(system.ports[name]), EVENT_BUS_URL: system.urls['event-bus'] },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -103,5 +104,26 @@ describe('a course-original service in place of ours', () => {
     await waitFor(async () => (await statusInQuery(post.body.id, comment.body[0].id)) === 'approved', {
       timeoutMs: 15_000,
     });
+  });
+});
+
+describe('process lifecycle', () => {
+  it('stops a service on a malformed variable, naming it', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const run = spawnSync(process.execPath, [fileURLToPath(new URL('../posts/dist/index.js', import.meta.url))], {
+      env: { ...process.env, PORT: 'eighty', EVENT_BUS_URL: 'not a url' },
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/PORT="eighty"/);
+    expect(run.stderr).toMatch(/EVENT_BUS_URL="not a url"/);
+  });
+
+  it('shuts every service down cleanly on SIGTERM (exit code 0)', async () => {
+    // query and moderation were stopped the same way above, to make room for the course's.
+    for (const name of ['posts', 'comments', 'event-bus'] as const) {
+      expect(await system.kill(name, 'SIGTERM'), name).toEqual({ code: 0, signal: null });
+    }
   });
 });
