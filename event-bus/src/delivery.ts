@@ -1,0 +1,370 @@
+import http from 'node:http';
+import https from 'node:https';
+import { setTimeout as sleepUnlessAborted } from 'node:timers/promises';
+import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Logger, Metrics } from '@blog/common';
+import { eventJson, type EventRow, type EventStore } from './store.js';
+
+/**
+ * Delivery (docs/event-bus.md, "Delivery"): one loop per subscriber, so each one gets the log in seq order,
+ * one POST at a time, and a slow or dead subscriber holds up nobody else. A loop's only state that matters
+ * is its cursor, stored in SQLite after every acknowledged POST, so a restart resumes where it stopped
+ * (at-least-once: a POST answered just before a crash is sent again, and subscribers skip seqs they have).
+ */
+
+/** The largest batch, in events and in bytes (a subscriber's JSON body limit is 100 kB, common/src/http.ts). */
+export const BATCH_MAX_EVENTS = 200;
+export const BATCH_MAX_BYTES = 64 * 1024;
+export const DELIVERY_TIMEOUT_MS = 10_000;
+const FIRST_RETRY_MS = 100;
+/** The 4xx answers that mean "not now" rather than "never": the event is sent again later. */
+const RETRYABLE_4XX = new Set([408, 425, 429]);
+
+export interface SubscriberConfig {
+  name: string;
+  url: string;
+}
+
+export interface DeliveryOptions {
+  store: EventStore;
+  log: Logger;
+  metrics: Metrics;
+  /** The cap of the exponential backoff between retries (RETRY_MAX_MS). */
+  retryMaxMs: number;
+}
+
+/** What `GET /subscribers` shows of one subscriber. */
+export interface SubscriberStatus {
+  name: string;
+  url: string;
+  /** The last seq delivered (or dead-lettered); the next POST starts after it. */
+  cursor: number;
+  /** Events stored but not yet delivered. */
+  lag: number;
+  /** Failed attempts in a row (0 once a POST succeeds). */
+  failures: number;
+  lastError: string | null;
+  deadLetters: number;
+  /** Whether the subscriber takes arrays of events (it said `X-Events-Batch: accept`). */
+  batches: boolean;
+}
+
+/** What the loop sends next: one event as an object, or a batch as an array. */
+interface Delivery {
+  rows: EventRow[];
+  batch: boolean;
+  body: string;
+}
+
+type DeliveryMetrics = ReturnType<typeof createDeliveryMetrics>;
+
+function createDeliveryMetrics(metrics: Metrics) {
+  const registers = [metrics.registry];
+  return {
+    deliveries: new Counter({
+      name: 'eventbus_deliveries_total',
+      help: 'POSTs to subscribers, by outcome: delivered, failed (retried), dead-letter, unacked, batch-rejected',
+      labelNames: ['subscriber', 'outcome'] as const,
+      registers,
+    }),
+    duration: new Histogram({
+      name: 'eventbus_delivery_duration_seconds',
+      help: 'Time from sending a POST to a subscriber to its answer (or error)',
+      labelNames: ['subscriber'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10],
+      registers,
+    }),
+    deadLetters: new Counter({
+      name: 'eventbus_dead_letters_total',
+      help: 'Events a subscriber rejected with a 4xx, set aside so they do not block the rest',
+      labelNames: ['subscriber'] as const,
+      registers,
+    }),
+  };
+}
+
+/** The delivery loop of one subscriber. */
+export class SubscriberLoop {
+  readonly name: string;
+  readonly url: string;
+  cursor: number;
+  failures = 0;
+  lastError: string | null = null;
+  /** Set by the subscriber's last 2xx answer: does it take arrays of events? */
+  batches = false;
+  /** After a batch went wrong, the events up to this seq are sent again one by one. */
+  private singlesUntil = 0;
+  private wakeUp: (() => void) | undefined;
+  private readonly abort = new AbortController();
+  private running: Promise<void> | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    subscriber: SubscriberConfig,
+    private readonly store: EventStore,
+    private readonly client: AxiosInstance,
+    private readonly metrics: DeliveryMetrics,
+    private readonly retryMaxMs: number,
+    log: Logger,
+  ) {
+    this.name = subscriber.name;
+    this.url = subscriber.url;
+    this.cursor = store.cursor(this.name);
+    this.log = log.child({ subscriber: this.name });
+    // Zero-valued series from the start, so a dashboard shows the subscriber before anything goes wrong.
+    this.metrics.deadLetters.inc({ subscriber: this.name }, 0);
+  }
+
+  get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  /** A publish happened: an idle loop goes at once (this is what keeps end-to-end latency low). */
+  wake(): void {
+    const wakeUp = this.wakeUp;
+    this.wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  /** Ends the loop: aborts a POST in flight and a backoff in progress; the cursor stays where it was. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.wake();
+    await this.running;
+  }
+
+  status(head: number): SubscriberStatus {
+    return {
+      name: this.name,
+      url: this.url,
+      cursor: this.cursor,
+      lag: Math.max(0, head - this.cursor),
+      failures: this.failures,
+      lastError: this.lastError,
+      deadLetters: this.store.deadLetterCount(this.name),
+      batches: this.batches,
+    };
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const delivery = this.next();
+        if (delivery) await this.deliver(delivery);
+        // Reading the log and starting to wait happen in the same tick, so no publish can slip in between.
+        else await this.idle();
+      } catch (err) {
+        // Not a subscriber's fault (say the database went away): log it and try again later, never die.
+        this.log.error({ err }, 'delivery loop error');
+        await this.backoff((err as Error).message);
+      }
+    }
+  }
+
+  private idle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeUp = resolve;
+    });
+  }
+
+  /** The next events after the cursor: one, or a batch if the subscriber takes them. */
+  private next(): Delivery | undefined {
+    const batch = this.batches && this.cursor >= this.singlesUntil;
+    const rows = this.store.after(this.cursor, batch ? BATCH_MAX_EVENTS : 1);
+    if (rows.length === 0) return undefined;
+    if (!batch) return { rows, batch, body: eventJson(rows[0]!) };
+    const items: string[] = [];
+    let bytes = 2;
+    for (const row of rows) {
+      const json = eventJson(row);
+      if (items.length > 0 && bytes + json.length + 1 > BATCH_MAX_BYTES) break;
+      items.push(json);
+      bytes += json.length + 1;
+    }
+    return { rows: rows.slice(0, items.length), batch, body: `[${items.join(',')}]` };
+  }
+
+  private async deliver({ rows, batch, body }: Delivery): Promise<void> {
+    const first = rows[0]!;
+    const last = rows.at(-1)!;
+    const endTimer = this.metrics.duration.startTimer({ subscriber: this.name });
+    let res: AxiosResponse<string>;
+    try {
+      res = await this.client.post<string>(this.url, body, { signal: this.abort.signal });
+    } catch (err) {
+      if (this.stopped) return; // aborted by stop(): the events go out again after the restart
+      this.count('failed');
+      return this.backoff(networkError(err), rows);
+    } finally {
+      endTimer();
+    }
+
+    const { status } = res;
+    if (status >= 200 && status < 300) {
+      if (batch && Number(res.headers['x-events-acked']) !== last.seq) {
+        // A 2xx without the ack: maybe a course-original service answers at this URL now, which took the
+        // array for one odd event. Nothing of the batch counts as delivered; it goes again one by one.
+        this.count('unacked');
+        this.recovered();
+        this.log.warn(
+          { fromSeq: first.seq, toSeq: last.seq },
+          'batch not acknowledged, sending single events',
+        );
+        this.batches = false;
+        this.singlesUntil = last.seq;
+        return;
+      }
+      this.count('delivered');
+      this.recovered();
+      this.batches = String(res.headers['x-events-batch']).toLowerCase() === 'accept';
+      this.advance(last.seq);
+      this.log.debug({ fromSeq: first.seq, toSeq: last.seq, batch }, 'delivered');
+      return;
+    }
+    if (status >= 500 || status < 400 || RETRYABLE_4XX.has(status)) {
+      this.count('failed');
+      return this.backoff(`answered ${status}`, rows);
+    }
+    // Any other 4xx: the subscriber will never take this. For a batch we cannot tell which event it
+    // means, so the batch goes again one by one and only the offending event ends up dead-lettered.
+    this.recovered();
+    if (batch) {
+      this.count('batch-rejected');
+      this.singlesUntil = last.seq;
+      return;
+    }
+    this.count('dead-letter');
+    this.store.addDeadLetter(this.name, first.seq, status, res.data ?? '');
+    this.metrics.deadLetters.inc({ subscriber: this.name });
+    this.log.warn(
+      {
+        id: first.id,
+        seq: first.seq,
+        type: first.type,
+        status,
+        response: String(res.data ?? '').slice(0, 200),
+      },
+      'event rejected by the subscriber, dead-lettered',
+    );
+    this.advance(first.seq);
+  }
+
+  private advance(seq: number): void {
+    this.cursor = seq;
+    this.store.setCursor(this.name, seq);
+  }
+
+  private recovered(): void {
+    if (this.failures > 0) this.log.info({ after: this.failures }, 'subscriber reachable again');
+    this.failures = 0;
+    this.lastError = null;
+  }
+
+  /**
+   * Waits before the next try: 100 ms doubling up to retryMaxMs, with jitter so that subscribers that
+   * fail together do not retry in lockstep. A publish does not cut it short (a subscriber that is down is
+   * not hammered); a stop does.
+   */
+  private async backoff(error: string, rows?: EventRow[]): Promise<void> {
+    this.failures++;
+    this.lastError = error;
+    const ceiling = Math.min(this.retryMaxMs, FIRST_RETRY_MS * 2 ** Math.min(this.failures - 1, 20));
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.log.warn(
+      { error, failures: this.failures, retryInMs: delay, fromSeq: rows?.[0]?.seq, toSeq: rows?.at(-1)?.seq },
+      'delivery failed, will retry',
+    );
+    await sleepUnlessAborted(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
+  }
+
+  private count(outcome: string): void {
+    this.metrics.deliveries.inc({ subscriber: this.name, outcome });
+  }
+}
+
+/** All the subscribers' loops, and the one HTTP client they share. */
+export class Deliveries {
+  readonly loops: SubscriberLoop[];
+  private readonly agents = {
+    // Keep-alive: a delivery reuses its connection instead of paying a TCP handshake per event.
+    httpAgent: new http.Agent({ keepAlive: true }),
+    httpsAgent: new https.Agent({ keepAlive: true }),
+  };
+
+  constructor(
+    subscribers: SubscriberConfig[],
+    private readonly options: DeliveryOptions,
+  ) {
+    const client = axios.create({
+      timeout: DELIVERY_TIMEOUT_MS,
+      ...this.agents,
+      headers: { 'Content-Type': 'application/json' },
+      // The body is already JSON (built by concatenation in store.ts): send it as is, unparsed.
+      transformRequest: [(data: unknown) => data],
+      // The answer is only read for a dead letter, so it stays text.
+      responseType: 'text',
+      transformResponse: [(data: unknown) => data],
+      // Every status is an outcome handled by the loop, not an exception.
+      validateStatus: () => true,
+      // A subscriber URL that redirects is a configuration mistake: retried (and logged) like a 5xx.
+      maxRedirects: 0,
+      maxContentLength: 1024 * 1024,
+      transitional: { clarifyTimeoutError: true },
+    });
+    const metrics = createDeliveryMetrics(options.metrics);
+    this.loops = subscribers.map(
+      (s) => new SubscriberLoop(s, options.store, client, metrics, options.retryMaxMs, options.log),
+    );
+
+    // Computed when /metrics is scraped, so publishing and delivering pay nothing for them.
+    const { store } = options;
+    const loops = this.loops;
+    new Gauge({
+      name: 'eventbus_subscriber_lag',
+      help: 'Events stored but not yet delivered to the subscriber (head seq - cursor)',
+      labelNames: ['subscriber'] as const,
+      registers: [options.metrics.registry],
+      collect() {
+        const head = store.headSeq();
+        for (const loop of loops) this.set({ subscriber: loop.name }, Math.max(0, head - loop.cursor));
+      },
+    });
+    new Gauge({
+      name: 'eventbus_head_seq',
+      help: 'The seq of the last event stored',
+      registers: [options.metrics.registry],
+      collect() {
+        this.set(store.headSeq());
+      },
+    });
+  }
+
+  start(): void {
+    for (const loop of this.loops) loop.start();
+  }
+
+  wakeAll(): void {
+    for (const loop of this.loops) loop.wake();
+  }
+
+  status(): SubscriberStatus[] {
+    const head = this.options.store.headSeq();
+    return this.loops.map((loop) => loop.status(head));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.loops.map((loop) => loop.stop()));
+    this.agents.httpAgent.destroy();
+    this.agents.httpsAgent.destroy();
+  }
+}
+
+function networkError(err: unknown): string {
+  const { code, message } = err as { code?: string; message?: string };
+  return code ? `${code}: ${message ?? ''}`.trim() : (message ?? String(err));
+}

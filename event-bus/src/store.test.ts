@@ -1,0 +1,111 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DEAD_LETTER_RESPONSE_CHARS, EventStore, eventJson } from './store.js';
+
+let dir: string;
+const stores: EventStore[] = [];
+const open = (dataDir = dir) => {
+  const store = new EventStore(dataDir);
+  stores.push(store);
+  return store;
+};
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'event-bus-store-'));
+});
+afterEach(async () => {
+  for (const store of stores.splice(0)) store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('EventStore', () => {
+  it('creates events.db (and DATA_DIR) if missing, in WAL mode', () => {
+    const dataDir = path.join(dir, 'nested', 'data');
+    const store = open(dataDir);
+    expect(store.file).toBe(path.join(dataDir, 'events.db'));
+    expect(existsSync(store.file)).toBe(true);
+    const db = new Database(store.file, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+  });
+
+  it('appends with seq 1, 2, 3, keeping the publisher id or making one', () => {
+    const store = open();
+    const a = store.append({ type: 'PostCreated', data: { id: 'p1', title: 'a' }, id: 'event-a' });
+    const b = store.append({ type: 'Anything', data: {} });
+    expect(a).toEqual({ seq: 1, id: 'event-a', duplicate: false });
+    expect(b.seq).toBe(2);
+    expect(b.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(store.headSeq()).toBe(2);
+  });
+
+  it('stores an id once: a second append answers the first seq', () => {
+    const store = open();
+    store.append({ type: 'A', data: {}, id: 'same' });
+    store.append({ type: 'B', data: {} });
+    expect(store.append({ type: 'A', data: { other: true }, id: 'same' })).toEqual({
+      seq: 1,
+      id: 'same',
+      duplicate: true,
+    });
+    expect(store.headSeq()).toBe(2);
+    expect(store.after(0, 10).map((row) => row.seq)).toEqual([1, 2]);
+  });
+
+  it('builds the event JSON from the stored body, keeping extra fields and ignoring a publisher seq/time', () => {
+    const store = open();
+    store.append({ type: 'X', data: { n: 1 }, id: 'x', extra: 'kept', seq: 99, time: 'yesterday' });
+    const [row] = store.after(0, 1);
+    const event = JSON.parse(eventJson(row!)) as Record<string, unknown>;
+    expect(event).toEqual({ seq: 1, id: 'x', time: row!.time, type: 'X', data: { n: 1 }, extra: 'kept' });
+    expect(new Date(String(event.time)).toISOString()).toBe(event.time);
+  });
+
+  it('reads pages after a seq, in order', () => {
+    const store = open();
+    for (let i = 1; i <= 10; i++) store.append({ type: 'T', data: { i } });
+    expect(store.after(3, 4).map((row) => row.seq)).toEqual([4, 5, 6, 7]);
+    expect(store.after(8, 100).map((row) => row.seq)).toEqual([9, 10]);
+    expect(store.after(10, 100)).toEqual([]);
+  });
+
+  it('keeps cursors and dead letters', () => {
+    const store = open();
+    store.append({ type: 'T', data: {}, id: 'one' });
+    expect(store.cursor('query')).toBe(0);
+    store.setCursor('query', 1);
+    store.setCursor('query', 1);
+    expect(store.cursor('query')).toBe(1);
+
+    store.addDeadLetter('query', 1, 400, 'x'.repeat(5000));
+    expect(store.deadLetterCount('query')).toBe(1);
+    expect(store.deadLetterCount('posts')).toBe(0);
+    const [letter] = store.deadLetters('query');
+    expect(letter).toMatchObject({ subscriber: 'query', seq: 1, id: 'one', type: 'T', status: 400 });
+    expect(letter!.response).toHaveLength(DEAD_LETTER_RESPONSE_CHARS);
+    expect(letter!.event).toMatchObject({ seq: 1, id: 'one', type: 'T', data: {} });
+    expect(store.deadLetters()).toHaveLength(1);
+    expect(store.deadLetters('posts')).toEqual([]);
+  });
+
+  it('keeps everything across a close and a reopen of the same file', () => {
+    const first = open();
+    first.append({ type: 'T', data: { i: 1 }, id: 'a' });
+    first.append({ type: 'T', data: { i: 2 }, id: 'b' });
+    first.setCursor('posts', 2);
+    first.addDeadLetter('posts', 1, 422, 'no');
+    first.close();
+
+    const second = open();
+    expect(second.headSeq()).toBe(2);
+    expect(second.after(0, 10).map((row) => row.id)).toEqual(['a', 'b']);
+    expect(second.cursor('posts')).toBe(2);
+    expect(second.deadLetterCount('posts')).toBe(1);
+    expect(second.append({ type: 'T', data: {}, id: 'a' })).toEqual({ seq: 1, id: 'a', duplicate: true });
+    expect(second.append({ type: 'T', data: {}, id: 'c' }).seq).toBe(3);
+  });
+});

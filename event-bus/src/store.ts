@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { OutgoingEvent } from '@blog/common';
+
+/**
+ * The event log on disk: one SQLite file, `events.db` under DATA_DIR (docs/event-bus.md, "Storage").
+ *
+ * better-sqlite3 is synchronous, and that is a feature here: an `append` runs start to finish without any
+ * other request in between, so two concurrent publishes of the same `id` cannot both be stored.
+ */
+
+/** One row of `events`. `body` is the event as the publisher sent it (minus `id`), already JSON. */
+export interface EventRow {
+  seq: number;
+  id: string;
+  type: string;
+  body: string;
+  time: string | null;
+}
+
+export interface AppendResult {
+  seq: number;
+  id: string;
+  duplicate: boolean;
+}
+
+export interface DeadLetter {
+  subscriber: string;
+  seq: number;
+  id: string;
+  type: string;
+  /** The status the subscriber answered, and the start of its answer. */
+  status: number;
+  response: string;
+  /** When the event was dead-lettered. */
+  time: string;
+  event: unknown;
+}
+
+interface DeadLetterRow extends EventRow {
+  subscriber: string;
+  status: number;
+  response: string;
+  deadTime: string;
+}
+
+/** At most this much of a subscriber's answer is kept with a dead letter. */
+export const DEAD_LETTER_RESPONSE_CHARS = 2000;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS events (
+    seq  INTEGER PRIMARY KEY,  -- the rowid: 1, 2, 3, ... with no holes, since rows are never deleted
+    id   TEXT UNIQUE NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,        -- {"type":...,"data":...,...extra} as JSON, ready to send
+    time TEXT
+  );
+  CREATE TABLE IF NOT EXISTS cursors (
+    subscriber TEXT PRIMARY KEY,
+    seq        INTEGER NOT NULL  -- the last seq the subscriber acknowledged (or that was dead-lettered)
+  );
+  CREATE TABLE IF NOT EXISTS dead_letters (
+    subscriber TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    status     INTEGER NOT NULL,
+    response   TEXT NOT NULL,
+    time       TEXT NOT NULL,
+    PRIMARY KEY (subscriber, seq)
+  );
+`;
+
+/**
+ * The JSON of a stored event, `{"seq":N,"id":"...","time":"...",...body}`, built by concatenation: the body
+ * was serialized once when it was published and is never parsed again, which keeps paging and delivery cheap.
+ */
+export function eventJson(row: EventRow): string {
+  // body is a JSON object with at least "type" and "data", so body.slice(1) is `"type":...}`.
+  return `{"seq":${row.seq},"id":${JSON.stringify(row.id)},"time":${JSON.stringify(row.time)},${row.body.slice(1)}`;
+}
+
+export class EventStore {
+  readonly file: string;
+  private readonly db: Database.Database;
+  /** The highest seq stored, kept in memory: this process is the only writer of the file. */
+  private head: number;
+
+  private readonly insertEvent: Database.Statement<[string, string, string, string], { seq: number }>;
+  private readonly seqById: Database.Statement<[string], { seq: number }>;
+  private readonly eventsAfter: Database.Statement<[number, number], EventRow>;
+  private readonly maxSeq: Database.Statement<[], { seq: number | null }>;
+  private readonly cursorOf: Database.Statement<[string], { seq: number }>;
+  private readonly upsertCursor: Database.Statement<[string, number]>;
+  private readonly insertDeadLetter: Database.Statement<[string, number, number, string, string]>;
+  private readonly deadLettersAll: Database.Statement<[], DeadLetterRow>;
+  private readonly deadLettersOf: Database.Statement<[string], DeadLetterRow>;
+  private readonly countDeadLettersOf: Database.Statement<[string], { count: number }>;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.file = path.join(dataDir, 'events.db');
+    this.db = new Database(this.file);
+    // WAL: readers never block the writer. synchronous=NORMAL: a commit is not fsynced, so it survives any
+    // crash of this process but not a power cut of the whole machine (the trade-off docs/event-bus.md states).
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+
+    // A publish is one statement: the INSERT returns the new seq, or nothing when the id is already stored.
+    this.insertEvent = this.db.prepare(
+      'INSERT INTO events (id, type, body, time) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING seq',
+    );
+    this.seqById = this.db.prepare('SELECT seq FROM events WHERE id = ?');
+    this.eventsAfter = this.db.prepare(
+      'SELECT seq, id, type, body, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+    );
+    this.maxSeq = this.db.prepare('SELECT max(seq) AS seq FROM events');
+    this.cursorOf = this.db.prepare('SELECT seq FROM cursors WHERE subscriber = ?');
+    this.upsertCursor = this.db.prepare(
+      'INSERT INTO cursors (subscriber, seq) VALUES (?, ?) ON CONFLICT (subscriber) DO UPDATE SET seq = excluded.seq',
+    );
+    // The same event dead-lettered again (delivered again after a restart) keeps one row, the latest answer.
+    this.insertDeadLetter = this.db.prepare(
+      `INSERT INTO dead_letters (subscriber, seq, status, response, time) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (subscriber, seq) DO UPDATE SET status = excluded.status, response = excluded.response,
+         time = excluded.time`,
+    );
+    const deadLetterQuery = `
+      SELECT d.subscriber, d.seq, d.status, d.response, d.time AS deadTime, e.id, e.type, e.body, e.time
+      FROM dead_letters d JOIN events e ON e.seq = d.seq`;
+    this.deadLettersAll = this.db.prepare(`${deadLetterQuery} ORDER BY d.subscriber, d.seq`);
+    this.deadLettersOf = this.db.prepare(`${deadLetterQuery} WHERE d.subscriber = ? ORDER BY d.seq`);
+    this.countDeadLettersOf = this.db.prepare(
+      'SELECT count(*) AS count FROM dead_letters WHERE subscriber = ?',
+    );
+
+    this.head = this.maxSeq.get()?.seq ?? 0;
+  }
+
+  get isOpen(): boolean {
+    return this.db.open;
+  }
+
+  /**
+   * Stores an event and gives it the next seq. An event whose `id` is already in the log is not stored
+   * again: the answer is the first seq, with `duplicate: true`, so a publisher can retry safely.
+   */
+  append(event: OutgoingEvent): AppendResult {
+    // seq, id and time are the bus's to assign: a publisher's own copies would clash with them in the JSON.
+    const { id = randomUUID(), seq: _seq, time: _time, type, data, ...extra } = event;
+    const body = JSON.stringify({ type, data, ...extra });
+    const inserted = this.insertEvent.get(id, type, body, new Date().toISOString());
+    if (inserted) {
+      this.head = inserted.seq;
+      return { seq: inserted.seq, id, duplicate: false };
+    }
+    // Only a duplicate pays for this second read.
+    const first = this.seqById.get(id);
+    if (!first) throw new Error(`event ${id} was neither stored nor found`);
+    return { seq: first.seq, id, duplicate: true };
+  }
+
+  /** At most `limit` events with `seq > afterSeq`, in seq order. */
+  after(afterSeq: number, limit: number): EventRow[] {
+    return this.eventsAfter.all(afterSeq, limit);
+  }
+
+  headSeq(): number {
+    return this.head;
+  }
+
+  /** The last seq a subscriber is done with (0: none yet). */
+  cursor(subscriber: string): number {
+    return this.cursorOf.get(subscriber)?.seq ?? 0;
+  }
+
+  setCursor(subscriber: string, seq: number): void {
+    this.upsertCursor.run(subscriber, seq);
+  }
+
+  addDeadLetter(subscriber: string, seq: number, status: number, response: string): void {
+    this.insertDeadLetter.run(
+      subscriber,
+      seq,
+      status,
+      response.slice(0, DEAD_LETTER_RESPONSE_CHARS),
+      new Date().toISOString(),
+    );
+  }
+
+  /** Every dead letter (of one subscriber, if named), with the event itself. Rare, so parsing is fine. */
+  deadLetters(subscriber?: string): DeadLetter[] {
+    const rows = subscriber === undefined ? this.deadLettersAll.all() : this.deadLettersOf.all(subscriber);
+    return rows.map((row) => ({
+      subscriber: row.subscriber,
+      seq: row.seq,
+      id: row.id,
+      type: row.type,
+      status: row.status,
+      response: row.response,
+      time: row.deadTime,
+      event: JSON.parse(eventJson(row)) as unknown,
+    }));
+  }
+
+  deadLetterCount(subscriber: string): number {
+    return this.countDeadLettersOf.get(subscriber)?.count ?? 0;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
