@@ -10,7 +10,11 @@ let system: System;
 let blog: ReturnType<typeof blogClient>;
 
 beforeAll(async () => {
-  system = await startSystem({ quiet: true, env: { LOG_LEVEL: 'warn' }, serviceEnv: { 'event-bus': { RETRY_MAX_MS: '500' } } });
+  system = await startSystem({
+    quiet: true,
+    env: { LOG_LEVEL: 'warn' },
+    serviceEnv: { 'event-bus': { RETRY_MAX_MS: '500' } },
+  });
   blog = blogClient(system.urls);
 });
 afterAll(() => system?.stop());
@@ -52,13 +56,20 @@ describe('the course flow, end to end', () => {
     expect(events.map((event) => event.type)).toEqual(
       expect.arrayContaining(['PostCreated', 'CommentCreated', 'CommentModerated', 'CommentUpdated']),
     );
-    events.forEach((event, index) => expect(event).toMatchObject({ seq: index + 1, type: expect.any(String), data: expect.any(Object) }));
+    events.forEach((event, index) =>
+      expect(event).toMatchObject({ seq: index + 1, type: expect.any(String), data: expect.any(Object) }),
+    );
     await waitFor(async () =>
-      ((await blog.subscribers()) as { cursor: number }[]).every((subscriber) => subscriber.cursor === events.length),
+      ((await blog.subscribers()) as { cursor: number }[]).every(
+        (subscriber) => subscriber.cursor === events.length,
+      ),
     );
-    expect(((await blog.subscribers()) as { name: string }[]).map((s) => s.name).sort()).toEqual(
-      ['comments', 'moderation', 'posts', 'query'],
-    );
+    expect(((await blog.subscribers()) as { name: string }[]).map((s) => s.name).sort()).toEqual([
+      'comments',
+      'moderation',
+      'posts',
+      'query',
+    ]);
   });
 });
 
@@ -69,19 +80,23 @@ describe('a course-original service in place of ours', () => {
   const runCourseService = async (name: 'moderation' | 'query') => {
     // Our service first stops cleanly on SIGTERM (graceful shutdown, exit code 0).
     expect(await system.kill(name, 'SIGTERM')).toEqual({ code: 0, signal: null });
-    const child = spawn(process.execPath, [fileURLToPath(new URL(`./fixtures/course/${name}.mjs`, import.meta.url))], {
-      env: { ...process.env, PORT: String(system.ports[name]), EVENT_BUS_URL: system.urls['event-bus'] },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL(`./fixtures/course/${name}.mjs`, import.meta.url))],
+      {
+        env: { ...process.env, PORT: String(system.ports[name]), EVENT_BUS_URL: system.urls['event-bus'] },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     spawned.push(child);
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk));
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk));
-    await waitFor(() => output.includes('Listening on'), { message: `${name} did not start: ${output}` }).catch(
-      (err: Error) => {
-        throw new Error(`${err.message}\n${output}`);
-      },
-    );
+    await waitFor(() => output.includes('Listening on'), {
+      message: `${name} did not start: ${output}`,
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${output}`);
+    });
   };
 
   it('works with the course moderation (plain single events, no ids)', async () => {
@@ -96,9 +111,12 @@ describe('a course-original service in place of ours', () => {
   it('works with the course query (replays GET /events at start)', async () => {
     const before = await blog.query();
     await runCourseService('query');
-    await waitFor(async () => JSON.stringify(await blog.query().catch(() => ({}))) === JSON.stringify(before), {
-      timeoutMs: 15_000,
-    });
+    await waitFor(
+      async () => JSON.stringify(await blog.query().catch(() => ({}))) === JSON.stringify(before),
+      {
+        timeoutMs: 15_000,
+      },
+    );
     const post = await blog.createPost('Seen by the course query');
     const comment = await blog.createComment(post.body.id, 'fine');
     await waitFor(async () => (await statusInQuery(post.body.id, comment.body[0].id)) === 'approved', {
@@ -110,11 +128,15 @@ describe('a course-original service in place of ours', () => {
 describe('process lifecycle', () => {
   it('stops a service on a malformed variable, naming it', async () => {
     const { spawnSync } = await import('node:child_process');
-    const run = spawnSync(process.execPath, [fileURLToPath(new URL('../posts/dist/index.js', import.meta.url))], {
-      env: { ...process.env, PORT: 'eighty', EVENT_BUS_URL: 'not a url' },
-      encoding: 'utf8',
-      timeout: 10_000,
-    });
+    const run = spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../posts/dist/index.js', import.meta.url))],
+      {
+        env: { ...process.env, PORT: 'eighty', EVENT_BUS_URL: 'not a url' },
+        encoding: 'utf8',
+        timeout: 10_000,
+      },
+    );
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/PORT="eighty"/);
     expect(run.stderr).toMatch(/EVENT_BUS_URL="not a url"/);

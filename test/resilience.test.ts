@@ -25,8 +25,7 @@ const waitForQuiet = (blog: ReturnType<typeof blogClient>) =>
   waitFor(
     async () => {
       const subscribers = (await blog.subscribers().catch(() => undefined)) as
-        | { lag: number; failures: number }[]
-        | undefined;
+        { lag: number; failures: number }[] | undefined;
       return !!subscribers && subscribers.every((s) => s.lag === 0 && s.failures === 0);
     },
     { timeoutMs: 30_000, intervalMs: 50, message: 'the bus did not deliver everything in time' },
@@ -42,6 +41,8 @@ describe('resilience', () => {
 
     const contents = Array.from({ length: 20 }, (_, i) => (i % 3 === 0 ? `orange ${i}` : `comment ${i}`));
     for (const content of contents) expect((await blog.createComment(post.id, content)).status).toBe(201);
+    // The comments service has them at once (read your writes); query gets them a moment later.
+    await waitFor(async () => (await blog.query())[post.id]!.comments.length === contents.length);
     const pending = (await blog.query())[post.id]!.comments;
     expect(pending.map((c) => c.status)).toEqual(contents.map(() => 'pending'));
 
@@ -75,7 +76,9 @@ describe('resilience', () => {
             const content = i % 4 === 0 ? `orange ${writerId}-${i}` : `comment ${writerId}-${i}`;
             const res = await blog.createComment(postId, content);
             if (res.status === 201) {
-              const created = (res.body as { id: string; content: string }[]).findLast((c) => c.content === content)!;
+              const created = (res.body as { id: string; content: string }[]).findLast(
+                (c) => c.content === content,
+              )!;
               ackedComments.set(created.id, { postId, content });
             } else refused++;
           }
@@ -97,7 +100,8 @@ describe('resilience', () => {
 
     await waitForQuiet(blog);
     const events = await blog.events();
-    const count = (type: string, id: string) => events.filter((e) => e.type === type && e.data.id === id).length;
+    const count = (type: string, id: string) =>
+      events.filter((e) => e.type === type && e.data.id === id).length;
     for (const postId of ackedPosts) expect(count('PostCreated', postId), `post ${postId}`).toBe(1);
     for (const commentId of ackedComments.keys()) {
       expect(count('CommentCreated', commentId), `comment ${commentId}`).toBe(1);
@@ -115,11 +119,15 @@ describe('resilience', () => {
     }
     for (const [commentId, { postId, content }] of ackedComments) {
       const inQuery = view[postId]!.comments.filter((c) => c.id === commentId);
-      expect(inQuery, `comment ${commentId} in query`).toEqual([{ id: commentId, content, status: expected(content) }]);
+      expect(inQuery, `comment ${commentId} in query`).toEqual([
+        { id: commentId, content, status: expected(content) },
+      ]);
       const inComments = (await blog.comments(postId)) as { id: string; status: string }[];
       expect(inComments.filter((c) => c.id === commentId).map((c) => c.status)).toEqual([expected(content)]);
     }
-    console.log(`bus killed mid-stream: ${ackedPosts.size} posts and ${ackedComments.size} comments acknowledged, ${refused} writes refused during the outage`);
+    console.log(
+      `bus killed mid-stream: ${ackedPosts.size} posts and ${ackedComments.size} comments acknowledged, ${refused} writes refused during the outage`,
+    );
   });
 
   it('(c) query and comments restarted: the same view as before', async () => {
@@ -138,6 +146,8 @@ describe('resilience', () => {
     await system.restart('comments');
     expect(await blog.query()).toEqual(view);
     expect(await Promise.all(postIds.map((id) => blog.comments(id)))).toEqual(comments);
-    expect(Object.values(view).flatMap((post) => post.comments.map((c) => c.status))).not.toContain('pending');
+    expect(Object.values(view).flatMap((post) => post.comments.map((c) => c.status))).not.toContain(
+      'pending',
+    );
   });
 });

@@ -8,7 +8,11 @@ import { commentsRoutes } from './routes.js';
 let stack: Awaited<ReturnType<typeof startStack>>;
 let api: ReturnType<typeof request>;
 const bus = () => request(stack.busUrl);
-const publishPost = (id: string) => bus().post('/events').send({ type: 'PostCreated', data: { id, title: id } }).expect(200);
+const publishPost = (id: string) =>
+  bus()
+    .post('/events')
+    .send({ type: 'PostCreated', data: { id, title: id } })
+    .expect(200);
 
 beforeAll(async () => {
   stack = await startStack([
@@ -27,7 +31,9 @@ describe('comments API', () => {
 
   it('creates a pending comment: 201 with the whole array, CommentCreated on the bus', async () => {
     const res = await api.post('/posts/p1/comments').send({ content: 'first!' }).expect(201);
-    expect(res.body).toEqual([{ id: expect.stringMatching(/^[0-9a-f]{8}$/), content: 'first!', status: 'pending' }]);
+    expect(res.body).toEqual([
+      { id: expect.stringMatching(/^[0-9a-f]{8}$/), content: 'first!', status: 'pending' },
+    ]);
     const second = await api.post('/posts/p1/comments').send({ content: 'second' }).expect(201);
     expect(second.body.map((c: { content: string }) => c.content)).toEqual(['first!', 'second']);
     const events = (await bus().get('/events')).body as { type: string; data: { id: string } }[];
@@ -50,7 +56,10 @@ describe('comments API', () => {
       );
     });
     await waitFor(async () => {
-      const events = (await bus().get('/events')).body as { type: string; data: { id: string; status: string } }[];
+      const events = (await bus().get('/events')).body as {
+        type: string;
+        data: { id: string; status: string };
+      }[];
       const updates = events.filter((e) => e.type === 'CommentUpdated' && e.data.id === bad.id);
       return updates.length === 1 && updates[0]!.data.status === 'rejected';
     });
@@ -81,7 +90,10 @@ describe('comments API', () => {
   it('acknowledges a moderation of an unknown comment instead of crashing', async () => {
     await api
       .post('/events')
-      .send({ type: 'CommentModerated', data: { id: 'ghost', postId: 'p1', status: 'approved', content: 'x' } })
+      .send({
+        type: 'CommentModerated',
+        data: { id: 'ghost', postId: 'p1', status: 'approved', content: 'x' },
+      })
       .expect(200, {});
     await api.get('/healthz').expect(200);
   });

@@ -23,7 +23,11 @@ describe('readConfig', () => {
   });
 
   it('reads the variables and treats an empty one as unset', () => {
-    const config = readConfig(shape, { PORT: '5000', EVENT_BUS_URL: 'http://localhost:4005/', LOG_LEVEL: '' });
+    const config = readConfig(shape, {
+      PORT: '5000',
+      EVENT_BUS_URL: 'http://localhost:4005/',
+      LOG_LEVEL: '',
+    });
     expect(config).toMatchObject({ PORT: 5000, EVENT_BUS_URL: 'http://localhost:4005', LOG_LEVEL: 'info' });
   });
 

@@ -24,7 +24,12 @@ export const env = {
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   text: (defaultValue: string) => z.string().trim().min(1, 'must not be empty').default(defaultValue),
   milliseconds: (defaultValue: number) =>
-    z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(1).max(3_600_000).default(defaultValue),
+    z.coerce
+      .number({ error: 'must be a number of milliseconds' })
+      .int()
+      .min(1)
+      .max(3_600_000)
+      .default(defaultValue),
   /** `name=url,name=url`: the bus's subscribers, in the order given. */
   subscribers: (defaultValue: string) =>
     z

@@ -14,7 +14,9 @@ describe('validateEvent', () => {
   });
 
   it('accepts an unknown type unchecked, so learners can add events', () => {
-    expect(validateEvent(outgoingEventSchema, { type: 'PostLiked', data: { anything: [1] } }).issues).toEqual([]);
+    expect(validateEvent(outgoingEventSchema, { type: 'PostLiked', data: { anything: [1] } }).issues).toEqual(
+      [],
+    );
   });
 
   it.each([
@@ -26,7 +28,10 @@ describe('validateEvent', () => {
     [{ type: 'X', data: [] }, 'data'],
     [{ type: 'PostCreated', data: { id: 'p1' } }, 'data.title'],
     [{ type: 'PostCreated', data: { id: 5, title: 't' } }, 'data.id'],
-    [{ type: 'CommentModerated', data: { id: 'c', postId: 'p', status: 'pending', content: '' } }, 'data.status'],
+    [
+      { type: 'CommentModerated', data: { id: 'c', postId: 'p', status: 'pending', content: '' } },
+      'data.status',
+    ],
     [{ type: 'X', data: {}, id: '' }, 'id'],
   ])('refuses %j naming the field %s', (input, field) => {
     const { event, issues } = validateEvent(outgoingEventSchema, input);
@@ -43,12 +48,25 @@ describe('validateEvent', () => {
 describe('parseDelivery', () => {
   it('takes one event or a batch', () => {
     expect(parseDelivery({ type: 'X', data: {} })).toHaveLength(1);
-    expect(parseDelivery([{ type: 'X', data: {}, seq: 1 }, { type: 'Y', data: {}, seq: 2 }])).toHaveLength(2);
+    expect(
+      parseDelivery([
+        { type: 'X', data: {}, seq: 1 },
+        { type: 'Y', data: {}, seq: 2 },
+      ]),
+    ).toHaveLength(2);
   });
 
   it('refuses the whole batch when one event is malformed, naming its index', () => {
-    expect(() => parseDelivery([{ type: 'X', data: {} }, { type: 'PostCreated', data: {} }])).toThrow(
-      expect.objectContaining({ status: 400, errors: expect.arrayContaining([expect.objectContaining({ field: '1.data.id' })]) }),
+    expect(() =>
+      parseDelivery([
+        { type: 'X', data: {} },
+        { type: 'PostCreated', data: {} },
+      ]),
+    ).toThrow(
+      expect.objectContaining({
+        status: 400,
+        errors: expect.arrayContaining([expect.objectContaining({ field: '1.data.id' })]),
+      }),
     );
   });
 

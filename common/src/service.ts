@@ -98,11 +98,15 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
 /** One event or an array of them; every one is checked before any is applied. */
 export function parseDelivery(body: unknown): IncomingEvent[] {
   if (body === undefined || body === null || typeof body !== 'object') {
-    throw HttpError.badRequest('The body must be a JSON event {"type", "data"} sent as application/json', 'body');
+    throw HttpError.badRequest(
+      'The body must be a JSON event {"type", "data"} sent as application/json',
+      'body',
+    );
   }
   const batch = Array.isArray(body);
   const items: unknown[] = batch ? body : [body];
-  if (items.length > MAX_BATCH) throw HttpError.badRequest(`A batch holds at most ${MAX_BATCH} events`, 'body');
+  if (items.length > MAX_BATCH)
+    throw HttpError.badRequest(`A batch holds at most ${MAX_BATCH} events`, 'body');
   return items.map((item, index) => {
     const { event, issues } = validateEvent(incomingEventSchema, item, batch ? `${index}.` : '');
     if (!event) throw new HttpError(400, issues);
@@ -111,7 +115,10 @@ export function parseDelivery(body: unknown): IncomingEvent[] {
 }
 
 /** The start file of a service: run it, stop cleanly on SIGTERM/SIGINT, exit with a clear message on bad config. */
-export async function runMain(name: string, create: () => { start(): Promise<unknown>; stop(): Promise<void>; log?: Logger }) {
+export async function runMain(
+  name: string,
+  create: () => { start(): Promise<unknown>; stop(): Promise<void>; log?: Logger },
+) {
   let service: ReturnType<typeof create>;
   try {
     service = create();

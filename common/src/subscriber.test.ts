@@ -30,7 +30,11 @@ afterEach(async () => {
 });
 
 const publishPosts = async (busUrl: string, ids: string[]) => {
-  for (const id of ids) await request(busUrl).post('/events').send({ type: 'PostCreated', data: { id, title: id } }).expect(200);
+  for (const id of ids)
+    await request(busUrl)
+      .post('/events')
+      .send({ type: 'PostCreated', data: { id, title: id } })
+      .expect(200);
 };
 const log = async (busUrl: string) => (await request(busUrl).get('/events')).body as StoredEvent[];
 
@@ -57,7 +61,11 @@ describe('subscriber', () => {
     const third = events.find((e) => e.data.id === 'p3')!;
 
     // The third arrives first: the service fetches the two before it.
-    await request(stack.urls.query!).post('/events').send(third).expect(200, {}).expect('X-Events-Acked', String(third.seq));
+    await request(stack.urls.query!)
+      .post('/events')
+      .send(third)
+      .expect(200, {})
+      .expect('X-Events-Acked', String(third.seq));
     expect(service.subscriber.state.applied.slice(-3)).toEqual(['p1', 'p2', 'p3']);
 
     // Delivered again, alone or in a batch: acknowledged, not applied twice.
@@ -74,7 +82,10 @@ describe('subscriber', () => {
 
   it('applies an event without seq as it comes (curl, or a course-original bus)', async () => {
     stack = await startStack([definition], { busEnv: noDelivery });
-    await request(stack.urls.query!).post('/events').send({ type: 'PostCreated', data: { id: 'x', title: 'x' } }).expect(200);
+    await request(stack.urls.query!)
+      .post('/events')
+      .send({ type: 'PostCreated', data: { id: 'x', title: 'x' } })
+      .expect(200);
     expect(stack.services.query!.subscriber.state.applied).toEqual(['x']);
   });
 
@@ -83,7 +94,10 @@ describe('subscriber', () => {
     await publishPosts(stack.busUrl, ['r1']);
     const trigger = (await log(stack.busUrl)).find((e) => e.type === 'PostCreated')!;
     await waitFor(async () => (await log(stack!.busUrl)).some((e) => e.type === 'PostNoticed'));
-    await request(stack.urls.query!).post('/events').send({ ...trigger, seq: undefined }).expect(200);
+    await request(stack.urls.query!)
+      .post('/events')
+      .send({ ...trigger, seq: undefined })
+      .expect(200);
     const noticed = (await log(stack.busUrl)).filter((e) => e.type === 'PostNoticed');
     expect(noticed).toHaveLength(1);
     expect(noticed[0]!.id).toBe(derivedEventId(trigger, 'PostNoticed'));
@@ -113,7 +127,9 @@ describe('subscriber', () => {
     expect(res.body.errors[0].message).toMatch(/could not publish PostNoticed/);
 
     const port = new URL(busUrl).port;
-    const again = createBus({ env: { PORT: port, DATA_DIR: stack.dataDir, ...noDelivery, LOG_LEVEL: 'silent' } });
+    const again = createBus({
+      env: { PORT: port, DATA_DIR: stack.dataDir, ...noDelivery, LOG_LEVEL: 'silent' },
+    });
     await again.start();
     try {
       await request(stack.urls.query!).post('/events').send({ type: 'Nothing', data: {} }).expect(200);

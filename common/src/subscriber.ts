@@ -106,7 +106,10 @@ export class Subscriber<State> {
         if (event.seq > this.appliedSeq + 1) await this.fetchUntil(event.seq - 1);
         if (event.seq > this.appliedSeq + 1) {
           throw new HttpError(409, [
-            { message: `seq ${event.seq} is past the head of the event log (${this.appliedSeq})`, field: 'seq' },
+            {
+              message: `seq ${event.seq} is past the head of the event log (${this.appliedSeq})`,
+              field: 'seq',
+            },
           ]);
         }
         if (event.seq === this.appliedSeq + 1) this.applyOne(event);
@@ -189,7 +192,9 @@ export class Subscriber<State> {
         this.log.info({ type: reaction.type, id, seq }, 'reaction published');
         this.outbox.delete(id);
       } catch (err) {
-        throw new HttpError(503, [{ message: `could not publish ${reaction.type}: ${(err as Error).message}` }]);
+        throw new HttpError(503, [
+          { message: `could not publish ${reaction.type}: ${(err as Error).message}` },
+        ]);
       }
     }
   }

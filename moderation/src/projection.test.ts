@@ -14,12 +14,17 @@ describe('moderation', () => {
 
   it('reacts to CommentCreated with a CommentModerated carrying the course fields', () => {
     expect(moderationProjection.react!(null, created('an orange'))).toEqual([
-      { type: 'CommentModerated', data: { id: 'c1', postId: 'p1', status: 'rejected', content: 'an orange' } },
+      {
+        type: 'CommentModerated',
+        data: { id: 'c1', postId: 'p1', status: 'rejected', content: 'an orange' },
+      },
     ]);
   });
 
   it('does not react to other events', () => {
-    expect(moderationProjection.react!(null, { type: 'PostCreated', data: { id: 'p1', title: 't' } })).toEqual([]);
+    expect(
+      moderationProjection.react!(null, { type: 'PostCreated', data: { id: 'p1', title: 't' } }),
+    ).toEqual([]);
     expect(
       moderationProjection.react!(null, {
         type: 'CommentUpdated',

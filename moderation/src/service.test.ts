@@ -19,7 +19,9 @@ describe('moderation service', () => {
     await waitFor(async () => (await log()).some((e) => e.type === 'CommentModerated'));
     const moderated = (await log()).filter((e) => e.type === 'CommentModerated');
     expect(moderated).toEqual([
-      expect.objectContaining({ data: { id: 'c1', postId: 'p1', status: 'rejected', content: 'orange juice' } }),
+      expect.objectContaining({
+        data: { id: 'c1', postId: 'p1', status: 'rejected', content: 'orange juice' },
+      }),
     ]);
   });
 

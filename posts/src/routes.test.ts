@@ -52,11 +52,22 @@ describe('posts API', () => {
   });
 
   it('refuses broken JSON, a non-JSON body and an oversized body with a 4xx JSON error', async () => {
-    const broken = await api.post('/posts/create').set('Content-Type', 'application/json').send('{"title":').expect(400);
+    const broken = await api
+      .post('/posts/create')
+      .set('Content-Type', 'application/json')
+      .send('{"title":')
+      .expect(400);
     expect(broken.body.errors[0].message).toMatch(/not valid JSON/);
-    const text = await api.post('/posts/create').set('Content-Type', 'text/plain').send('title=x').expect(400);
+    const text = await api
+      .post('/posts/create')
+      .set('Content-Type', 'text/plain')
+      .send('title=x')
+      .expect(400);
     expect(text.body.errors).toBeDefined();
-    const large = await api.post('/posts/create').send({ title: 'x', pad: 'y'.repeat(200_000) }).expect(413);
+    const large = await api
+      .post('/posts/create')
+      .send({ title: 'x', pad: 'y'.repeat(200_000) })
+      .expect(413);
     expect(large.body.errors[0].message).toMatch(/too large/);
   });
 
@@ -66,10 +77,16 @@ describe('posts API', () => {
   });
 
   it('takes events on POST /events with 200 {} and refuses malformed ones with 400', async () => {
-    await api.post('/events').send({ type: 'PostCreated', data: { id: 'byhand', title: 'curl' } }).expect(200, {});
+    await api
+      .post('/events')
+      .send({ type: 'PostCreated', data: { id: 'byhand', title: 'curl' } })
+      .expect(200, {});
     expect((await api.get('/posts')).body.byhand).toEqual({ id: 'byhand', title: 'curl' });
     await api.post('/events').send({ type: 'Whatever', data: {} }).expect(200, {});
-    const bad = await api.post('/events').send({ type: 'PostCreated', data: { id: 'x' } }).expect(400);
+    const bad = await api
+      .post('/events')
+      .send({ type: 'PostCreated', data: { id: 'x' } })
+      .expect(400);
     expect(bad.body.errors[0].field).toBe('data.title');
     await api.post('/events').send('"just a string"').set('Content-Type', 'application/json').expect(400);
   });
@@ -83,7 +100,9 @@ describe('posts API', () => {
   });
 
   it('is not ready while the bus is unreachable, and refuses to start on a bad PORT', async () => {
-    const lonely = createService(posts, { env: { PORT: '0', EVENT_BUS_URL: 'http://127.0.0.1:9', LOG_LEVEL: 'silent' } });
+    const lonely = createService(posts, {
+      env: { PORT: '0', EVENT_BUS_URL: 'http://127.0.0.1:9', LOG_LEVEL: 'silent' },
+    });
     const server = await lonely.start();
     const res = await request(server).get('/readyz').expect(503);
     expect(res.body).toMatchObject({ ready: false });

@@ -16,7 +16,8 @@ export function postsRoutes(app: Express, { subscriber }: ServiceContext<PostsSt
   const createPost: RequestHandler = async (req, res) => {
     const { title } = parseOr400(createPostBody, req.body);
     let id: string;
-    do id = randomBytes(4).toString('hex'); // the course's ids
+    do
+      id = randomBytes(4).toString('hex'); // the course's ids
     while (subscriber.state[id]);
     await subscriber.publishAndApply({ type: 'PostCreated', data: { id, title } });
     res.status(201).json({ id, title });

@@ -30,7 +30,10 @@ describe('query projection', () => {
     const state = queryProjection.initial();
     for (const event of events) queryProjection.apply(state, event);
     expect(state.version).toBe(events.length);
-    queryProjection.apply(state, { type: 'CommentCreated', data: { id: 'c9', content: 'x', postId: 'nope', status: 'pending' } });
+    queryProjection.apply(state, {
+      type: 'CommentCreated',
+      data: { id: 'c9', content: 'x', postId: 'nope', status: 'pending' },
+    });
     queryProjection.apply(state, { type: 'PostCreated', data: { id: 'p1', title: 'again' } });
     expect(state.version).toBe(events.length);
   });
@@ -39,7 +42,10 @@ describe('query projection', () => {
     const state = queryProjection.initial();
     queryProjection.apply(state, events[0]!);
     queryProjection.apply(state, events[1]!);
-    queryProjection.apply(state, { type: 'CommentUpdated', data: { id: 'c1', status: 'approved', postId: 'p1', content: 'edited' } });
+    queryProjection.apply(state, {
+      type: 'CommentUpdated',
+      data: { id: 'c1', status: 'approved', postId: 'p1', content: 'edited' },
+    });
     expect(state.posts.p1?.comments[0]).toEqual({ id: 'c1', content: 'edited', status: 'approved' });
   });
 

@@ -22,7 +22,11 @@ export interface QueryState {
 }
 
 export const queryProjection: Projection<QueryState> = {
-  initial: () => ({ posts: Object.create(null) as Record<string, QueryPost>, commentsById: new Map(), version: 0 }),
+  initial: () => ({
+    posts: Object.create(null) as Record<string, QueryPost>,
+    commentsById: new Map(),
+    version: 0,
+  }),
 
   apply(state, event) {
     switch (event.type) {

@@ -6,7 +6,8 @@ import { queryRoutes } from './routes.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let api: ReturnType<typeof request>;
-const publish = (type: string, data: object) => request(stack.busUrl).post('/events').send({ type, data }).expect(200);
+const publish = (type: string, data: object) =>
+  request(stack.busUrl).post('/events').send({ type, data }).expect(200);
 
 beforeAll(async () => {
   stack = await startStack([{ name: 'query', projection: queryProjection, routes: queryRoutes, cors: true }]);
@@ -39,13 +40,19 @@ describe('query API', () => {
   });
 
   it('takes a course-style event by hand on POST /events', async () => {
-    await api.post('/events').send({ type: 'PostCreated', data: { id: 'hand', title: 'curl' } }).expect(200, {});
+    await api
+      .post('/events')
+      .send({ type: 'PostCreated', data: { id: 'hand', title: 'curl' } })
+      .expect(200, {});
     expect((await api.get('/posts')).body.hand).toEqual({ id: 'hand', title: 'curl', comments: [] });
   });
 
   it('refuses a malformed event with 400 and changes nothing', async () => {
     const before = (await api.get('/posts')).body;
-    const res = await api.post('/events').send({ type: 'CommentCreated', data: { id: 'c9', postId: 'p1' } }).expect(400);
+    const res = await api
+      .post('/events')
+      .send({ type: 'CommentCreated', data: { id: 'c9', postId: 'p1' } })
+      .expect(400);
     expect(res.body.errors.map((e: { field: string }) => e.field)).toEqual(
       expect.arrayContaining(['data.content', 'data.status']),
     );

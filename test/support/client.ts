@@ -20,9 +20,11 @@ export function blogClient(urls: { posts: string; comments: string; query: strin
   };
   return {
     createPost: (title: string) => send(`${urls.posts}/posts/create`, { title }),
-    createComment: (postId: string, content: string) => send(`${urls.comments}/posts/${postId}/comments`, { content }),
+    createComment: (postId: string, content: string) =>
+      send(`${urls.comments}/posts/${postId}/comments`, { content }),
     comments: async (postId: string) => (await send(`${urls.comments}/posts/${postId}/comments`)).body,
-    postsOfPosts: async () => (await send(`${urls.posts}/posts`)).body as Record<string, { id: string; title: string }>,
+    postsOfPosts: async () =>
+      (await send(`${urls.posts}/posts`)).body as Record<string, { id: string; title: string }>,
     query: async () => (await send(`${urls.query}/posts`)).body as Record<string, QueryPost>,
     events: async () => (await send(`${urls['event-bus']}/events`)).body as StoredEvent[],
     subscribers: async () => (await send(`${urls['event-bus']}/subscribers`)).body,

@@ -1,0 +1,204 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePorts, isPortFree, SERVICE_NAMES, StartError, startSystem, type System } from './processes.js';
+
+/**
+ * startSystem against stand-in services (a few lines of node:http each), so the process handling is tested
+ * without the real services: ports, environment, readiness, crashes, restarts and stopping.
+ */
+const FAKE_SERVICE = `
+import http from 'node:http';
+import path from 'node:path';
+const name = path.basename(process.cwd());
+const log = (msg, extra = {}) =>
+  console.log(JSON.stringify({ level: 30, time: new Date().toISOString(), service: name, msg, ...extra }));
+if (process.env.FAKE_FAIL === name) {
+  console.error('boom: ' + name + ' cannot start');
+  process.exit(3);
+}
+let ready = false;
+setTimeout(() => (ready = true), Number(process.env.FAKE_READY_MS ?? 0));
+const server = http.createServer((req, res) => {
+  if (req.url === '/readyz') {
+    res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
+    return res.end(JSON.stringify({ ready }));
+  }
+  if (req.url === '/env') {
+    const { PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA } = process.env;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return res.end(JSON.stringify({ name, pid: process.pid, PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA }));
+  }
+  if (req.url === '/crash') {
+    res.end();
+    return setTimeout(() => process.exit(7), 10);
+  }
+  res.writeHead(404).end();
+});
+server.listen(Number(process.env.PORT), '::', () => log(name + ' listening', { seq: 1 }));
+process.on('SIGTERM', () => {
+  if (process.env.FAKE_IGNORE_TERM === name) return log('ignoring SIGTERM');
+  log('stopping');
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});
+`;
+
+let rootDir: string;
+const quiet = { quiet: true, onStatus: () => undefined } as const;
+
+beforeAll(() => {
+  rootDir = mkdtempSync(path.join(os.tmpdir(), 'blog-fake-root-'));
+  for (const name of SERVICE_NAMES) {
+    mkdirSync(path.join(rootDir, name, 'dist'), { recursive: true });
+    writeFileSync(path.join(rootDir, name, 'dist', 'index.js'), FAKE_SERVICE);
+  }
+  writeFileSync(path.join(rootDir, 'package.json'), '{"type": "module"}');
+});
+
+afterAll(() => rmSync(rootDir, { recursive: true, force: true }));
+
+async function env(system: System, name: (typeof SERVICE_NAMES)[number]): Promise<Record<string, string>> {
+  const response = await fetch(`${system.urls[name]}/env`);
+  return (await response.json()) as Record<string, string>;
+}
+
+describe('startSystem', () => {
+  it('starts every service on free ports with its configuration, and stops them all', async () => {
+    const statuses: string[] = [];
+    const system = await startSystem({
+      rootDir,
+      quiet: true,
+      env: { EXTRA: 'for all' },
+      onStatus: (m) => statuses.push(m),
+    });
+    try {
+      const ports = Object.values(system.ports);
+      expect(new Set(ports).size).toBe(5);
+      const bus = await env(system, 'event-bus');
+      expect(bus.DATA_DIR).toBe(system.dataDir);
+      expect(bus.SUBSCRIBERS).toBe(
+        ['posts', 'comments', 'query', 'moderation']
+          .map((name) => `${name}=http://localhost:${system.ports[name as 'posts']}/events`)
+          .join(','),
+      );
+      const posts = await env(system, 'posts');
+      expect(posts).toMatchObject({
+        PORT: String(system.ports.posts),
+        EVENT_BUS_URL: `http://localhost:${system.ports['event-bus']}`,
+        EXTRA: 'for all',
+      });
+      expect(system.logs('posts')[0]).toContain('posts listening');
+      expect(system.status().every((s) => s.running)).toBe(true);
+    } finally {
+      await system.stop();
+    }
+    expect(system.status().some((s) => s.running)).toBe(false);
+    for (const port of Object.values(system.ports)) expect(await isPortFree(port)).toBe(true);
+    expect(statuses).toEqual([]);
+  });
+
+  it('kills one service, which stays down until restart brings it back on the same port', async () => {
+    const system = await startSystem({ rootDir, ...quiet });
+    try {
+      const before = await env(system, 'query');
+      expect(await system.kill('query')).toEqual({ code: null, signal: 'SIGKILL' });
+      await expect(fetch(`${system.urls.query}/env`)).rejects.toThrow();
+      await system.restart('query');
+      const after = await env(system, 'query');
+      expect(after.PORT).toBe(before.PORT);
+      expect(after.pid).not.toBe(before.pid);
+      expect(system.status().find((s) => s.name === 'query')).toMatchObject({ running: true, restarts: 1 });
+    } finally {
+      await system.stop();
+    }
+  });
+
+  it('restarts a service that dies on its own after about a second when autoRestart is on', async () => {
+    const statuses: string[] = [];
+    const system = await startSystem({
+      rootDir,
+      quiet: true,
+      autoRestart: true,
+      onStatus: (m) => statuses.push(m),
+    });
+    try {
+      const before = await env(system, 'comments');
+      await fetch(`${system.urls.comments}/crash`);
+      await expect
+        .poll(() => statuses.join('\n'), { timeout: 5000 })
+        .toContain('comments exited unexpectedly');
+      await expect.poll(() => statuses.join('\n'), { timeout: 15_000 }).toContain('comments is ready again');
+      expect((await env(system, 'comments')).pid).not.toBe(before.pid);
+    } finally {
+      await system.stop();
+    }
+  });
+
+  it('fails fast, with the service output, when a service exits during start', async () => {
+    const started = Date.now();
+    const error = await startSystem({ rootDir, ...quiet, env: { FAKE_FAIL: 'moderation' } }).catch((e) => e);
+    expect(error).toBeInstanceOf(StartError);
+    expect(error.message).toContain('moderation exited during start (exit code 3)');
+    expect(error.message).toContain('boom: moderation cannot start');
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('fails before spawning anything when a fixed port is taken', async () => {
+    const [port] = await freePorts(1);
+    const blocker = net.createServer().listen(port!, '127.0.0.1');
+    await new Promise((resolve) => blocker.once('listening', resolve));
+    try {
+      const error = await startSystem({ rootDir, ...quiet, ports: { posts: port! } }).catch((e) => e);
+      expect(error).toBeInstanceOf(StartError);
+      expect(error.message).toContain(`Port already in use: ${port} (posts)`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('times out a service that never gets ready', async () => {
+    const error = await startSystem({
+      rootDir,
+      ...quiet,
+      readyTimeoutMs: 1500,
+      serviceEnv: { 'event-bus': { FAKE_READY_MS: '60000' } },
+    }).catch((e) => e);
+    expect(error).toBeInstanceOf(StartError);
+    // The last answer is 503 (not ready), or ECONNREFUSED on a machine too busy to start node in 1.5 s.
+    expect(error.message).toMatch(
+      /event-bus is not ready: .*readyz did not answer 200 within 1.5 s \(last: (503 \{"ready":false\}|ECONNREFUSED)\)/,
+    );
+  });
+
+  it('sends SIGKILL to a service that ignores SIGTERM for longer than stopTimeoutMs', async () => {
+    const system = await startSystem({
+      rootDir,
+      ...quiet,
+      stopTimeoutMs: 300,
+      env: { FAKE_IGNORE_TERM: 'posts' },
+    });
+    await system.stop();
+    expect(system.status().some((s) => s.running)).toBe(false);
+  });
+
+  it('stops what it started when the start is aborted', async () => {
+    const abort = new AbortController();
+    const starting = startSystem({
+      rootDir,
+      ...quiet,
+      signal: abort.signal,
+      serviceEnv: { query: { FAKE_READY_MS: '60000' } },
+    });
+    setTimeout(() => abort.abort(), 500);
+    await expect(starting).rejects.toThrow('Start aborted');
+  });
+
+  it('refuses to start services that are not built', async () => {
+    await expect(startSystem({ rootDir: os.tmpdir(), ...quiet })).rejects.toThrow(
+      /Not built: .*npm run build/,
+    );
+  });
+});

@@ -1,0 +1,598 @@
+/**
+ * Runs the five built services as separate processes on localhost: the engine behind `npm start`, the
+ * end-to-end tests and the benchmark.
+ *
+ *   const system = await startSystem({ quiet: true });        // free ports, a fresh temporary data dir
+ *   await fetch(`${system.urls.posts}/posts`);
+ *   await system.kill('query');                                // SIGKILL, stays down
+ *   await system.restart('query');                             // back, and ready (caught up)
+ *   await system.stop();                                       // SIGTERM all, SIGKILL after 10 s
+ *
+ * Import it from `scripts/src/processes.ts` in vitest and from `scripts/dist/processes.js` in node. Each
+ * service is `node <service>/dist/index.js` (run `npm run build` first) configured by PORT, EVENT_BUS_URL,
+ * SUBSCRIBERS and DATA_DIR, and counts as started when `GET /readyz` answers 200.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatServiceLine, LineSplitter, painter } from './logs.js';
+
+/** In start order: the bus first, since every other service catches up from it. */
+export const SERVICE_NAMES = ['event-bus', 'posts', 'comments', 'query', 'moderation'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+export const SUBSCRIBER_NAMES = ['posts', 'comments', 'query', 'moderation'] as const satisfies ServiceName[];
+
+/** The course's ports. */
+export const DEFAULT_PORTS: Readonly<Record<ServiceName, number>> = {
+  posts: 4000,
+  comments: 4001,
+  query: 4002,
+  moderation: 4003,
+  'event-bus': 4005,
+};
+
+/** The repository root (this file is `scripts/src/processes.ts` or `scripts/dist/processes.js`). */
+export const ROOT_DIR = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface SystemOptions {
+  /**
+   * `'default'`: the course ports (4000-4003, 4005), checked free before anything is spawned.
+   * An object: those ports for those services, a free port for the others. Left out: free ports for all.
+   */
+  ports?: 'default' | Partial<Record<ServiceName, number>>;
+  /** The bus's DATA_DIR. Left out: a fresh temporary directory, removed by `stop()`. */
+  dataDir?: string;
+  /** Added to every service's environment (e.g. `{ LOG_LEVEL: 'warn' }`); wins over what startSystem sets. */
+  env?: NodeJS.ProcessEnv;
+  /** Added to one service's environment; wins over `env`. */
+  serviceEnv?: Partial<Record<ServiceName, NodeJS.ProcessEnv>>;
+  /** Do not print the services' log lines (they are still kept: see `logs(name)`). Default false. */
+  quiet?: boolean;
+  /** Run each service under nodemon, restarted whenever `tsc -b --watch` rebuilds it or common. */
+  dev?: boolean;
+  /** Restart a service that dies on its own (not by `kill`) after 1 s, like a Deployment. Default false. */
+  autoRestart?: boolean;
+  /** How long each service may take to answer `GET /readyz` 200. Default 60 s. */
+  readyTimeoutMs?: number;
+  /** How long `stop()` waits after SIGTERM before SIGKILL. Default 10 s. */
+  stopTimeoutMs?: number;
+  /** The host name in the URLs handed to the services and returned in `urls`. Default `localhost`. */
+  host?: string;
+  /** Every line a service writes, as written. */
+  onLine?: (name: string, line: string, stream: 'stdout' | 'stderr') => void;
+  /** What happens to the processes (died, restarting, ready again). Default: printed on stderr. */
+  onStatus?: (message: string) => void;
+  /** Aborting it during the start stops what was started and rejects. */
+  signal?: AbortSignal;
+  /** The repository root holding `<service>/dist/index.js`. Default: the one this file is in. */
+  rootDir?: string;
+}
+
+export interface ServiceStatus {
+  name: ServiceName;
+  port: number;
+  url: string;
+  pid: number | undefined;
+  running: boolean;
+  restarts: number;
+}
+
+export interface System {
+  /** `http://localhost:<port>` of each service, without a trailing slash. */
+  urls: Readonly<Record<ServiceName, string>>;
+  ports: Readonly<Record<ServiceName, number>>;
+  dataDir: string;
+  /** SIGTERM to all, wait for them to exit (SIGKILL after `stopTimeoutMs`). Safe to call twice. */
+  stop(): Promise<void>;
+  /**
+   * Sends a signal to one service (default SIGKILL) and waits for it to exit; it stays down until `restart`.
+   * SIGSTOP / SIGCONT pause and resume it instead (no waiting).
+   */
+  kill(name: ServiceName, signal?: NodeJS.Signals): Promise<ExitInfo | undefined>;
+  /** Stops the service if it runs (SIGTERM), starts it again on the same port and waits until it is ready. */
+  restart(name: ServiceName): Promise<void>;
+  /** Waits until the service answers `GET /readyz` 200. */
+  waitReady(name: ServiceName, timeoutMs?: number): Promise<void>;
+  /** The last lines (up to 1000) the service wrote, stdout and stderr interleaved. */
+  logs(name: ServiceName): string[];
+  status(): ServiceStatus[];
+}
+
+/** A start that failed: which service, and the end of what it wrote. */
+export class StartError extends Error {
+  override name = 'StartError';
+  constructor(
+    message: string,
+    readonly service?: string,
+    readonly output: string[] = [],
+  ) {
+    super(output.length ? `${message}\n  ${output.slice(-20).join('\n  ')}` : message);
+  }
+}
+
+const LOG_LINES_KEPT = 1000;
+const POLL_MS = 150;
+
+// ---------------------------------------------------------------------------------------------- ports
+
+function listenOnce(port: number, host: string): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ port, host, exclusive: true }, () => resolve(server));
+  });
+}
+
+function closeQuietly(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** Binds like the services do: on `::` (every address, IPv4 too), or `0.0.0.0` where IPv6 is off. */
+async function bindAny(port: number): Promise<net.Server> {
+  try {
+    return await listenOnce(port, '::');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL') return listenOnce(port, '0.0.0.0');
+    throw err;
+  }
+}
+
+/** Whether nothing listens on the port (on any address). */
+export async function isPortFree(port: number): Promise<boolean> {
+  try {
+    await closeQuietly(await bindAny(port));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') return false;
+    throw err;
+  }
+}
+
+/** `count` distinct ports that are free right now (children cannot be told "port 0", so we pick). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) servers.push(await bindAny(0));
+    return servers.map((server) => (server.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map(closeQuietly));
+  }
+}
+
+/** Throws a StartError naming every service whose port is taken. */
+export async function assertPortsFree(ports: Partial<Record<string, number>>): Promise<void> {
+  const busy: [string, number][] = [];
+  for (const [name, port] of Object.entries(ports)) {
+    if (port !== undefined && !(await isPortFree(port))) busy.push([name, port]);
+  }
+  const [first] = busy;
+  if (!first) return;
+  throw new StartError(
+    `Port already in use: ${busy.map(([name, port]) => `${port} (${name})`).join(', ')}. Another ` +
+      `\`npm start\`, \`docker compose up\` or a service started by hand may still be running: find it ` +
+      `with \`ss -ltnp 'sport = :${first[1]}'\` (or \`lsof -i :${first[1]}\`), stop it, and try again.`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------- readiness
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Polls `GET <url>/readyz` until it answers 200. Rejects after `timeoutMs` with the last answer or error,
+ * or as soon as `signal` aborts.
+ */
+export async function waitForReady(
+  url: string,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    options.signal?.throwIfAborted();
+    try {
+      const response = await fetch(`${url}/readyz`, {
+        signal: AbortSignal.timeout(Math.max(100, Math.min(2000, deadline - Date.now()))),
+      });
+      const body = await response.text();
+      if (response.status === 200) return;
+      last = `${response.status} ${body.slice(0, 200)}`;
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      last = cause?.code ?? cause?.message ?? (err as Error).message;
+    }
+    if (Date.now() >= deadline) {
+      throw new StartError(`${url}/readyz did not answer 200 within ${timeoutMs / 1000} s (last: ${last})`);
+    }
+    await delay(POLL_MS, options.signal);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- processes
+
+interface Proc {
+  name: ServiceName;
+  port: number;
+  url: string;
+  env: NodeJS.ProcessEnv;
+  child: ChildProcess | undefined;
+  exited: Promise<ExitInfo> | undefined;
+  /** Should be running: an exit while true is a crash. */
+  wanted: boolean;
+  startedAt: number;
+  restarts: number;
+  crashDelayMs: number;
+  restartTimer: NodeJS.Timeout | undefined;
+  logs: string[];
+}
+
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** If this process exits without `stop()` (a failed test, an uncaught error), take the services along. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of liveChildren) signalTree(child, 'SIGKILL');
+  });
+}
+
+/** Children run in their own process group (so Ctrl-C reaches only us): signal the whole group. */
+function signalTree(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(process.platform === 'win32' ? child.pid : -child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function describeExit(exit: ExitInfo): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export async function startSystem(options: SystemOptions = {}): Promise<System> {
+  const rootDir = options.rootDir ?? ROOT_DIR;
+  const missing = SERVICE_NAMES.filter((name) => !existsSync(path.join(rootDir, name, 'dist', 'index.js')));
+  if (missing.length) {
+    throw new StartError(
+      `Not built: ${missing.map((name) => `${name}/dist/index.js`).join(', ')}. Run \`npm run build\` first.`,
+    );
+  }
+
+  const ownDataDir = options.dataDir === undefined;
+  const dataDir = path.resolve(options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'blog-data-')));
+  mkdirSync(dataDir, { recursive: true });
+
+  const fixed = options.ports === 'default' ? { ...DEFAULT_PORTS } : { ...(options.ports ?? {}) };
+  const attempts = SERVICE_NAMES.every((name) => fixed[name] !== undefined) ? 1 : 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options, rootDir, dataDir, ownDataDir, fixed);
+    } catch (err) {
+      // A port picked free can be taken by someone else before the service binds it: pick again.
+      const raced =
+        err instanceof StartError &&
+        err.service !== undefined &&
+        fixed[err.service as ServiceName] === undefined &&
+        err.output.some((line) => line.includes('EADDRINUSE'));
+      if (!raced || attempt >= attempts) {
+        if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+}
+
+async function startOnce(
+  options: SystemOptions,
+  rootDir: string,
+  dataDir: string,
+  ownDataDir: boolean,
+  fixed: Partial<Record<ServiceName, number>>,
+): Promise<System> {
+  await assertPortsFree(fixed);
+  const toPick = SERVICE_NAMES.filter((name) => fixed[name] === undefined);
+  const picked = await freePorts(toPick.length);
+  const ports = { ...fixed } as Record<ServiceName, number>;
+  toPick.forEach((name, i) => (ports[name] = picked[i]!));
+
+  const host = options.host ?? 'localhost';
+  const urls = Object.fromEntries(SERVICE_NAMES.map((n) => [n, `http://${host}:${ports[n]}`])) as Record<
+    ServiceName,
+    string
+  >;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+  const paint = painter(process.stdout);
+  const status = options.onStatus ?? ((message: string) => process.stderr.write(`${message}\n`));
+  const require = createRequire(import.meta.url);
+
+  const envFor = (name: ServiceName): NodeJS.ProcessEnv => {
+    const own: NodeJS.ProcessEnv = { PORT: String(ports[name]) };
+    if (name === 'event-bus') {
+      own.DATA_DIR = dataDir;
+      own.SUBSCRIBERS = SUBSCRIBER_NAMES.map((n) => `${n}=${urls[n]}/events`).join(',');
+    } else {
+      own.EVENT_BUS_URL = urls['event-bus'];
+    }
+    return { ...process.env, ...own, ...options.env, ...options.serviceEnv?.[name] };
+  };
+
+  const procs = Object.fromEntries(
+    SERVICE_NAMES.map((name): [ServiceName, Proc] => [
+      name,
+      {
+        name,
+        port: ports[name],
+        url: urls[name],
+        env: envFor(name),
+        child: undefined,
+        exited: undefined,
+        wanted: false,
+        startedAt: 0,
+        restarts: 0,
+        crashDelayMs: 1000,
+        restartTimer: undefined,
+        logs: [],
+      },
+    ]),
+  ) as Record<ServiceName, Proc>;
+
+  let stopping: Promise<void> | undefined;
+  let startedAll = false;
+  const helpers: ChildProcess[] = [];
+  installExitHook();
+
+  const print = (name: string, line: string, stream: 'stdout' | 'stderr') => {
+    options.onLine?.(name, line, stream);
+    if (!options.quiet) {
+      process.stdout.write(`${formatServiceLine(name, line, { paint, stderr: stream === 'stderr' })}\n`);
+    }
+  };
+
+  const pipeLines = (child: ChildProcess, name: string, keep?: string[]) => {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const splitter = new LineSplitter((line) => {
+        if (keep) {
+          keep.push(line);
+          if (keep.length > LOG_LINES_KEPT) keep.splice(0, keep.length - LOG_LINES_KEPT);
+        }
+        print(name, line, stream);
+      });
+      child[stream]?.on('data', (chunk: Buffer) => splitter.push(chunk));
+      child[stream]?.on('end', () => splitter.flush());
+    }
+  };
+
+  const spawnProc = (proc: Proc): void => {
+    const cwd = path.join(rootDir, proc.name);
+    const args = options.dev
+      ? [
+          require.resolve('nodemon/bin/nodemon.js'),
+          '--quiet',
+          ...(process.stdout.isTTY ? [] : ['--no-colours']),
+          '--watch',
+          'dist',
+          '--watch',
+          '../common/dist',
+          '--ext',
+          'js',
+          '--delay',
+          '0.5',
+          'dist/index.js',
+        ]
+      : ['dist/index.js'];
+    const child = spawn(process.execPath, args, {
+      cwd,
+      env: proc.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    liveChildren.add(child);
+    proc.child = child;
+    proc.startedAt = Date.now();
+    proc.wanted = true;
+    pipeLines(child, proc.name, proc.logs);
+    proc.exited = new Promise<ExitInfo>((resolve) => {
+      child.once('error', (err) => {
+        proc.logs.push(`spawn failed: ${err.message}`);
+        liveChildren.delete(child);
+        resolve({ code: null, signal: null });
+      });
+      child.once('exit', (code, signal) => {
+        liveChildren.delete(child);
+        resolve({ code, signal });
+      });
+    });
+    void proc.exited.then((exit) => onExit(proc, child, exit));
+  };
+
+  const onExit = (proc: Proc, child: ChildProcess, exit: ExitInfo): void => {
+    if (proc.child !== child || !proc.wanted || stopping || !startedAll) return;
+    proc.wanted = false;
+    // Like a Deployment: back after 1 s; one that keeps dying right away waits twice as long each time.
+    const quickCrash = Date.now() - proc.startedAt < 10_000;
+    const wait = quickCrash ? proc.crashDelayMs : 1000;
+    proc.crashDelayMs = quickCrash ? Math.min(wait * 2, 30_000) : 2000;
+    if (!options.autoRestart) {
+      status(`✖ ${proc.name} exited unexpectedly (${describeExit(exit)})`);
+      return;
+    }
+    status(`✖ ${proc.name} exited unexpectedly (${describeExit(exit)}); restarting in ${wait / 1000} s`);
+    proc.restartTimer = setTimeout(() => {
+      proc.restartTimer = undefined;
+      if (stopping) return;
+      proc.restarts++;
+      spawnProc(proc);
+      waitUp(proc).then(
+        () => status(`✔ ${proc.name} is ready again at ${proc.url} (restart #${proc.restarts})`),
+        (err: Error) => status(`✖ ${proc.name} did not come back: ${err.message}`),
+      );
+    }, wait);
+  };
+
+  /** Ready, or a StartError as soon as the process exits or the start is aborted. */
+  const waitUp = async (proc: Proc, timeoutMs = readyTimeoutMs): Promise<void> => {
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const exited = proc.exited!.then(async (exit) => {
+      await delay(100); // let the last lines of stderr arrive
+      throw new StartError(`${proc.name} exited during start (${describeExit(exit)})`, proc.name, [
+        ...proc.logs,
+      ]);
+    });
+    try {
+      await Promise.race([
+        waitForReady(proc.url, { timeoutMs, signal: abort.signal }).catch((err: unknown) => {
+          if (options.signal?.aborted) throw new StartError('Start aborted');
+          throw new StartError(`${proc.name} is not ready: ${(err as Error).message}`, proc.name, [
+            ...proc.logs,
+          ]);
+        }),
+        exited,
+      ]);
+    } finally {
+      exited.catch(() => undefined);
+      abort.abort();
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  };
+
+  const terminate = async (proc: Proc, timeoutMs: number): Promise<ExitInfo | undefined> => {
+    proc.wanted = false;
+    clearTimeout(proc.restartTimer);
+    proc.restartTimer = undefined;
+    const child = proc.child;
+    if (!child || !proc.exited || child.exitCode !== null || child.signalCode !== null) return undefined;
+    signalTree(child, 'SIGTERM');
+    signalTree(child, 'SIGCONT'); // a paused process handles SIGTERM only once resumed
+    const exit = await withTimeout(proc.exited, timeoutMs);
+    if (exit !== 'timeout') return exit;
+    status(`${proc.name} did not stop within ${timeoutMs / 1000} s after SIGTERM: sending SIGKILL`);
+    signalTree(child, 'SIGKILL');
+    return proc.exited;
+  };
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      for (const helper of helpers) signalTree(helper, 'SIGTERM');
+      await Promise.all(Object.values(procs).map((proc) => terminate(proc, stopTimeoutMs)));
+      for (const helper of helpers) signalTree(helper, 'SIGKILL');
+      if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  // Dev mode: one compiler for everything; each nodemon restarts its service when its output changes.
+  if (options.dev) {
+    const tsc = spawn(
+      process.execPath,
+      [require.resolve('typescript/bin/tsc'), '-b', '--watch', '--preserveWatchOutput'],
+      { cwd: rootDir, env: process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
+    liveChildren.add(tsc);
+    tsc.once('exit', () => liveChildren.delete(tsc));
+    helpers.push(tsc);
+    pipeLines(tsc, 'tsc');
+  }
+
+  try {
+    spawnProc(procs['event-bus']);
+    await waitUp(procs['event-bus']);
+    for (const name of SUBSCRIBER_NAMES) spawnProc(procs[name]);
+    await Promise.all(SUBSCRIBER_NAMES.map((name) => waitUp(procs[name])));
+    startedAll = true;
+  } catch (err) {
+    // Keep the data directory: startSystem decides whether to retry in it or remove it.
+    for (const helper of helpers) signalTree(helper, 'SIGKILL');
+    await Promise.all(Object.values(procs).map((proc) => terminate(proc, 2000)));
+    throw err;
+  }
+
+  return {
+    urls,
+    ports,
+    dataDir,
+    stop,
+    async kill(name, signal = 'SIGKILL') {
+      const proc = procs[name];
+      const child = proc.child;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return undefined;
+      if (signal === 'SIGSTOP' || signal === 'SIGCONT' || signal === 'SIGTSTP') {
+        signalTree(child, signal);
+        return undefined;
+      }
+      proc.wanted = false;
+      clearTimeout(proc.restartTimer);
+      signalTree(child, signal);
+      return proc.exited;
+    },
+    async restart(name) {
+      if (stopping) throw new Error('The system is stopped');
+      const proc = procs[name];
+      await terminate(proc, stopTimeoutMs);
+      proc.restarts++;
+      spawnProc(proc);
+      await waitUp(proc);
+    },
+    waitReady(name, timeoutMs = readyTimeoutMs) {
+      return waitForReady(procs[name].url, { timeoutMs });
+    },
+    logs(name) {
+      return [...procs[name].logs];
+    },
+    status() {
+      return SERVICE_NAMES.map((name) => {
+        const proc = procs[name];
+        const child = proc.child;
+        return {
+          name,
+          port: proc.port,
+          url: proc.url,
+          pid: child?.pid,
+          running: !!child && child.exitCode === null && child.signalCode === null,
+          restarts: proc.restarts,
+        };
+      });
+    },
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * `npm start` (after `npm run build`): the five services as separate processes on the course's ports, the
+ * bus first. Prints each service's log lines, then what runs where once every one answers `/readyz`;
+ * restarts a service that dies; stops them all on Ctrl-C.
+ *
+ *   node scripts/dist/start.js [--dev] [--quiet]
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { painter } from './logs.js';
+import { DEFAULT_PORTS, ROOT_DIR, SERVICE_NAMES, startSystem, type System } from './processes.js';
+
+const USAGE = `Usage: npm start [-- --quiet]      (or: npm run dev)
+
+Starts event-bus (${DEFAULT_PORTS['event-bus']}), posts (${DEFAULT_PORTS.posts}), comments (${DEFAULT_PORTS.comments}), query (${DEFAULT_PORTS.query}) and moderation (${DEFAULT_PORTS.moderation}) from their
+built dist/, waits until each is ready and prints their URLs. Ctrl-C stops them all.
+
+Options:
+  --dev     rebuild on every change (tsc -b --watch) and restart the changed services (nodemon)
+  --quiet   do not print the services' log lines
+  --help    this text
+
+The event log is kept in ./data (delete it to start from an empty blog).`;
+
+/** What to try on each service, for the table printed once everything is ready. */
+const ROUTES: Record<(typeof SERVICE_NAMES)[number], string> = {
+  'event-bus': 'POST /events · GET /events?after=&limit= · GET /subscribers · GET /dead-letters',
+  posts: 'POST /posts/create {title} · GET /posts',
+  comments: 'POST /posts/:id/comments {content} · GET /posts/:id/comments',
+  query: 'GET /posts (posts with their comments)',
+  moderation: 'POST /events (approves or rejects comments)',
+};
+
+function parseOptions(): { dev: boolean; quiet: boolean } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        dev: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', short: 'q', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help) {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    return { dev: values.dev, quiet: values.quiet };
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const paint = painter(process.stdout);
+  const say = (message: string) => process.stdout.write(`${message}\n`);
+  const dataDir = path.join(ROOT_DIR, 'data');
+  const startedAt = Date.now();
+
+  const abort = new AbortController();
+  let system: System | undefined;
+  let stopping = false;
+
+  const shutdown = async () => {
+    await system?.stop();
+    say(paint('green', 'All services stopped.'));
+    process.exit(0);
+  };
+  let stoppingAt = 0;
+  const onSignal = (signal: string) => {
+    // One Ctrl-C can arrive twice (from the terminal and forwarded by npm): only a later one means "now".
+    if (stopping && Date.now() - stoppingAt < 1000) return;
+    if (stopping) {
+      say(paint('red', `${signal} again: killing every service now (SIGKILL).`));
+      process.exit(1); // the exit hook in processes.ts sends SIGKILL to every child
+    }
+    stopping = true;
+    stoppingAt = Date.now();
+    say(paint('yellow', `\n${signal}: stopping all services (press Ctrl-C again to kill them at once)...`));
+    if (system) void shutdown();
+    else abort.abort(); // still starting: startSystem stops what it started and rejects
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+  // `kill <npm's pid>` (or `timeout npm start`) ends npm and its shell but does not reach us: notice that
+  // we were orphaned, and stop as if told to, rather than leave the services running with nobody to stop them.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent && !stopping) onSignal('Parent process gone');
+  }, 500).unref();
+
+  say(
+    paint('bold', `Starting ${SERVICE_NAMES.join(', ')}${options.dev ? ' in dev mode (watching)' : ''}`) +
+      paint('gray', ` (event log in ${path.relative(process.cwd(), dataDir) || '.'})`),
+  );
+  try {
+    system = await startSystem({
+      ports: 'default',
+      dataDir,
+      quiet: options.quiet,
+      dev: options.dev,
+      autoRestart: true,
+      signal: abort.signal,
+      onStatus: (message) =>
+        say(paint(message.startsWith('✔') ? 'green' : message.startsWith('✖') ? 'red' : 'yellow', message)),
+    });
+  } catch (err) {
+    if (stopping) {
+      say(paint('green', 'Stopped before every service was ready.'));
+      process.exit(0);
+    }
+    process.stderr.write(`\n${paint('red', `✖ Could not start: ${(err as Error).message}`)}\n`);
+    process.exit(1);
+  }
+  if (stopping) return shutdown();
+
+  const width = Math.max(...SERVICE_NAMES.map((name) => name.length));
+  const urlWidth = Math.max(...SERVICE_NAMES.map((name) => system!.urls[name].length));
+  const rows = [
+    paint('bold', `  ${'service'.padEnd(width)}  ${'URL'.padEnd(urlWidth)}  try`),
+    ...SERVICE_NAMES.map(
+      (name) =>
+        `  ${name.padEnd(width)}  ${paint('cyan', system!.urls[name].padEnd(urlWidth))}  ${ROUTES[name]}`,
+    ),
+  ];
+  const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+  say(`\n${rows.join('\n')}\n`);
+  say(
+    `  every service: GET /healthz · GET /readyz · GET /metrics\n\n` +
+      `  curl -X POST ${system.urls.posts}/posts/create -H 'Content-Type: application/json' -d '{"title":"Hello"}'\n` +
+      `  curl ${system.urls.query}/posts\n`,
+  );
+  say(paint('green', `All services ready (${seconds} s). Press Ctrl-C to stop.`));
+}
+
+void main();
