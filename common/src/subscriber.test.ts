@@ -71,7 +71,7 @@ describe('subscriber', () => {
     // Delivered again, alone or in a batch: acknowledged, not applied twice.
     await request(stack.urls.query!).post('/events').send(third).expect(200);
     await request(stack.urls.query!).post('/events').send(events).expect(200);
-    expect(service.subscriber.state.applied.filter((id) => id === 'p3')).toHaveLength(1);
+    expect(service.subscriber.state.applied.filter((id: string) => id === 'p3')).toHaveLength(1);
 
     const res = await request(stack.urls.query!)
       .post('/events')
