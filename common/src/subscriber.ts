@@ -38,8 +38,6 @@ export function derivedEventId(trigger: IncomingEvent, reactionType: string): st
 }
 
 const PAGE_SIZE = 5000;
-const WAIT_BEFORE_FETCH_MS = 100;
-const WAIT_APPLIED_TIMEOUT_MS = 5000;
 
 /**
  * Runs a projection against the log: catch-up at start, idempotent in-order application by `seq`, gap
@@ -54,7 +52,6 @@ export class Subscriber<State> {
   private readonly outbox = new Map<string, OutgoingEvent & { id: string }>();
   /** Everything that reads or changes the state runs through this chain, one step at a time. */
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly seqWaiters = new Set<{ seq: number; resolve: () => void }>();
   private stopped = false;
 
   constructor(
@@ -118,12 +115,22 @@ export class Subscriber<State> {
     });
   }
 
-  /** Publishes a command's event and waits until this service's state includes it (read your writes). */
+  /**
+   * Publishes a command's event and resolves once this service's state includes it (read your writes):
+   * if the event is the very next one of the log it is applied at once, else the gap is fetched first.
+   */
   async publishAndApply(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
     const stored = await this.transport.publish(event).catch((err: Error) => {
       throw HttpError.unavailable(`The event bus is unavailable, try again (${err.message})`);
     });
-    await this.waitApplied(stored.seq);
+    await this.enqueue(async () => {
+      if (this.appliedSeq >= stored.seq) return;
+      if (this.appliedSeq === stored.seq - 1) this.applyOne({ ...event, ...stored });
+      else await this.fetchUntil(stored.seq);
+    }).catch(() => {
+      // Stored, so the command succeeded; the delivery will bring this service up to date shortly.
+      this.log.warn({ seq: stored.seq, id: stored.id }, 'published, but not yet applied here');
+    });
     return stored;
   }
 
@@ -152,7 +159,6 @@ export class Subscriber<State> {
         else this.log.warn({ seq: stored.seq, id: stored.id, issues }, 'skipped an invalid event of the log');
         this.appliedSeq = stored.seq;
       }
-      this.resolveWaiters();
       if (events.length < PAGE_SIZE) return;
     }
   }
@@ -181,47 +187,21 @@ export class Subscriber<State> {
     }
     if (event.seq !== undefined) {
       this.appliedSeq = event.seq;
-      this.resolveWaiters();
     }
   }
 
   private async flushOutbox(): Promise<void> {
-    for (const [id, reaction] of this.outbox) {
-      try {
-        const { seq } = await this.transport.publish(reaction);
-        this.log.info({ type: reaction.type, id, seq }, 'reaction published');
+    if (this.outbox.size === 0) return;
+    const reactions = [...this.outbox.values()];
+    try {
+      const stored = await this.transport.publishMany(reactions);
+      stored.forEach(({ seq, id }, index) => {
+        this.log.info({ type: reactions[index]!.type, id, seq }, 'reaction published');
         this.outbox.delete(id);
-      } catch (err) {
-        throw new HttpError(503, [
-          { message: `could not publish ${reaction.type}: ${(err as Error).message}` },
-        ]);
-      }
+      });
+    } catch (err) {
+      const types = [...new Set(reactions.map((reaction) => reaction.type))].join(', ');
+      throw new HttpError(503, [{ message: `could not publish ${types}: ${(err as Error).message}` }]);
     }
-  }
-
-  private waitApplied(seq: number): Promise<void> {
-    if (this.appliedSeq >= seq) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const settle = () => {
-        clearTimeout(fetchTimer);
-        clearTimeout(giveUpTimer);
-        this.seqWaiters.delete(waiter);
-      };
-      const waiter = { seq, resolve: () => (settle(), resolve()) };
-      // Usually the bus delivers within a millisecond; if not, fetch the gap ourselves.
-      const fetchTimer = setTimeout(() => {
-        this.enqueue(() => this.fetchUntil(seq)).catch(() => undefined);
-      }, WAIT_BEFORE_FETCH_MS);
-      const giveUpTimer = setTimeout(() => {
-        settle();
-        reject(HttpError.unavailable(`event ${seq} is stored but not yet applied here; try reading again`));
-      }, WAIT_APPLIED_TIMEOUT_MS);
-      this.seqWaiters.add(waiter);
-    });
-  }
-
-  private resolveWaiters(): void {
-    if (this.seqWaiters.size === 0) return;
-    for (const waiter of this.seqWaiters) if (waiter.seq <= this.appliedSeq) waiter.resolve();
   }
 }

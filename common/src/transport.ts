@@ -11,6 +11,8 @@ import type { OutgoingEvent, StoredEvent } from './events.js';
 export interface EventTransport {
   /** Resolves once the event is durably stored; publishing the same `id` twice stores it once. */
   publish(event: OutgoingEvent): Promise<{ seq: number; id: string }>;
+  /** The same for several events, stored in order (the bus stores them in one commit). */
+  publishMany(events: OutgoingEvent[]): Promise<{ seq: number; id: string }[]>;
   /** Events with `seq > afterSeq`, in order, and the head of the log. */
   fetchAfter(afterSeq: number, limit: number): Promise<{ events: StoredEvent[]; lastSeq: number }>;
   close(): void;
@@ -45,16 +47,35 @@ export class HttpTransport implements EventTransport {
   }
 
   async publish(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
-    // The id is fixed before the first try, so a retry after a lost answer is stored once.
-    const withId = { ...event, id: event.id ?? randomUUID() };
+    const [stored] = await this.send(event);
+    return stored!;
+  }
+
+  publishMany(events: OutgoingEvent[]): Promise<{ seq: number; id: string }[]> {
+    return this.send(events);
+  }
+
+  /** One event as the course sends it, or an array stored in one commit; retried with the same ids. */
+  private async send(input: OutgoingEvent | OutgoingEvent[]): Promise<{ seq: number; id: string }[]> {
+    // Ids are fixed before the first try, so a retry after a lost answer is stored once.
+    const withIds = (Array.isArray(input) ? input : [input]).map((event) => ({
+      ...event,
+      id: event.id ?? randomUUID(),
+    }));
+    const body = Array.isArray(input) ? withIds : withIds[0];
+    const what = `${withIds.map((e) => `${e.type} ${e.id}`).join(', ')}`.slice(0, 300);
     for (let attempt = 0; ; attempt++) {
       try {
-        const res = await this.client.post('/events', withId);
-        if (res.status >= 200 && res.status < 300 && Number.isInteger(res.data?.seq)) {
-          return { seq: res.data.seq as number, id: String(res.data.id ?? withId.id) };
+        const res = await this.client.post('/events', body);
+        const stored: unknown = Array.isArray(input) ? res.data?.events : [res.data];
+        if (res.status >= 200 && res.status < 300 && isStoredList(stored, withIds.length)) {
+          return stored.map((result, index) => ({
+            seq: result.seq,
+            id: String(result.id ?? withIds[index]!.id),
+          }));
         }
         throw new TransportError(
-          `event bus refused ${withId.type} ${withId.id}: ${res.status} ${JSON.stringify(res.data).slice(0, 300)}`,
+          `event bus refused ${what}: ${res.status} ${JSON.stringify(res.data).slice(0, 300)}`,
         );
       } catch (err) {
         if (err instanceof TransportError || attempt >= NETWORK_RETRIES) throw wrap(err, this.busUrl);
@@ -82,6 +103,14 @@ export class HttpTransport implements EventTransport {
     this.agents.httpAgent.destroy();
     this.agents.httpsAgent.destroy();
   }
+}
+
+function isStoredList(value: unknown, length: number): value is { seq: number; id?: unknown }[] {
+  return (
+    Array.isArray(value) &&
+    value.length === length &&
+    value.every((item) => Number.isInteger((item as { seq?: unknown } | undefined)?.seq))
+  );
 }
 
 function wrap(err: unknown, busUrl: string): TransportError {

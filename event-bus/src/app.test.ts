@@ -85,11 +85,37 @@ describe('POST /events', () => {
       'data.status',
     ],
     ['an id too long', { type: 'A', data: {}, id: 'x'.repeat(201) }, 'id'],
-    ['an array', [{ type: 'A', data: {} }], 'body'],
+    ['an empty array', [], 'body'],
+    [
+      'an array holding one bad event',
+      [
+        { type: 'A', data: {} },
+        { type: 'PostCreated', data: {} },
+      ],
+      '1.data.id',
+    ],
   ])('refuses %s with 400 naming the field', async (_name, body, field) => {
     const res = await publish(body).expect(400);
     expect(res.body.errors).toEqual(expect.arrayContaining([{ message: expect.any(String), field }]));
     expect(await allEvents()).toEqual([]);
+  });
+
+  it('publishes an array in one commit, in order, answering each seq (duplicates flagged)', async () => {
+    await publish({ type: 'A', data: {}, id: 'seen' }).expect(200);
+    const res = await publish([
+      { type: 'B', data: { n: 1 } },
+      { type: 'A', data: {}, id: 'seen' },
+      { type: 'C', data: { n: 2 }, id: 'new' },
+    ]).expect(200);
+    expect(res.body).toEqual({
+      status: 'OK',
+      events: [
+        { seq: 2, id: expect.any(String) },
+        { seq: 1, id: 'seen', duplicate: true },
+        { seq: 3, id: 'new' },
+      ],
+    });
+    expect((await allEvents()).map((e) => e.type)).toEqual(['A', 'B', 'C']);
   });
 
   it('stores a repeated id once and answers the first seq with duplicate: true', async () => {

@@ -34,6 +34,8 @@ export interface BusOptions {
 
 export const PAGE_DEFAULT = 1000;
 export const PAGE_MAX = 10_000;
+/** The most events one `POST /events` may publish. */
+export const PUBLISH_MAX = 1000;
 /** How many events the plain `GET /events` reads from SQLite per chunk it writes. */
 const STREAM_CHUNK = 1000;
 
@@ -88,26 +90,39 @@ export function createBus(options: BusOptions = {}) {
 
   app.post('/events', (req, res) => {
     // express.json only reads application/json; anything else leaves no body at all.
-    if (req.body === undefined) {
+    if (req.body === undefined || req.body === null || typeof req.body !== 'object') {
       throw HttpError.badRequest(
         'The body must be a JSON event {"type", "data"} sent as application/json',
         'body',
       );
     }
-    const { event, issues } = validateEvent(outgoingEventSchema, req.body);
-    if (!event) throw new HttpError(400, issues);
-
-    const { seq, id, duplicate } = store.append(event);
-    if (duplicate) {
-      published.inc({ result: 'duplicate' });
-      log.debug({ id, seq, type: event.type }, 'duplicate event not stored again');
-      res.json({ status: 'OK', seq, id, duplicate: true });
-      return;
+    // An array publishes several events in one commit (a subscriber's reactions to a batch); a plain
+    // object is the course's single event and gets the course's answer.
+    const batch = Array.isArray(req.body);
+    const items: unknown[] = batch ? req.body : [req.body];
+    if (items.length === 0 || items.length > PUBLISH_MAX) {
+      throw HttpError.badRequest(`Publish between 1 and ${PUBLISH_MAX} events at once`, 'body');
     }
-    published.inc({ result: 'stored' });
-    log.info({ id, seq, type: event.type }, 'event stored');
-    deliveries.wakeAll();
-    res.json({ status: 'OK', seq, id });
+    const events = items.map((item, index) => {
+      const { event, issues } = validateEvent(outgoingEventSchema, item, batch ? `${index}.` : '');
+      if (!event) throw new HttpError(400, issues);
+      return event;
+    });
+
+    const results = store.appendMany(events);
+    results.forEach(({ seq, id, duplicate }, index) => {
+      const type = events[index]!.type;
+      published.inc({ result: duplicate ? 'duplicate' : 'stored' });
+      if (duplicate) log.debug({ id, seq, type }, 'duplicate event not stored again');
+      else log.info({ id, seq, type }, 'event stored');
+    });
+    if (results.some((result) => !result.duplicate)) deliveries.wakeAll();
+    const answer = results.map(({ seq, id, duplicate }) => ({
+      seq,
+      id,
+      ...(duplicate ? { duplicate } : {}),
+    }));
+    res.json(batch ? { status: 'OK', events: answer } : { status: 'OK', ...answer[0] });
   });
 
   app.get('/events', async (req, res) => {

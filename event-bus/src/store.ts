@@ -96,6 +96,7 @@ export class EventStore {
   private readonly deadLettersAll: Database.Statement<[], DeadLetterRow>;
   private readonly deadLettersOf: Database.Statement<[string], DeadLetterRow>;
   private readonly countDeadLettersOf: Database.Statement<[string], { count: number }>;
+  private readonly appendInTransaction: (events: OutgoingEvent[]) => AppendResult[];
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
@@ -135,6 +136,9 @@ export class EventStore {
       'SELECT count(*) AS count FROM dead_letters WHERE subscriber = ?',
     );
 
+    this.appendInTransaction = this.db.transaction((events: OutgoingEvent[]) =>
+      events.map((event) => this.append(event)),
+    );
     this.head = this.maxSeq.get()?.seq ?? 0;
   }
 
@@ -159,6 +163,16 @@ export class EventStore {
     const first = this.seqById.get(id);
     if (!first) throw new Error(`event ${id} was neither stored nor found`);
     return { seq: first.seq, id, duplicate: true };
+  }
+
+  /** Stores several events in one transaction (one commit for all), in the order given. */
+  appendMany(events: OutgoingEvent[]): AppendResult[] {
+    try {
+      return this.appendInTransaction(events);
+    } catch (err) {
+      this.head = this.maxSeq.get()?.seq ?? 0; // rolled back: forget the seqs it had taken
+      throw err;
+    }
   }
 
   /** At most `limit` events with `seq > afterSeq`, in seq order. */
