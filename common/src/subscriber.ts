@@ -37,7 +37,9 @@ export function derivedEventId(trigger: IncomingEvent, reactionType: string): st
   return `${triggerId}/${reactionType}`;
 }
 
-const PAGE_SIZE = 5000;
+const PAGE_SIZE = 10_000;
+/** How long a command waits for the delivery of its own event before fetching it from the bus. */
+const WAIT_FOR_DELIVERY_MS = 50;
 
 /**
  * Runs a projection against the log: catch-up at start, idempotent in-order application by `seq`, gap
@@ -53,6 +55,8 @@ export class Subscriber<State> {
   /** Everything that reads or changes the state runs through this chain, one step at a time. */
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** Commands waiting for their event to be applied, by seq. */
+  private readonly seqWaiters = new Set<{ seq: number; resolve: () => void }>();
 
   constructor(
     private readonly projection: Projection<State>,
@@ -117,17 +121,19 @@ export class Subscriber<State> {
 
   /**
    * Publishes a command's event and resolves once this service's state includes it (read your writes):
-   * if the event is the very next one of the log it is applied at once, else the gap is fetched first.
+   * at once if it is the very next event of the log; else from the delivery, which is on its way, or,
+   * if that takes more than a moment, by fetching the gap.
    */
   async publishAndApply(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
     const stored = await this.transport.publish(event).catch((err: Error) => {
       throw HttpError.unavailable(`The event bus is unavailable, try again (${err.message})`);
     });
-    await this.enqueue(async () => {
-      if (this.appliedSeq >= stored.seq) return;
+    const applied = this.enqueue(async () => {
       if (this.appliedSeq === stored.seq - 1) this.applyOne({ ...event, ...stored });
-      else await this.fetchUntil(stored.seq);
-    }).catch(() => {
+    })
+      .then(() => this.waitApplied(stored.seq, WAIT_FOR_DELIVERY_MS))
+      .then((done) => (done ? undefined : this.enqueue(() => this.fetchUntil(stored.seq))));
+    await applied.catch(() => {
       // Stored, so the command succeeded; the delivery will bring this service up to date shortly.
       this.log.warn({ seq: stored.seq, id: stored.id }, 'published, but not yet applied here');
     });
@@ -145,11 +151,21 @@ export class Subscriber<State> {
     return result;
   }
 
-  /** Fetches and applies pages after `appliedSeq` until `targetSeq` is applied or the log ends. */
+  /**
+   * Fetches and applies pages after `appliedSeq` until `targetSeq` is applied or the log ends. The next page
+   * is requested before the current one is applied, so the bus reads while this service applies.
+   */
   private async fetchUntil(targetSeq: number): Promise<void> {
-    while (this.appliedSeq < targetSeq) {
-      const { events } = await this.transport.fetchAfter(this.appliedSeq, PAGE_SIZE);
-      if (events.length === 0) return;
+    const fetchPage = (afterSeq: number) => {
+      const page = this.transport.fetchAfter(afterSeq, PAGE_SIZE);
+      page.catch(() => undefined); // awaited below; this only keeps an unused prefetch from going unhandled
+      return page;
+    };
+    let next = this.appliedSeq < targetSeq ? fetchPage(this.appliedSeq) : undefined;
+    while (next) {
+      const { events } = await next;
+      const lastSeq = events.at(-1)?.seq ?? this.appliedSeq;
+      next = events.length === PAGE_SIZE && lastSeq < targetSeq ? fetchPage(lastSeq) : undefined;
       for (const stored of events) {
         if (stored.seq !== this.appliedSeq + 1) {
           throw new Error(`event log page out of order: got seq ${stored.seq} after ${this.appliedSeq}`);
@@ -159,7 +175,7 @@ export class Subscriber<State> {
         else this.log.warn({ seq: stored.seq, id: stored.id, issues }, 'skipped an invalid event of the log');
         this.appliedSeq = stored.seq;
       }
-      if (events.length < PAGE_SIZE) return;
+      if (this.seqWaiters.size > 0) this.resolveWaiters();
     }
   }
 
@@ -192,16 +208,42 @@ export class Subscriber<State> {
 
   private async flushOutbox(): Promise<void> {
     if (this.outbox.size === 0) return;
-    const reactions = [...this.outbox.values()];
-    try {
-      const stored = await this.transport.publishMany(reactions);
-      stored.forEach(({ seq, id }, index) => {
-        this.log.info({ type: reactions[index]!.type, id, seq }, 'reaction published');
-        this.outbox.delete(id);
-      });
-    } catch (err) {
-      const types = [...new Set(reactions.map((reaction) => reaction.type))].join(', ');
-      throw new HttpError(503, [{ message: `could not publish ${types}: ${(err as Error).message}` }]);
+    // Published together, they reach the bus as one request (the transport groups them).
+    const results = await Promise.allSettled(
+      [...this.outbox.values()].map(async (reaction) => {
+        const { seq } = await this.transport.publish(reaction);
+        this.log.debug({ type: reaction.type, id: reaction.id, seq }, 'reaction published');
+        this.outbox.delete(reaction.id);
+      }),
+    );
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed) {
+      const message = `could not publish ${[...this.outbox.values()].map((r) => r.type).join(', ')}`;
+      throw new HttpError(503, [{ message: `${message}: ${(failed.reason as Error).message}` }]);
     }
+  }
+
+  /** Resolves true once `seq` is applied, or false after `timeoutMs`. */
+  private waitApplied(seq: number, timeoutMs: number): Promise<boolean> {
+    if (this.appliedSeq >= seq) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        seq,
+        resolve: () => {
+          clearTimeout(timer);
+          this.seqWaiters.delete(waiter);
+          resolve(true);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.seqWaiters.delete(waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.seqWaiters.add(waiter);
+    });
+  }
+
+  private resolveWaiters(): void {
+    for (const waiter of this.seqWaiters) if (waiter.seq <= this.appliedSeq) waiter.resolve();
   }
 }

@@ -9,10 +9,11 @@ import type { OutgoingEvent, StoredEvent } from './events.js';
  * two calls and the services do not change (docs/event-bus.md).
  */
 export interface EventTransport {
-  /** Resolves once the event is durably stored; publishing the same `id` twice stores it once. */
+  /**
+   * Resolves once the event is durably stored; publishing the same `id` twice stores it once. Events
+   * published one after the other are stored in that order.
+   */
   publish(event: OutgoingEvent): Promise<{ seq: number; id: string }>;
-  /** The same for several events, stored in order (the bus stores them in one commit). */
-  publishMany(events: OutgoingEvent[]): Promise<{ seq: number; id: string }[]>;
   /** Events with `seq > afterSeq`, in order, and the head of the log. */
   fetchAfter(afterSeq: number, limit: number): Promise<{ events: StoredEvent[]; lastSeq: number }>;
   close(): void;
@@ -20,13 +21,29 @@ export interface EventTransport {
 
 export class TransportError extends Error {
   override name = 'TransportError';
+  constructor(
+    message: string,
+    /** The bus answered and refused the request (4xx): sending it again as it is would not help. */
+    readonly refused = false,
+  ) {
+    super(message);
+  }
 }
 
+type WithId<T> = T & { id: string };
+
 const NETWORK_RETRIES = 2;
+const MAX_EVENTS_PER_PUBLISH = 500;
 
 export class HttpTransport implements EventTransport {
   private readonly client: AxiosInstance;
   private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
+  private readonly waiting: {
+    event: WithId<OutgoingEvent>;
+    resolve: (stored: { seq: number; id: string }) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  private sending = false;
 
   constructor(
     readonly busUrl: string,
@@ -46,23 +63,46 @@ export class HttpTransport implements EventTransport {
     });
   }
 
-  async publish(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
-    const [stored] = await this.send(event);
-    return stored!;
+  /**
+   * Publishes go out one request at a time. While one is on its way, the next ones wait and then go
+   * together as one array (one commit on the bus): no delay when idle, one request per round trip under
+   * load instead of one per event.
+   */
+  publish(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
+    return new Promise((resolve, reject) => {
+      // The id is fixed now, so a retry after a lost answer is stored once.
+      this.waiting.push({ event: { ...event, id: event.id ?? randomUUID() }, resolve, reject });
+      if (!this.sending) void this.sendWaiting();
+    });
   }
 
-  publishMany(events: OutgoingEvent[]): Promise<{ seq: number; id: string }[]> {
-    return this.send(events);
+  private async sendWaiting(): Promise<void> {
+    this.sending = true;
+    while (this.waiting.length > 0) {
+      const group = this.waiting.splice(0, MAX_EVENTS_PER_PUBLISH);
+      try {
+        const stored = await this.send(group.length === 1 ? group[0]!.event : group.map((p) => p.event));
+        group.forEach((pending, index) => pending.resolve(stored[index]!));
+      } catch (err) {
+        if (group.length === 1 || !(err instanceof TransportError && err.refused)) {
+          group.forEach((pending) => pending.reject(err));
+        } else {
+          // The bus refused the array: send each alone, so only the event at fault fails.
+          for (const pending of group) {
+            await this.send(pending.event).then(([stored]) => pending.resolve(stored!), pending.reject);
+          }
+        }
+      }
+    }
+    this.sending = false;
   }
 
   /** One event as the course sends it, or an array stored in one commit; retried with the same ids. */
-  private async send(input: OutgoingEvent | OutgoingEvent[]): Promise<{ seq: number; id: string }[]> {
-    // Ids are fixed before the first try, so a retry after a lost answer is stored once.
-    const withIds = (Array.isArray(input) ? input : [input]).map((event) => ({
-      ...event,
-      id: event.id ?? randomUUID(),
-    }));
-    const body = Array.isArray(input) ? withIds : withIds[0];
+  private async send(
+    input: WithId<OutgoingEvent> | WithId<OutgoingEvent>[],
+  ): Promise<{ seq: number; id: string }[]> {
+    const withIds = Array.isArray(input) ? input : [input];
+    const body = input;
     const what = `${withIds.map((e) => `${e.type} ${e.id}`).join(', ')}`.slice(0, 300);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -76,6 +116,7 @@ export class HttpTransport implements EventTransport {
         }
         throw new TransportError(
           `event bus refused ${what}: ${res.status} ${JSON.stringify(res.data).slice(0, 300)}`,
+          res.status >= 400 && res.status < 500,
         );
       } catch (err) {
         if (err instanceof TransportError || attempt >= NETWORK_RETRIES) throw wrap(err, this.busUrl);

@@ -114,7 +114,7 @@ export function createBus(options: BusOptions = {}) {
       const type = events[index]!.type;
       published.inc({ result: duplicate ? 'duplicate' : 'stored' });
       if (duplicate) log.debug({ id, seq, type }, 'duplicate event not stored again');
-      else log.info({ id, seq, type }, 'event stored');
+      else log.debug({ id, seq, type }, 'event stored');
     });
     if (results.some((result) => !result.duplicate)) deliveries.wakeAll();
     const answer = results.map(({ seq, id, duplicate }) => ({
