@@ -39,7 +39,7 @@ export function derivedEventId(trigger: IncomingEvent, reactionType: string): st
 
 const PAGE_SIZE = 10_000;
 /** How long a command waits for the delivery of its own event before fetching it from the bus. */
-const WAIT_FOR_DELIVERY_MS = 50;
+const WAIT_FOR_DELIVERY_MS = 5;
 
 /**
  * Runs a projection against the log: catch-up at start, idempotent in-order application by `seq`, gap

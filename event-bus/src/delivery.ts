@@ -17,6 +17,8 @@ import { eventJson, type EventRow, type EventStore } from './store.js';
 export const BATCH_MAX_EVENTS = 200;
 export const BATCH_MAX_BYTES = 64 * 1024;
 export const DELIVERY_TIMEOUT_MS = 10_000;
+/** How long a delivered cursor may wait before it is written to SQLite (one write for many deliveries). */
+const CURSOR_SAVE_DELAY_MS = 100;
 const FIRST_RETRY_MS = 100;
 /** The 4xx answers that mean "not now" rather than "never": the event is sent again later. */
 const RETRYABLE_4XX = new Set([408, 425, 429]);
@@ -96,6 +98,7 @@ export class SubscriberLoop {
   /** After a batch went wrong, the events up to this seq are sent again one by one. */
   private singlesUntil = 0;
   private wakeUp: (() => void) | undefined;
+  private cursorSaveTimer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
   private readonly log: Logger;
@@ -136,6 +139,7 @@ export class SubscriberLoop {
     this.abort.abort();
     this.wake();
     await this.running;
+    this.saveCursor();
   }
 
   status(head: number): SubscriberStatus {
@@ -254,9 +258,19 @@ export class SubscriberLoop {
     this.advance(first.seq);
   }
 
+  /**
+   * Moves the cursor now and stores it a moment later, once for many deliveries: after a crash the
+   * subscriber may get the last few events again, which it acknowledges without applying them twice.
+   */
   private advance(seq: number): void {
     this.cursor = seq;
-    this.store.setCursor(this.name, seq);
+    this.cursorSaveTimer ??= setTimeout(() => this.saveCursor(), CURSOR_SAVE_DELAY_MS);
+  }
+
+  private saveCursor(): void {
+    clearTimeout(this.cursorSaveTimer);
+    this.cursorSaveTimer = undefined;
+    if (this.store.isOpen) this.store.setCursor(this.name, this.cursor);
   }
 
   private recovered(): void {
@@ -313,6 +327,8 @@ export class Deliveries {
       validateStatus: () => true,
       // A subscriber URL that redirects is a configuration mistake: retried (and logged) like a 5xx.
       maxRedirects: 0,
+      // Subscribers answer `{}`: no decompression stream per request.
+      decompress: false,
       maxContentLength: 1024 * 1024,
       transitional: { clarifyTimeoutError: true },
     });

@@ -46,6 +46,9 @@ interface DeadLetterRow extends EventRow {
   deadTime: string;
 }
 
+/** How many of the newest events `after` serves from memory (at least). */
+const RECENT_KEPT = 5000;
+
 /** At most this much of a subscriber's answer is kept with a dead letter. */
 export const DEAD_LETTER_RESPONSE_CHARS = 2000;
 
@@ -85,6 +88,8 @@ export class EventStore {
   private readonly db: Database.Database;
   /** The highest seq stored, kept in memory: this process is the only writer of the file. */
   private head: number;
+  /** The newest events, consecutive by seq, so delivery rarely reads SQLite. */
+  private recent: EventRow[] = [];
 
   private readonly insertEvent: Database.Statement<[string, string, string, string], { seq: number }>;
   private readonly seqById: Database.Statement<[string], { seq: number }>;
@@ -154,9 +159,11 @@ export class EventStore {
     // seq, id and time are the bus's to assign: a publisher's own copies would clash with them in the JSON.
     const { id = randomUUID(), seq: _seq, time: _time, type, data, ...extra } = event;
     const body = JSON.stringify({ type, data, ...extra });
-    const inserted = this.insertEvent.get(id, type, body, new Date().toISOString());
+    const time = new Date().toISOString();
+    const inserted = this.insertEvent.get(id, type, body, time);
     if (inserted) {
       this.head = inserted.seq;
+      this.remember({ seq: inserted.seq, id, type, body, time });
       return { seq: inserted.seq, id, duplicate: false };
     }
     // Only a duplicate pays for this second read.
@@ -170,14 +177,29 @@ export class EventStore {
     try {
       return this.appendInTransaction(events);
     } catch (err) {
-      this.head = this.maxSeq.get()?.seq ?? 0; // rolled back: forget the seqs it had taken
+      // Rolled back: forget the seqs it had taken.
+      this.head = this.maxSeq.get()?.seq ?? 0;
+      this.recent = [];
       throw err;
     }
   }
 
   /** At most `limit` events with `seq > afterSeq`, in seq order. */
   after(afterSeq: number, limit: number): EventRow[] {
+    // Delivery reads the newest events over and over: serve them from memory when it holds them all.
+    const oldest = this.recent[0]?.seq;
+    if (oldest !== undefined && afterSeq >= oldest - 1) {
+      const start = afterSeq - oldest + 1;
+      return this.recent.slice(start, start + limit);
+    }
     return this.eventsAfter.all(afterSeq, limit);
+  }
+
+  /** Keeps the newest events in memory, between RECENT_KEPT and twice that many. */
+  private remember(row: EventRow): void {
+    if (this.recent.length > 0 && this.recent.at(-1)!.seq !== row.seq - 1) this.recent = [];
+    this.recent.push(row);
+    if (this.recent.length >= 2 * RECENT_KEPT) this.recent = this.recent.slice(-RECENT_KEPT);
   }
 
   headSeq(): number {
