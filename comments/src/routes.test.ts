@@ -87,6 +87,11 @@ describe('comments API', () => {
     expect(res.body.errors[0].field).toBe(field);
   });
 
+  it('answers 400 JSON for a path with broken percent-encoding', async () => {
+    const res = await api.get('/posts/%E0%A4%A/comments').expect(400);
+    expect(res.body.errors[0]).toEqual({ message: expect.stringMatching(/percent-encoding/), field: 'path' });
+  });
+
   it('acknowledges a moderation of an unknown comment instead of crashing', async () => {
     await api
       .post('/events')

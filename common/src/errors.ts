@@ -77,7 +77,12 @@ function describe(err: unknown): { status: number; errors: ErrorItem[] } {
   const status = Number(maybe.status ?? maybe.statusCode);
   if (Number.isInteger(status) && status >= 400 && status < 500) {
     const known = typeof maybe.type === 'string' ? bodyParserMessages[maybe.type] : undefined;
-    return { status, errors: [{ message: known ?? 'The request could not be processed', field: 'body' }] };
+    if (known) return { status, errors: [{ message: known, field: 'body' }] };
+    // Express's router refuses a path whose percent-encoding does not decode (a URIError, status 400).
+    if (err instanceof URIError) {
+      return { status, errors: [{ message: 'The URL path is not valid percent-encoding', field: 'path' }] };
+    }
+    return { status, errors: [{ message: 'The request could not be processed' }] };
   }
   return { status: 500, errors: [{ message: 'Internal error' }] };
 }
