@@ -1,0 +1,76 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+/**
+ * The benchmark end to end, in its quick form, as a child process on the built services (`npm test` builds
+ * first): it must produce every figure as a finite positive number. No thresholds: a shared 2-core machine
+ * is too noisy for them, and `npm run bench` is where speed is judged (docs/performance.md).
+ */
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BENCH = path.join(ROOT, 'scripts', 'dist', 'bench.js');
+const outDir = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-test-'));
+
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+function runQuickBench(out: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BENCH, '--quick', '--json', '--out', out],
+      { cwd: ROOT, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('npm run bench -- --quick', () => {
+  it('measures every figure end to end on real processes', { timeout: 130_000 }, async () => {
+    expect(existsSync(BENCH), 'scripts/dist/bench.js is missing: run `npm run build` first').toBe(true);
+    const out = path.join(outDir, 'results.json');
+    const { code, stdout, stderr } = await runQuickBench(out);
+    expect(code, `the bench failed:\n${stderr.slice(-3000)}`).toBe(0);
+
+    const results = JSON.parse(stdout) as {
+      mode: string;
+      machine: { cpus: number; node: string };
+      figures: Record<string, unknown>;
+      errors: Record<string, unknown>;
+      details: { replay: { verified: boolean } };
+    };
+    expect(results.mode).toBe('quick');
+    expect(results.machine.cpus).toBeGreaterThan(0);
+    expect(results.machine.node).toBe(process.version);
+
+    const names = [
+      'latencyP50Ms',
+      'latencyP99Ms',
+      'latencyMaxMs',
+      'throughputPerSec',
+      'queryRps',
+      'bareRps',
+      'queryToBareRatio',
+      'readyMs',
+    ];
+    expect(Object.keys(results.figures).sort()).toEqual([...names].sort());
+    for (const name of names) {
+      const value = results.figures[name];
+      expect(typeof value, name).toBe('number');
+      expect(Number.isFinite(value), name).toBe(true);
+      expect(value as number, name).toBeGreaterThan(0);
+    }
+    // Correctness, not speed: every comment got its status, nothing failed, query served the whole log.
+    for (const [name, count] of Object.entries(results.errors)) expect(count, name).toBe(0);
+    expect(results.details.replay.verified).toBe(true);
+
+    // The table goes to stderr with --json, and the same JSON to the file.
+    expect(stderr).toContain('| figure');
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(results);
+  });
+});
