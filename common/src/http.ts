@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
@@ -17,6 +17,39 @@ export interface HttpAppOptions {
   cors?: boolean;
   readiness: () => Readiness | Promise<Readiness>;
   bodyLimit?: string;
+  /**
+   * The hottest reads, answered by node:http before Express sees the request (an exact `METHOD /path`,
+   * any query string): they get the same security and CORS headers, computed once (`headers`), and skip
+   * the routing and middleware work. Express serves them too, for a server not made by `listen`.
+   */
+  rawRoutes?: (headers: Record<string, string>) => RawRoutes;
+}
+
+export type RawHandler = (req: IncomingMessage, res: ServerResponse) => void;
+export type RawRoutes = Record<string, RawHandler>;
+
+const rawRoutesOf = new WeakMap<Express, Map<string, RawHandler>>();
+
+/** The headers helmet (and cors, if on) set on every answer: recorded once, for the early routes. */
+export function staticHeaders(withCors: boolean): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const res = {
+    setHeader: (name: string, value: unknown) => void (headers[name] = String(value)),
+    getHeader: (name: string) => headers[name],
+    removeHeader: (name: string) => void delete headers[name],
+  };
+  const req = { method: 'GET', headers: {} };
+  const middleware = [helmet(), ...(withCors ? [cors()] : [])] as unknown as ((
+    req: unknown,
+    res: unknown,
+    next: (err?: unknown) => void,
+  ) => void)[];
+  for (const handler of middleware) {
+    handler(req, res, (err) => {
+      if (err) throw err;
+    });
+  }
+  return headers;
 }
 
 /** The plumbing every service shares: security headers, CORS, JSON bodies, health, readiness and metrics. */
@@ -24,6 +57,12 @@ export function createHttpApp(options: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const rawRoutes = new Map(Object.entries(options.rawRoutes?.(staticHeaders(options.cors ?? false)) ?? {}));
+  rawRoutesOf.set(app, rawRoutes);
+  for (const [route, handler] of rawRoutes) {
+    const [method, path] = route.split(' ') as [string, string];
+    app[method === 'HEAD' ? 'head' : 'get'](path, (req, res) => handler(req, res));
+  }
   app.use(options.metrics.timeRequests);
   app.use(helmet());
   if (options.cors) app.use(cors());
@@ -49,8 +88,16 @@ export function finishHttpApp(app: Express, log: Logger): void {
 }
 
 export function listen(app: Express, port: number, host?: string): Promise<Server> {
+  const rawRoutes = rawRoutesOf.get(app) ?? new Map<string, RawHandler>();
+  const server = createServer((req, res) => {
+    const query = req.url!.indexOf('?');
+    const path = query === -1 ? req.url! : req.url!.slice(0, query);
+    const raw = rawRoutes.size > 0 ? rawRoutes.get(`${req.method} ${path}`) : undefined;
+    if (raw) raw(req, res);
+    else app(req, res);
+  });
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host ?? '::', (err?: Error) => (err ? reject(err) : resolve(server)));
+    server.listen(port, host ?? '::', () => resolve(server));
     server.keepAliveTimeout = 65_000;
     server.once('error', reject);
   });

@@ -3,7 +3,7 @@ import type { Express } from 'express';
 import { ConfigError, defaults, env, readConfig } from './config.js';
 import { HttpError } from './errors.js';
 import { incomingEventSchema, validateEvent, type IncomingEvent } from './events.js';
-import { closeServer, createHttpApp, finishHttpApp, listen, type Readiness } from './http.js';
+import { closeServer, createHttpApp, finishHttpApp, listen, type RawRoutes, type Readiness } from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Subscriber, type Projection } from './subscriber.js';
@@ -23,6 +23,8 @@ export interface ServiceDefinition<State> {
   cors?: boolean;
   /** The service's own routes, besides `POST /events`, health and metrics. */
   routes?: (app: Express, context: ServiceContext<State>) => void;
+  /** Hot reads answered ahead of Express, with its headers precomputed (see `rawRoutes` in http.ts). */
+  rawRoutes?: (context: ServiceContext<State>, headers: Record<string, string>) => RawRoutes;
 }
 
 export interface ServiceOptions {
@@ -60,8 +62,15 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
     return result;
   };
 
-  const app = createHttpApp({ metrics, cors: definition.cors, readiness });
-  definition.routes?.(app, { subscriber, log, metrics });
+  const context: ServiceContext<State> = { subscriber, log, metrics };
+  const rawRoutes = definition.rawRoutes;
+  const app = createHttpApp({
+    metrics,
+    cors: definition.cors,
+    readiness,
+    rawRoutes: rawRoutes && ((headers) => rawRoutes(context, headers)),
+  });
+  definition.routes?.(app, context);
   app.post('/events', async (req, res) => {
     const events = parseDelivery(req.body);
     await subscriber.receive(events);

@@ -1,7 +1,7 @@
 import { createService, runMain } from '@blog/common';
 import { queryProjection } from './projection.js';
-import { queryRoutes } from './routes.js';
+import { queryRawRoutes } from './routes.js';
 
 await runMain('query', () =>
-  createService({ name: 'query', projection: queryProjection, routes: queryRoutes, cors: true }),
+  createService({ name: 'query', projection: queryProjection, rawRoutes: queryRawRoutes, cors: true }),
 );

@@ -2,7 +2,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, waitFor } from '../../test/support/stack.js';
 import { queryProjection } from './projection.js';
-import { queryRoutes } from './routes.js';
+import { queryRawRoutes } from './routes.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let api: ReturnType<typeof request>;
@@ -10,7 +10,9 @@ const publish = (type: string, data: object) =>
   request(stack.busUrl).post('/events').send({ type, data }).expect(200);
 
 beforeAll(async () => {
-  stack = await startStack([{ name: 'query', projection: queryProjection, routes: queryRoutes, cors: true }]);
+  stack = await startStack([
+    { name: 'query', projection: queryProjection, rawRoutes: queryRawRoutes, cors: true },
+  ]);
   api = request(stack.urls.query!);
 });
 afterAll(() => stack.stop());
@@ -28,6 +30,16 @@ describe('query API', () => {
     expect((await api.get('/posts')).body).toEqual({
       p1: { id: 'p1', title: 'One', comments: [{ id: 'c1', content: 'hi', status: 'approved' }] },
     });
+  });
+
+  it('sends the same security and CORS headers as every other route', async () => {
+    const posts = await api.get('/posts').set('Origin', 'http://posts.com').expect(200);
+    const health = await api.get('/healthz').set('Origin', 'http://posts.com').expect(200);
+    for (const name of ['content-security-policy', 'x-content-type-options', 'access-control-allow-origin']) {
+      expect(posts.headers[name], name).toBeDefined();
+      expect(posts.headers[name], name).toBe(health.headers[name]);
+    }
+    expect(posts.headers['content-type']).toBe('application/json; charset=utf-8');
   });
 
   it('answers 304 to a client holding the current version, 200 once it changed', async () => {

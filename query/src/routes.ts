@@ -1,24 +1,45 @@
 import { randomUUID } from 'node:crypto';
-import type { ServiceContext } from '@blog/common';
-import type { Express } from 'express';
+import type { RawRoutes, ServiceContext } from '@blog/common';
+import { Counter } from 'prom-client';
 import type { QueryState } from './projection.js';
 
-export function queryRoutes(app: Express, { subscriber }: ServiceContext<QueryState>): void {
-  // GET /posts is the page everyone loads: serialize once per change, not once per request, and let a
-  // browser that already has this version revalidate with a 304.
+/**
+ * `GET /posts` is the page everyone loads, so node:http answers it before Express: the body is serialized
+ * once per change, not once per request, the security and CORS headers are the ones computed at start, and
+ * a browser that already has this version gets a 304.
+ */
+export function queryRawRoutes(
+  { subscriber, metrics }: ServiceContext<QueryState>,
+  headers: Record<string, string>,
+): RawRoutes {
   const instance = randomUUID().slice(0, 8);
   let cached: { version: number; body: Buffer; etag: string } | undefined;
+  const reads = new Counter({
+    name: 'query_posts_reads_total',
+    help: 'GET /posts answered, by status (200, or 304 when the client had this version)',
+    labelNames: ['status'] as const,
+    registers: [metrics.registry],
+  });
 
-  app.get('/posts', (req, res) => {
+  const getPosts: RawRoutes[string] = (req, res) => {
     const { version, posts } = subscriber.state;
     if (cached?.version !== version) {
       cached = { version, body: Buffer.from(JSON.stringify(posts)), etag: `"${instance}-${version}"` };
     }
-    res.set('ETag', cached.etag);
     if (req.headers['if-none-match'] === cached.etag) {
-      res.status(304).end();
+      reads.inc({ status: '304' });
+      res.writeHead(304, { ...headers, ETag: cached.etag }).end();
       return;
     }
-    res.type('application/json').send(cached.body);
-  });
+    reads.inc({ status: '200' });
+    res
+      .writeHead(200, {
+        ...headers,
+        ETag: cached.etag,
+        'Content-Type': 'application/json; charset=utf-8',
+        'Content-Length': cached.body.length,
+      })
+      .end(cached.body);
+  };
+  return { 'GET /posts': getPosts, 'HEAD /posts': getPosts };
 }
