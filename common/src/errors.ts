@@ -54,11 +54,19 @@ export function errorHandler(log: {
 }): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     if (res.headersSent) return next(err);
-    const { status, errors } = describe(err);
-    if (status >= 500) log.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
-    else log.warn({ status, method: req.method, url: req.originalUrl, errors }, 'request refused');
+    const { status, errors } = describeError(err, log, req.method, req.originalUrl);
     res.status(status).json({ errors });
   };
+}
+
+type ErrorLog = Parameters<typeof errorHandler>[0];
+
+/** The status and JSON errors for what a handler threw, logged: a warning for 4xx, an error for 5xx. */
+export function describeError(err: unknown, log: ErrorLog, method?: string, url?: string) {
+  const { status, errors } = describe(err);
+  if (status >= 500) log.error({ err, method, url }, 'request failed');
+  else log.warn({ status, method, url, errors }, 'request refused');
+  return { status, errors };
 }
 
 const bodyParserMessages: Record<string, string> = {

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { errorHandler, notFoundHandler } from './errors.js';
+import { describeError, errorHandler, notFoundHandler } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -22,11 +22,28 @@ export interface HttpAppOptions {
    * any query string): they get the same security and CORS headers, computed once (`headers`), and skip
    * the routing and middleware work. Express serves them too, for a server not made by `listen`.
    */
-  rawRoutes?: (headers: Record<string, string>) => RawRoutes;
+  rawRoutes?: (kit: RawKit) => RawRoutes;
+  log: Logger;
 }
 
 export type RawHandler = (req: IncomingMessage, res: ServerResponse) => void;
 export type RawRoutes = Record<string, RawHandler>;
+
+export interface JsonAnswer {
+  status?: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface RawKit {
+  /** helmet's and cors's headers, as every other answer has them. */
+  headers: Record<string, string>;
+  /**
+   * A handler that takes a JSON body parsed and limited exactly as express.json does for the other routes,
+   * answers JSON, and turns what it throws into the same `{"errors": [...]}` answers.
+   */
+  json(route: string, handle: (body: unknown) => JsonAnswer | Promise<JsonAnswer>): RawHandler;
+}
 
 const rawRoutesOf = new WeakMap<Express, Map<string, RawHandler>>();
 
@@ -52,16 +69,57 @@ export function staticHeaders(withCors: boolean): Record<string, string> {
   return headers;
 }
 
+function rawKit(options: HttpAppOptions): RawKit {
+  const headers = staticHeaders(options.cors ?? false);
+  const parseJson = express.json({ limit: options.bodyLimit ?? '100kb' }) as unknown as (
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: (err?: unknown) => void,
+  ) => void;
+  const answer = (res: ServerResponse, status: number, body: unknown, extra?: Record<string, string>) => {
+    const json = JSON.stringify(body);
+    res
+      .writeHead(status, {
+        ...headers,
+        ...extra,
+        'Content-Type': 'application/json; charset=utf-8',
+        'Content-Length': Buffer.byteLength(json),
+      })
+      .end(json);
+  };
+  return {
+    headers,
+    json: (route, handle) => (req, res) => {
+      const endTimer = options.metrics.httpDuration.startTimer({ method: req.method, route });
+      res.once('finish', () => endTimer({ status: String(res.statusCode) }));
+      const fail = (err: unknown) => {
+        const { status, errors } = describeError(err, options.log, req.method, req.url);
+        if (!res.headersSent) answer(res, status, { errors });
+      };
+      parseJson(req, res, (err) => {
+        if (err) return fail(err);
+        Promise.resolve()
+          .then(() => handle((req as IncomingMessage & { body?: unknown }).body))
+          .then((result) => answer(res, result.status ?? 200, result.body, result.headers), fail);
+      });
+    },
+  };
+}
+
 /** The plumbing every service shares: security headers, CORS, JSON bodies, health, readiness and metrics. */
 export function createHttpApp(options: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const rawRoutes = new Map(Object.entries(options.rawRoutes?.(staticHeaders(options.cors ?? false)) ?? {}));
+  const kit = rawKit(options);
+  const rawRoutes = new Map(Object.entries(options.rawRoutes?.(kit) ?? {}));
   rawRoutesOf.set(app, rawRoutes);
   for (const [route, handler] of rawRoutes) {
     const [method, path] = route.split(' ') as [string, string];
-    app[method === 'HEAD' ? 'head' : 'get'](path, (req, res) => handler(req, res));
+    const register = { GET: 'get', HEAD: 'head', POST: 'post' } as const;
+    const verb = register[method as keyof typeof register];
+    if (!verb) throw new Error(`raw route ${route}: only GET, HEAD and POST`);
+    app[verb](path, (req: IncomingMessage, res: ServerResponse) => handler(req, res));
   }
   app.use(options.metrics.timeRequests);
   app.use(helmet());
