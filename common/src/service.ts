@@ -2,7 +2,8 @@ import type { Server } from 'node:http';
 import type { Express } from 'express';
 import { ConfigError, defaults, env, readConfig } from './config.js';
 import { HttpError } from './errors.js';
-import { incomingEventSchema, validateEvent, type IncomingEvent } from './events.js';
+import { incomingEventSchema, outgoingEventSchema, validateEvent, type IncomingEvent } from './events.js';
+import type { z } from 'zod';
 import { closeServer, createHttpApp, finishHttpApp, listen, type RawRoutes, type Readiness } from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -106,8 +107,15 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   };
 }
 
-/** One event or an array of them; every one is checked before any is applied. */
-export function parseDelivery(body: unknown): IncomingEvent[] {
+/**
+ * A `POST /events` body: one event, or an array of 1 to `max` events. Every one is checked before any is
+ * used, and the first malformed one refuses the whole body with 400 naming its fields (`1.data.title`).
+ */
+export function parseEventBody<S extends typeof outgoingEventSchema | typeof incomingEventSchema>(
+  schema: S,
+  body: unknown,
+  max: number,
+): { events: z.infer<S>[]; batch: boolean } {
   if (body === undefined || body === null || typeof body !== 'object') {
     throw HttpError.badRequest(
       'The body must be a JSON event {"type", "data"} sent as application/json',
@@ -116,14 +124,20 @@ export function parseDelivery(body: unknown): IncomingEvent[] {
   }
   const batch = Array.isArray(body);
   const items: unknown[] = batch ? body : [body];
-  if (items.length > MAX_BATCH)
-    throw HttpError.badRequest(`A batch holds at most ${MAX_BATCH} events`, 'body');
-  return items.map((item, index) => {
-    const { event, issues } = validateEvent(incomingEventSchema, item, batch ? `${index}.` : '');
+  if (items.length === 0 || items.length > max) {
+    throw HttpError.badRequest(`Send between 1 and ${max} events at once`, 'body');
+  }
+  const events = items.map((item, index) => {
+    const { event, issues } = validateEvent(schema, item, batch ? `${index}.` : '');
     if (!event) throw new HttpError(400, issues);
     return event;
   });
+  return { events, batch };
 }
+
+/** What the bus delivers to a subscriber: one event or a batch. */
+export const parseDelivery = (body: unknown): IncomingEvent[] =>
+  parseEventBody(incomingEventSchema, body, MAX_BATCH).events;
 
 /** The start file of a service: run it, stop cleanly on SIGTERM/SIGINT, exit with a clear message on bad config. */
 export async function runMain(

@@ -4,7 +4,6 @@ import type { Response } from 'express';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
 import {
-  HttpError,
   closeServer,
   createHttpApp,
   createLogger,
@@ -14,9 +13,9 @@ import {
   finishHttpApp,
   listen,
   outgoingEventSchema,
+  parseEventBody,
   parseOr400,
   readConfig,
-  validateEvent,
   type Readiness,
 } from '@blog/common';
 import { Deliveries } from './delivery.js';
@@ -88,25 +87,9 @@ export function createBus(options: BusOptions = {}) {
   };
   /** The course's publish, and an array of events in one commit (docs/event-bus.md). */
   const publish = (body: unknown) => {
-    // express.json only reads application/json; anything else leaves no body at all.
-    if (body === undefined || body === null || typeof body !== 'object') {
-      throw HttpError.badRequest(
-        'The body must be a JSON event {"type", "data"} sent as application/json',
-        'body',
-      );
-    }
     // An array publishes several events in one commit (a subscriber's reactions to a batch); a plain
     // object is the course's single event and gets the course's answer.
-    const batch = Array.isArray(body);
-    const items: unknown[] = batch ? body : [body];
-    if (items.length === 0 || items.length > PUBLISH_MAX) {
-      throw HttpError.badRequest(`Publish between 1 and ${PUBLISH_MAX} events at once`, 'body');
-    }
-    const events = items.map((item, index) => {
-      const { event, issues } = validateEvent(outgoingEventSchema, item, batch ? `${index}.` : '');
-      if (!event) throw new HttpError(400, issues);
-      return event;
-    });
+    const { events, batch } = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX);
 
     const results = store.appendMany(events);
     results.forEach(({ seq, id, duplicate }, index) => {
