@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { HttpError, parseOr400, z, type ServiceContext } from '@blog/common';
+import { HttpError, newCourseId, parseOr400, z, type ServiceContext } from '@blog/common';
 import type { Express } from 'express';
 import type { CommentsState } from './projection.js';
 
@@ -20,9 +19,7 @@ export function commentsRoutes(app: Express, { subscriber }: ServiceContext<Comm
     // The PostCreated may be a few milliseconds old: make sure we are caught up before saying 404.
     if (!subscriber.state.postIds.has(postId)) await subscriber.refresh();
     if (!subscriber.state.postIds.has(postId)) throw HttpError.notFound(`Post ${postId} not found`);
-    let id: string;
-    do id = randomBytes(4).toString('hex');
-    while (subscriber.state.commentsById.has(id));
+    const id = newCourseId((candidate) => subscriber.state.commentsById.has(candidate));
     await subscriber.publishAndApply({
       type: 'CommentCreated',
       data: { id, content, postId, status: 'pending' },

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
 /** The course's four events. Extra fields are allowed (a learner may add some), missing ones are not. */
@@ -80,3 +81,11 @@ export function toIssues(error: z.ZodError, fieldPrefix = ''): EventIssue[] {
 /** Narrows a validated event to a known one; unknown types stay outside the projections. */
 export const asBlogEvent = (event: IncomingEvent): BlogEvent | undefined =>
   isKnownEventType(event.type) ? (event as BlogEvent) : undefined;
+
+/** A new id in the course's form (`randomBytes(4).toString('hex')`), drawn again in the rare case it is taken. */
+export function newCourseId(isTaken: (id: string) => boolean): string {
+  for (;;) {
+    const id = randomBytes(4).toString('hex');
+    if (!isTaken(id)) return id;
+  }
+}

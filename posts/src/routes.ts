@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { parseOr400, z, type ServiceContext } from '@blog/common';
+import { newCourseId, parseOr400, z, type ServiceContext } from '@blog/common';
 import type { Express, RequestHandler } from 'express';
 
 import type { PostsState } from './projection.js';
@@ -15,10 +14,7 @@ export function postsRoutes(app: Express, { subscriber }: ServiceContext<PostsSt
 
   const createPost: RequestHandler = async (req, res) => {
     const { title } = parseOr400(createPostBody, req.body);
-    let id: string;
-    do
-      id = randomBytes(4).toString('hex'); // the course's ids
-    while (subscriber.state[id]);
+    const id = newCourseId((candidate) => candidate in subscriber.state);
     await subscriber.publishAndApply({ type: 'PostCreated', data: { id, title } });
     res.status(201).json({ id, title });
   };
