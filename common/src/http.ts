@@ -48,7 +48,7 @@ export interface RawKit {
 const rawRoutesOf = new WeakMap<Express, Map<string, RawHandler>>();
 
 /** The headers helmet (and cors, if on) set on every answer: recorded once, for the early routes. */
-export function staticHeaders(withCors: boolean): Record<string, string> {
+function staticHeaders(withCors: boolean): Record<string, string> {
   const headers: Record<string, string> = {};
   const res = {
     setHeader: (name: string, value: unknown) => void (headers[name] = String(value)),

@@ -156,7 +156,7 @@ export class Subscriber<State> {
     };
     let next = this.appliedSeq < targetSeq ? fetchPage(this.appliedSeq) : undefined;
     while (next) {
-      const { events } = await next;
+      const events = await next;
       const lastSeq = events.at(-1)?.seq ?? this.appliedSeq;
       next = events.length === PAGE_SIZE && lastSeq < targetSeq ? fetchPage(lastSeq) : undefined;
       for (const stored of events) {

@@ -14,8 +14,8 @@ export interface EventTransport {
    * published one after the other are stored in that order.
    */
   publish(event: OutgoingEvent): Promise<{ seq: number; id: string }>;
-  /** Events with `seq > afterSeq`, in order, and the head of the log. */
-  fetchAfter(afterSeq: number, limit: number): Promise<{ events: StoredEvent[]; lastSeq: number }>;
+  /** At most `limit` events with `seq > afterSeq`, in order. */
+  fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]>;
   close(): void;
 }
 
@@ -129,7 +129,7 @@ export class HttpTransport implements EventTransport {
     }
   }
 
-  async fetchAfter(afterSeq: number, limit: number): Promise<{ events: StoredEvent[]; lastSeq: number }> {
+  async fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]> {
     let res;
     try {
       res = await this.client.get('/events', { params: { after: afterSeq, limit } });
@@ -139,9 +139,7 @@ export class HttpTransport implements EventTransport {
     if (res.status !== 200 || !Array.isArray(res.data)) {
       throw new TransportError(`event bus answered GET /events with ${res.status}`);
     }
-    const events = res.data as StoredEvent[];
-    const header = Number(res.headers['x-last-seq']);
-    return { events, lastSeq: Number.isInteger(header) ? header : (events.at(-1)?.seq ?? afterSeq) };
+    return res.data as StoredEvent[];
   }
 
   close(): void {
