@@ -15,7 +15,24 @@ export async function startStack(
   options: { dataDir?: string; busEnv?: Record<string, string> } = {},
 ) {
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'blog-stack-'));
-  const busPort = await freePort();
+  // The bus's port is picked before the services start (they must know it), so another test file running
+  // at the same time can take it in between: then start again on another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startStackOn(await freePort(), dataDir, definitions, options);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw err;
+    }
+  }
+}
+
+async function startStackOn(
+  busPort: number,
+  dataDir: string,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  definitions: ServiceDefinition<any>[],
+  options: { busEnv?: Record<string, string> },
+) {
   const busUrl = `http://127.0.0.1:${busPort}`;
   const env = { PORT: '0', EVENT_BUS_URL: busUrl, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' };
 
@@ -41,7 +58,13 @@ export async function startStack(
       ...options.busEnv,
     },
   });
-  await bus.start();
+  try {
+    await bus.start();
+  } catch (err) {
+    await Promise.all(Object.values(services).map((service) => service.stop()));
+    await bus.stop();
+    throw err;
+  }
   await waitFor(() => Object.values(services).every((service) => service.subscriber.caughtUp));
 
   return {
