@@ -42,7 +42,10 @@ export interface RawKit {
    * A handler that takes a JSON body parsed and limited exactly as express.json does for the other routes,
    * answers JSON, and turns what it throws into the same `{"errors": [...]}` answers.
    */
-  json(route: string, handle: (body: unknown) => JsonAnswer | Promise<JsonAnswer>): RawHandler;
+  json(
+    route: string,
+    handle: (body: unknown, req: IncomingMessage) => JsonAnswer | Promise<JsonAnswer>,
+  ): RawHandler;
 }
 
 const rawRoutesOf = new WeakMap<Express, Map<string, RawHandler>>();
@@ -99,7 +102,7 @@ function rawKit(options: HttpAppOptions): RawKit {
       parseJson(req, res, (err) => {
         if (err) return fail(err);
         Promise.resolve()
-          .then(() => handle((req as IncomingMessage & { body?: unknown }).body))
+          .then(() => handle((req as IncomingMessage & { body?: unknown }).body, req))
           .then((result) => answer(res, result.status ?? 200, result.body, result.headers), fail);
       });
     },

@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './http.js';
+export * from './http-client.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './service.js';

@@ -72,13 +72,18 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
     rawRoutes: (kit) => ({
       ...definition.rawRoutes?.(context, kit.headers),
       // Every delivery comes here: answered ahead of Express, since it is the busiest route of all.
-      'POST /events': kit.json('/events', async (body) => {
+      'POST /events': kit.json('/events', async (body, req) => {
         const events = parseDelivery(body);
-        await subscriber.receive(events);
-        // Tells the bus this subscriber takes batches, and which seq it acknowledges (docs/event-bus.md).
+        const replyAccepted = String(req.headers['x-events-reply']).toLowerCase() === 'accept';
+        const reactions = await subscriber.receive(events, { replyAccepted });
+        // Tells the bus this subscriber takes batches, which seq it acknowledges, and how many reactions
+        // the answer carries for it to store (docs/event-bus.md).
         const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
-        const acked: Record<string, string> = lastSeq > 0 ? { 'X-Events-Acked': String(lastSeq) } : {};
-        return { body: {}, headers: { 'X-Events-Batch': 'accept', ...acked } };
+        const headers: Record<string, string> = { 'X-Events-Batch': 'accept' };
+        if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
+        if (reactions.length === 0) return { body: {}, headers };
+        headers['X-Events-Reactions'] = String(reactions.length);
+        return { body: { events: reactions }, headers };
       }),
     }),
   });

@@ -103,6 +103,43 @@ describe('subscriber', () => {
     expect(noticed[0]!.id).toBe(derivedEventId(trigger, 'PostNoticed'));
   });
 
+  it('hands its reactions back in the answer when the bus takes them there, until they are in the log', async () => {
+    stack = await startStack([definition], { busEnv: noDelivery });
+    const query = stack.urls.query!;
+    const deliver = (event: object) =>
+      request(query).post('/events').set('X-Events-Reply', 'accept').send(event).expect(200);
+    const trigger = { type: 'PostCreated', data: { id: 'p1', title: 'p1' }, id: 'trigger-1' };
+    const expected = {
+      id: derivedEventId(trigger, 'PostNoticed'),
+      type: 'PostNoticed',
+      data: { postId: 'p1' },
+    };
+
+    const first = await deliver(trigger);
+    expect(first.headers['x-events-reactions']).toBe('1');
+    expect(first.body).toEqual({ events: [expected] });
+    // Handed back, not published: the bus stores it when it reads the answer.
+    expect((await log(stack.busUrl)).some((e) => e.type === 'PostNoticed')).toBe(false);
+
+    // Still owed (this bus never stored it), so the next answer carries it again.
+    const second = await deliver({ type: 'Nothing', data: {} });
+    expect(second.body).toEqual({ events: [expected] });
+
+    // Once the reaction comes back from the log, it is no longer owed.
+    await request(stack.busUrl).post('/events').send(expected).expect(200);
+    const stored = (await log(stack.busUrl)).find((e) => e.type === 'PostNoticed')!;
+    const third = await deliver(stored);
+    expect(third.headers['x-events-reactions']).toBeUndefined();
+    expect(third.body).toEqual({});
+
+    // Without the header (curl, a course-original bus) reactions are published as before.
+    await request(query)
+      .post('/events')
+      .send({ type: 'PostCreated', data: { id: 'p2', title: 'p2' } })
+      .expect(200, {});
+    expect((await log(stack.busUrl)).filter((e) => e.type === 'PostNoticed')).toHaveLength(2);
+  });
+
   it('publishes at start a reaction the log lacks (the service died before publishing it)', async () => {
     stack = await startStack([], {});
     const { dataDir } = stack;

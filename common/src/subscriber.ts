@@ -31,6 +31,8 @@ export function derivedEventId(trigger: IncomingEvent, reactionType: string): st
 }
 
 const PAGE_SIZE = 10_000;
+/** The most reactions an answer to a delivery carries (the bus reads up to 8 MiB); more are published. */
+const MAX_REPLY_REACTIONS = 200;
 /** How long a command waits for the delivery of its own event before fetching it from the bus. */
 const WAIT_FOR_DELIVERY_MS = 5;
 
@@ -83,10 +85,14 @@ export class Subscriber<State> {
 
   /**
    * Applies events delivered to `POST /events`, already validated, in order. Resolves once every one is
-   * applied (or known to be) and the reactions are published; rejects with 503 if the bus is unreachable
+   * applied (or known to be) and the reactions are handed over; rejects with 503 if the bus is unreachable
    * (the bus will deliver again) or 409 for a `seq` past the head of the log.
+   *
+   * The reactions go back in the answer when the bus said it takes them there (`replyAccepted`, see
+   * docs/event-bus.md, "Reactions in the answer"): the resolved array is what to answer with, and it stays
+   * in the outbox until it shows up in the log. Otherwise they are published here and the array is empty.
    */
-  receive(events: IncomingEvent[]): Promise<void> {
+  receive(events: IncomingEvent[], { replyAccepted = false } = {}): Promise<OutgoingEvent[]> {
     return this.enqueue(async () => {
       for (const event of events) {
         if (event.seq === undefined) {
@@ -108,7 +114,9 @@ export class Subscriber<State> {
         }
         if (event.seq === this.appliedSeq + 1) this.applyOne(event);
       }
+      if (replyAccepted && this.outbox.size <= MAX_REPLY_REACTIONS) return [...this.outbox.values()];
       await this.flushOutbox();
+      return [];
     });
   }
 

@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
-import axios, { type AxiosInstance } from 'axios';
 import type { OutgoingEvent, StoredEvent } from './events.js';
+import { HttpClient } from './http-client.js';
 
 /**
  * How a service reaches the event log. The HTTP event-bus is the default; a broker can implement the same
@@ -36,8 +34,8 @@ const NETWORK_RETRIES = 2;
 const MAX_EVENTS_PER_PUBLISH = 500;
 
 export class HttpTransport implements EventTransport {
-  private readonly client: AxiosInstance;
-  private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
+  private readonly client = new HttpClient();
+  private readonly eventsUrl: string;
   private readonly waiting: {
     event: WithId<OutgoingEvent>;
     resolve: (stored: { seq: number; id: string }) => void;
@@ -47,24 +45,9 @@ export class HttpTransport implements EventTransport {
 
   constructor(
     readonly busUrl: string,
-    timeoutMs = 5000,
+    private readonly timeoutMs = 5000,
   ) {
-    this.agents = {
-      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 64 }),
-    };
-    this.client = axios.create({
-      baseURL: busUrl,
-      timeout: timeoutMs,
-      ...this.agents,
-      // Statuses are handled here, not thrown by axios, so the messages name the bus and the status.
-      validateStatus: () => true,
-      transitional: { clarifyTimeoutError: true },
-      // The bus never redirects nor compresses: skipping axios's follow-redirects wrapper and the
-      // decompression stream more than halves the cost of a request (measured in docs/performance.md).
-      maxRedirects: 0,
-      decompress: false,
-    });
+    this.eventsUrl = `${busUrl.replace(/\/+$/, '')}/events`;
   }
 
   /**
@@ -106,12 +89,16 @@ export class HttpTransport implements EventTransport {
     input: WithId<OutgoingEvent> | WithId<OutgoingEvent>[],
   ): Promise<{ seq: number; id: string }[]> {
     const withIds = Array.isArray(input) ? input : [input];
-    const body = input;
     const what = `${withIds.map((e) => `${e.type} ${e.id}`).join(', ')}`.slice(0, 300);
     for (let attempt = 0; ; attempt++) {
       try {
-        const res = await this.client.post('/events', body);
-        const stored: unknown = Array.isArray(input) ? res.data?.events : [res.data];
+        const res = await this.client.request(this.eventsUrl, {
+          method: 'POST',
+          body: JSON.stringify(input),
+          timeoutMs: this.timeoutMs,
+        });
+        const answer = parseJson(res.body) as { events?: unknown } | undefined;
+        const stored: unknown = Array.isArray(input) ? answer?.events : [answer];
         if (res.status >= 200 && res.status < 300 && isStoredList(stored, withIds.length)) {
           return stored.map((result, index) => ({
             seq: result.seq,
@@ -119,7 +106,7 @@ export class HttpTransport implements EventTransport {
           }));
         }
         throw new TransportError(
-          `event bus refused ${what}: ${res.status} ${JSON.stringify(res.data).slice(0, 300)}`,
+          `event bus refused ${what}: ${res.status} ${res.body.slice(0, 300)}`,
           res.status >= 400 && res.status < 500,
         );
       } catch (err) {
@@ -132,19 +119,30 @@ export class HttpTransport implements EventTransport {
   async fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]> {
     let res;
     try {
-      res = await this.client.get('/events', { params: { after: afterSeq, limit } });
+      res = await this.client.request(`${this.eventsUrl}?after=${afterSeq}&limit=${limit}`, {
+        method: 'GET',
+        timeoutMs: this.timeoutMs,
+      });
     } catch (err) {
       throw wrap(err, this.busUrl);
     }
-    if (res.status !== 200 || !Array.isArray(res.data)) {
+    const events = res.status === 200 ? parseJson(res.body) : undefined;
+    if (!Array.isArray(events)) {
       throw new TransportError(`event bus answered GET /events with ${res.status}`);
     }
-    return res.data as StoredEvent[];
+    return events as StoredEvent[];
   }
 
   close(): void {
-    this.agents.httpAgent.destroy();
-    this.agents.httpsAgent.destroy();
+    this.client.close();
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

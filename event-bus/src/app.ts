@@ -13,6 +13,7 @@ import {
   finishHttpApp,
   listen,
   outgoingEventSchema,
+  type OutgoingEvent,
   parseEventBody,
   parseOr400,
   readConfig,
@@ -66,17 +67,33 @@ export function createBus(options: BusOptions = {}) {
   const log = createLogger('event-bus', config.LOG_LEVEL);
   const metrics = createMetrics('event-bus');
   const store = new EventStore(config.DATA_DIR);
-  const deliveries = new Deliveries(config.SUBSCRIBERS, {
-    store,
-    log,
-    metrics,
-    retryMaxMs: config.RETRY_MAX_MS,
-  });
   const published = new Counter({
     name: 'eventbus_published_total',
     help: 'Events published, by result: stored, or duplicate (an id already in the log)',
     labelNames: ['result'] as const,
     registers: [metrics.registry],
+  });
+
+  /** Stores validated events in one commit and wakes the delivery loops: every publish ends here. */
+  const storeEvents = (events: OutgoingEvent[]) => {
+    const results = store.appendMany(events);
+    results.forEach(({ seq, id, duplicate }, index) => {
+      const type = events[index]!.type;
+      published.inc({ result: duplicate ? 'duplicate' : 'stored' });
+      if (duplicate) log.debug({ id, seq, type }, 'duplicate event not stored again');
+      else log.debug({ id, seq, type }, 'event stored');
+    });
+    if (results.some((result) => !result.duplicate)) deliveries.wakeAll();
+    return results;
+  };
+
+  const deliveries = new Deliveries(config.SUBSCRIBERS, {
+    store,
+    log,
+    metrics,
+    retryMaxMs: config.RETRY_MAX_MS,
+    // A subscriber's reactions, sent back in its answer to a delivery, are published like any others.
+    storeReactions: (events) => storeEvents(parseEventBody(outgoingEventSchema, events, PUBLISH_MAX).events),
   });
 
   let stopping = false;
@@ -90,15 +107,7 @@ export function createBus(options: BusOptions = {}) {
     // An array publishes several events in one commit (a subscriber's reactions to a batch); a plain
     // object is the course's single event and gets the course's answer.
     const { events, batch } = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX);
-
-    const results = store.appendMany(events);
-    results.forEach(({ seq, id, duplicate }, index) => {
-      const type = events[index]!.type;
-      published.inc({ result: duplicate ? 'duplicate' : 'stored' });
-      if (duplicate) log.debug({ id, seq, type }, 'duplicate event not stored again');
-      else log.debug({ id, seq, type }, 'event stored');
-    });
-    if (results.some((result) => !result.duplicate)) deliveries.wakeAll();
+    const results = storeEvents(events);
     const answer = results.map(({ seq, id, duplicate }) => ({
       seq,
       id,

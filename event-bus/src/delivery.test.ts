@@ -17,7 +17,10 @@ interface Answer {
   body?: unknown;
 }
 type Delivered = Record<string, unknown> & { seq: number; id: string; type: string };
-type Handler = (body: Delivered | Delivered[]) => Answer | Promise<Answer> | void;
+type Handler = (
+  body: Delivered | Delivered[],
+  headers: http.IncomingHttpHeaders,
+) => Answer | Promise<Answer> | void;
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -34,7 +37,7 @@ async function subscriber(handler: Handler = () => ({}), port = 0) {
     req.on('end', async () => {
       const body = JSON.parse(raw) as Delivered | Delivered[];
       posts.push(body);
-      const answer = (await handler(body)) ?? {};
+      const answer = (await handler(body, req.headers)) ?? {};
       if (res.destroyed) return;
       res.writeHead(answer.status ?? 200, { 'Content-Type': 'application/json', ...answer.headers });
       res.end(JSON.stringify(answer.body ?? {}));
@@ -284,6 +287,56 @@ describe('delivery', () => {
     ]);
     expect(seqsOf(sub.events())).toEqual(range(1, total));
     expect(await bus.get('/subscribers')).toMatchObject([{ cursor: total, batches: true }]);
+  });
+
+  it('stores the reactions a subscriber sends back in its answer, once, and delivers them', async () => {
+    const replyHeaders: unknown[] = [];
+    const reaction = { id: 'r-1/Noticed', type: 'Noticed', data: { of: 1 } };
+    const sub = await subscriber((body, headers) => {
+      replyHeaders.push(headers['x-events-reply']);
+      const events = Array.isArray(body) ? body : [body];
+      // Answers the trigger with the reaction, and the next event with it again (as if still owed).
+      if (events.every((e) => e.type !== 'Noticed')) {
+        return { headers: { 'X-Events-Reactions': '1' }, body: { events: [reaction] } };
+      }
+      return {};
+    });
+    const bus = await startBus({ sub: sub.url });
+    await bus.publish({ type: 'T', data: { i: 1 }, id: 'r-1' });
+    await waitFor(() => sub.events().some((e) => e.type === 'Noticed'));
+    await bus.publish({ type: 'T', data: { i: 2 } });
+    await waitFor(() => sub.events().length === 3);
+
+    const log = (await bus.get('/events')) as Delivered[];
+    expect(log.map((e) => [e.seq, e.type, e.id])).toEqual([
+      [1, 'T', 'r-1'],
+      [2, 'Noticed', 'r-1/Noticed'],
+      [3, 'T', log[2]!.id],
+    ]);
+    expect(sub.events().map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(new Set(replyHeaders)).toEqual(new Set(['accept']));
+    expect(await bus.metrics()).toMatch(
+      /eventbus_published_total\{result="duplicate",service="event-bus"\} 1/,
+    );
+  });
+
+  it('refuses malformed reactions in an answer (counted, nothing stored) and goes on delivering', async () => {
+    const sub = await subscriber((body) => {
+      const events = Array.isArray(body) ? body : [body];
+      if (events[0]!.seq === 1) {
+        return { headers: { 'X-Events-Reactions': '1' }, body: { events: [{ data: { no: 'type' } }] } };
+      }
+      return {};
+    });
+    const bus = await startBus({ sub: sub.url });
+    await bus.publish({ type: 'T', data: { i: 1 } });
+    await bus.publish({ type: 'T', data: { i: 2 } });
+    await waitFor(() => sub.events().length === 2);
+    expect(((await bus.get('/events')) as Delivered[]).map((e) => e.type)).toEqual(['T', 'T']);
+    expect(await bus.metrics()).toMatch(
+      /eventbus_deliveries_total\{subscriber="sub",outcome="reactions-rejected",service="event-bus"\} 1/,
+    );
+    expect(await bus.get('/subscribers')).toMatchObject([{ cursor: 2 }]);
   });
 
   it('goes back to single events when batches are no longer acknowledged, losing nothing', async () => {

@@ -1,9 +1,6 @@
-import http from 'node:http';
-import https from 'node:https';
 import { setTimeout as sleepUnlessAborted } from 'node:timers/promises';
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { Logger, Metrics } from '@blog/common';
+import { HttpClient, HttpError, type HttpAnswer, type Logger, type Metrics } from '@blog/common';
 import { eventJson, type EventRow, type EventStore } from './store.js';
 
 /**
@@ -17,6 +14,9 @@ import { eventJson, type EventRow, type EventStore } from './store.js';
 export const BATCH_MAX_EVENTS = 200;
 export const BATCH_MAX_BYTES = 64 * 1024;
 export const DELIVERY_TIMEOUT_MS = 10_000;
+/** Subscribers answer `{}`, or their reactions: at most 200 events, each one's texts at most 10,000 chars. */
+const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+const DELIVERY_HEADERS = { 'X-Events-Reply': 'accept' };
 /** How long a delivered cursor may wait before it is written to SQLite (one write for many deliveries). */
 const CURSOR_SAVE_DELAY_MS = 100;
 const FIRST_RETRY_MS = 100;
@@ -34,6 +34,11 @@ export interface DeliveryOptions {
   metrics: Metrics;
   /** The cap of the exponential backoff between retries (RETRY_MAX_MS). */
   retryMaxMs: number;
+  /**
+   * Validates and stores the reactions a subscriber sent back in its answer (`{"events": [...]}`); throws
+   * an HttpError for a malformed one (nothing stored), anything else if the log cannot take them now.
+   */
+  storeReactions: (events: unknown) => unknown;
 }
 
 /** What `GET /subscribers` shows of one subscriber. */
@@ -66,7 +71,7 @@ function createDeliveryMetrics(metrics: Metrics) {
   return {
     deliveries: new Counter({
       name: 'eventbus_deliveries_total',
-      help: 'POSTs to subscribers, by outcome: delivered, failed (retried), dead-letter, unacked, batch-rejected',
+      help: 'POSTs to subscribers, by outcome: delivered, failed (retried), dead-letter, unacked, batch-rejected, reactions-rejected',
       labelNames: ['subscriber', 'outcome'] as const,
       registers,
     }),
@@ -106,9 +111,10 @@ export class SubscriberLoop {
   constructor(
     subscriber: SubscriberConfig,
     private readonly store: EventStore,
-    private readonly client: AxiosInstance,
+    private readonly client: HttpClient,
     private readonly metrics: DeliveryMetrics,
     private readonly retryMaxMs: number,
+    private readonly storeReactionsInLog: DeliveryOptions['storeReactions'],
     log: Logger,
   ) {
     this.name = subscriber.name;
@@ -197,9 +203,17 @@ export class SubscriberLoop {
     const first = rows[0]!;
     const last = rows.at(-1)!;
     const endTimer = this.metrics.duration.startTimer({ subscriber: this.name });
-    let res: AxiosResponse<string>;
+    let res: HttpAnswer;
     try {
-      res = await this.client.post<string>(this.url, body, { signal: this.abort.signal });
+      res = await this.client.request(this.url, {
+        method: 'POST',
+        body,
+        // X-Events-Reply: a subscriber of ours may answer with its reactions instead of publishing them.
+        headers: DELIVERY_HEADERS,
+        timeoutMs: DELIVERY_TIMEOUT_MS,
+        signal: this.abort.signal,
+        maxAnswerBytes: MAX_ANSWER_BYTES,
+      });
     } catch (err) {
       if (this.stopped) return; // aborted by stop(): the events go out again after the restart
       this.count('failed');
@@ -223,6 +237,11 @@ export class SubscriberLoop {
         this.singlesUntil = last.seq;
         return;
       }
+      if (res.headers['x-events-reactions'] !== undefined && !this.storeReactions(res.body, rows)) {
+        // The log could not take them (say it is closing): the events go again, and so do the reactions.
+        this.count('failed');
+        return this.backoff('could not store the reactions in the answer', rows);
+      }
       this.count('delivered');
       this.recovered();
       this.batches = String(res.headers['x-events-batch']).toLowerCase() === 'accept';
@@ -243,7 +262,7 @@ export class SubscriberLoop {
       return;
     }
     this.count('dead-letter');
-    this.store.addDeadLetter(this.name, first.seq, status, res.data ?? '');
+    this.store.addDeadLetter(this.name, first.seq, status, res.body);
     this.metrics.deadLetters.inc({ subscriber: this.name });
     this.log.warn(
       {
@@ -251,11 +270,35 @@ export class SubscriberLoop {
         seq: first.seq,
         type: first.type,
         status,
-        response: String(res.data ?? '').slice(0, 200),
+        response: res.body.slice(0, 200),
       },
       'event rejected by the subscriber, dead-lettered',
     );
     this.advance(first.seq);
+  }
+
+  /**
+   * Stores the reactions that came back in a subscriber's answer (docs/event-bus.md, "Reactions in the
+   * answer"). False if the log could not take them, so the delivery is retried. A malformed answer is the
+   * subscriber's bug: logged and counted, and the delivery still counts, so one bad reaction cannot stop
+   * the subscriber's stream; it keeps the reaction in its outbox, so nothing valid is lost.
+   */
+  private storeReactions(body: string, rows: EventRow[]): boolean {
+    try {
+      this.storeReactionsInLog((JSON.parse(body) as { events?: unknown }).events);
+      return true;
+    } catch (err) {
+      if (!(err instanceof HttpError) && !(err instanceof SyntaxError)) {
+        this.log.error({ err }, 'could not store the reactions in an answer');
+        return false;
+      }
+      this.count('reactions-rejected');
+      this.log.error(
+        { fromSeq: rows[0]!.seq, toSeq: rows.at(-1)!.seq, error: describeRejection(err) },
+        'malformed reactions in the answer of a subscriber, not stored',
+      );
+      return true;
+    }
   }
 
   /**
@@ -304,37 +347,26 @@ export class SubscriberLoop {
 /** All the subscribers' loops, and the one HTTP client they share. */
 export class Deliveries {
   readonly loops: SubscriberLoop[];
-  private readonly agents = {
-    // Keep-alive: a delivery reuses its connection instead of paying a TCP handshake per event.
-    httpAgent: new http.Agent({ keepAlive: true }),
-    httpsAgent: new https.Agent({ keepAlive: true }),
-  };
+  // Keep-alive: a delivery reuses its connection instead of paying a TCP handshake per event.
+  private readonly client = new HttpClient();
 
   constructor(
     subscribers: SubscriberConfig[],
     private readonly options: DeliveryOptions,
   ) {
-    const client = axios.create({
-      timeout: DELIVERY_TIMEOUT_MS,
-      ...this.agents,
-      headers: { 'Content-Type': 'application/json' },
-      // The body is already JSON (built by concatenation in store.ts): send it as is, unparsed.
-      transformRequest: [(data: unknown) => data],
-      // The answer is only read for a dead letter, so it stays text.
-      responseType: 'text',
-      transformResponse: [(data: unknown) => data],
-      // Every status is an outcome handled by the loop, not an exception.
-      validateStatus: () => true,
-      // A subscriber URL that redirects is a configuration mistake: retried (and logged) like a 5xx.
-      maxRedirects: 0,
-      // Subscribers answer `{}`: no decompression stream per request.
-      decompress: false,
-      maxContentLength: 1024 * 1024,
-      transitional: { clarifyTimeoutError: true },
-    });
+    const client = this.client;
     const metrics = createDeliveryMetrics(options.metrics);
     this.loops = subscribers.map(
-      (s) => new SubscriberLoop(s, options.store, client, metrics, options.retryMaxMs, options.log),
+      (s) =>
+        new SubscriberLoop(
+          s,
+          options.store,
+          client,
+          metrics,
+          options.retryMaxMs,
+          options.storeReactions,
+          options.log,
+        ),
     );
 
     // Computed when /metrics is scraped, so publishing and delivering pay nothing for them.
@@ -375,9 +407,13 @@ export class Deliveries {
 
   async stop(): Promise<void> {
     await Promise.all(this.loops.map((loop) => loop.stop()));
-    this.agents.httpAgent.destroy();
-    this.agents.httpsAgent.destroy();
+    this.client.close();
   }
+}
+
+function describeRejection(err: HttpError | SyntaxError): string {
+  if (err instanceof SyntaxError) return `not JSON: ${err.message}`;
+  return err.errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');
 }
 
 function networkError(err: unknown): string {
