@@ -119,7 +119,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         `which the local router does not know (it knows ${Object.keys(options.backends).join(', ')})`,
     );
   }
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256, noDelay: true } as http.AgentOptions);
+  // No cap on sockets per backend: each open event stream holds one, and a cap would queue GET /posts
+  // behind them.
+  const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, noDelay: true } as http.AgentOptions);
   let localPort = options.port ?? 0;
 
   const describe = (location: IngressLocation) =>
@@ -139,7 +141,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer));
         // An event stream's headers go out now, not with its first message.
-        res.flushHeaders();
+        if (String(answer.headers['content-type']).startsWith('text/event-stream')) res.flushHeaders();
         answer.pipe(res);
         answer.once('error', () => res.destroy());
       },
