@@ -2,6 +2,7 @@
 // and needs no build). Formatting is prettier's job (`prettier --check .` in `npm run lint`).
 import js from '@eslint/js';
 import { defineConfig } from 'eslint/config';
+import reactHooks from 'eslint-plugin-react-hooks';
 import tseslint from 'typescript-eslint';
 
 /** The Node globals plain JavaScript files may use (TypeScript files get theirs from @types/node). */
@@ -46,6 +47,15 @@ export default defineConfig(
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_' },
       ],
+    },
+  },
+  {
+    // The React client: hooks used by the rules (calls in order, complete effect dependencies).
+    files: ['client/src/**/*.{ts,tsx}'],
+    plugins: { 'react-hooks': reactHooks },
+    rules: {
+      'react-hooks/rules-of-hooks': 'error',
+      'react-hooks/exhaustive-deps': 'error',
     },
   },
 );

@@ -7,7 +7,8 @@ export default defineConfig({
     alias: { '@blog/common': fileURLToPath(new URL('./common/src/index.ts', import.meta.url)) },
   },
   test: {
-    include: ['*/src/**/*.test.ts', 'test/**/*.test.ts', 'scripts/**/*.test.ts'],
+    // Client tests (.tsx) pick their DOM themselves (`// @vitest-environment happy-dom`): the rest stays on node.
+    include: ['*/src/**/*.test.ts', 'client/src/**/*.test.tsx', 'test/**/*.test.ts', 'scripts/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -52,6 +52,8 @@ export class Subscriber<State> {
   private stopped = false;
   /** Commands waiting for their event to be applied, by seq. */
   private readonly seqWaiters = new Set<{ seq: number; resolve: () => void }>();
+  /** Told of every event once applied (see `onApplied`). */
+  private readonly appliedListeners = new Set<(event: IncomingEvent) => void>();
 
   constructor(
     private readonly projection: Projection<State>,
@@ -146,6 +148,26 @@ export class Subscriber<State> {
     return this.enqueue(() => this.fetchUntil(Infinity));
   }
 
+  /**
+   * Calls `listener` after each event is applied (or acknowledged as changing nothing), in log order, with
+   * the state already updated; returns a function that removes it. A listener that throws is logged and
+   * changes nothing else. For pushing changes out, such as query's `GET /posts/live`.
+   */
+  onApplied(listener: (event: IncomingEvent) => void): () => void {
+    this.appliedListeners.add(listener);
+    return () => void this.appliedListeners.delete(listener);
+  }
+
+  private notifyApplied(event: IncomingEvent): void {
+    for (const listener of this.appliedListeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.log.error({ err, type: event.type, seq: event.seq }, 'an onApplied listener failed');
+      }
+    }
+  }
+
   private enqueue<T>(step: () => Promise<T> | T): Promise<T> {
     const result = this.queue.then(step);
     this.queue = result.catch(() => undefined);
@@ -206,6 +228,7 @@ export class Subscriber<State> {
     if (event.seq !== undefined) {
       this.appliedSeq = event.seq;
     }
+    if (this.appliedListeners.size > 0) this.notifyApplied(event);
   }
 
   private async flushOutbox(): Promise<void> {

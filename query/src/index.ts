@@ -1,7 +1,4 @@
-import { createService, runMain } from '@blog/common';
-import { queryProjection } from './projection.js';
-import { queryRawRoutes } from './routes.js';
+import { runMain } from '@blog/common';
+import { createQueryService } from './service.js';
 
-await runMain('query', () =>
-  createService({ name: 'query', projection: queryProjection, rawRoutes: queryRawRoutes, cors: true }),
-);
+await runMain('query', () => createQueryService());

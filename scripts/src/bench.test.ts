@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { chromiumMissing } from './browser.js';
 
 /**
  * The benchmark end to end, in its quick form, as a child process on the built services (`npm test` builds
@@ -42,7 +43,7 @@ describe('npm run bench -- --quick', () => {
       machine: { cpus: number; node: string };
       figures: Record<string, unknown>;
       errors: Record<string, unknown>;
-      details: { replay: { verified: boolean } };
+      details: { replay: { verified: boolean }; client: { skipped: string | null; loadsMs: number[] } };
     };
     expect(results.mode).toBe('quick');
     expect(results.machine.cpus).toBeGreaterThan(0);
@@ -57,8 +58,19 @@ describe('npm run bench -- --quick', () => {
       'bareRps',
       'queryToBareRatio',
       'readyMs',
+      'clientJsGzipKb',
+      'clientLoadMs',
     ];
     expect(Object.keys(results.figures).sort()).toEqual([...names].sort());
+    // Without Chromium the page loads are skipped, and say why (CI installs it, so there they run).
+    const noBrowser = chromiumMissing();
+    if (noBrowser) {
+      expect(results.figures.clientLoadMs).toBeNull();
+      expect(results.details.client.skipped).toBe(noBrowser);
+      names.splice(names.indexOf('clientLoadMs'), 1);
+    } else {
+      expect(results.details.client.loadsMs).toHaveLength(3);
+    }
     for (const name of names) {
       const value = results.figures[name];
       expect(typeof value, name).toBe('number');

@@ -12,7 +12,9 @@
  *   2. query's `GET /posts` requests per second (autocannon) with 500 posts, beside a bare node:http server
  *      sending the same bytes, measured the same way;
  *   3. throughput: concurrent writers for a fixed time, then until every comment is final in query;
- *   4. the time query takes from its spawn to `/readyz` 200 on a log of 100,000 events.
+ *   4. the time query takes from its spawn to `/readyz` 200 on a log of 100,000 events;
+ *   5. the client: its JavaScript gzipped, and the time from navigation to the post list drawn in Chromium
+ *      (through the local router, with the posts the phases before made; run after the rate phase).
  * It prints a markdown table with the targets and the course's figures beside ours, and writes everything
  * as JSON to `.bench/results.json` (`results-quick.json` for `--quick`, `results-partial.json` for a run
  * with --only, --hops, --cpu-prof or --poll-interval, so those never overwrite the standard results).
@@ -28,6 +30,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { chromiumMissing, launchChromium } from './browser.js';
 import { ROOT_DIR, freePorts, startSystem, type System } from './processes.js';
 
 // ---------------------------------------------------------------------------------------------- settings
@@ -37,6 +41,7 @@ interface Settings {
   throughput: { writers: number; posts: number; durationMs: number; drainTimeoutMs: number };
   rps: { posts: number; commentsPerPost: number; durationS: number; connections: number };
   replay: { events: number; readyTimeoutMs: number };
+  client: { loads: number; minPosts: number };
 }
 
 const FULL: Settings = {
@@ -44,6 +49,7 @@ const FULL: Settings = {
   throughput: { writers: 32, posts: 20, durationMs: 10_000, drainTimeoutMs: 60_000 },
   rps: { posts: 500, commentsPerPost: 2, durationS: 10, connections: 50 },
   replay: { events: 100_000, readyTimeoutMs: 60_000 },
+  client: { loads: 7, minPosts: 50 },
 };
 
 const QUICK: Settings = {
@@ -51,6 +57,7 @@ const QUICK: Settings = {
   throughput: { writers: 8, posts: 5, durationMs: 2_000, drainTimeoutMs: 30_000 },
   rps: { posts: 100, commentsPerPost: 2, durationS: 2, connections: 50 },
   replay: { events: 10_000, readyTimeoutMs: 30_000 },
+  client: { loads: 3, minPosts: 10 },
 };
 
 /** The targets of the brief, and the course's own JavaScript implementation measured the same way. */
@@ -61,6 +68,7 @@ const TARGETS = {
   throughputAimPerSec: 1000,
   queryToBareRatio: 0.5,
   readyMs: 2000,
+  clientJsGzipKb: 80,
 } as const;
 const COURSE = { latencyP50Ms: 32, latencyP99Ms: 85, throughputPerSec: 104, queryToBareRatio: 0.04 } as const;
 
@@ -77,7 +85,7 @@ Options:
   --json               print the results as JSON on stdout (the table goes to stderr)
   --out FILE           where to write the JSON (default .bench/results.json, or results-quick.json)
   --log-level LEVEL    the services' LOG_LEVEL (default info)
-  --only PHASES        some of latency,rate,throughput,replay (comma-separated; default all)
+  --only PHASES        some of latency,rate,throughput,replay,client (comma-separated; default all)
   --poll-interval MS   a pause between the latency phase's GET /posts polls (default 0: a tight loop)
   --cpu-prof DIR       CPU-profile every service (V8 inspector, via NODE_OPTIONS=--import) into DIR and
                        print where each one spends its time
@@ -100,7 +108,7 @@ interface Options {
   hops: boolean;
 }
 
-const PHASES = ['latency', 'rate', 'throughput', 'replay'] as const;
+const PHASES = ['latency', 'rate', 'throughput', 'replay', 'client'] as const;
 type Phase = (typeof PHASES)[number];
 
 interface Urls {
@@ -1003,6 +1011,95 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+// ---------------------------------------------------------------------------------------------- 5. the client
+
+interface ClientResult {
+  settings: Settings['client'];
+  /** Each built JavaScript file of client/dist/assets, raw and gzipped (node:zlib, default level). */
+  jsFiles: Array<{ file: string; bytes: number; gzipBytes: number }>;
+  jsGzipKb: number;
+  /** Why the page loads were not measured (no Chromium, no router), or null. */
+  skipped: string | null;
+  posts: number;
+  /** Navigation start → the post list drawn with every post's card, one per load (cold cache). */
+  loadsMs: number[];
+  loadMedianMs: number | null;
+}
+
+/** The size a browser downloads: every JavaScript file of the build, gzipped, in kB (1000 bytes). */
+function clientJsSize(): Pick<ClientResult, 'jsFiles' | 'jsGzipKb'> {
+  const dir = path.join(ROOT_DIR, 'client', 'dist', 'assets');
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((name) => name.endsWith('.js'));
+  } catch {
+    throw new Error(`${path.relative(ROOT_DIR, dir)} is missing: run \`npm run build\` first`);
+  }
+  if (names.length === 0)
+    throw new Error(`no JavaScript in ${path.relative(ROOT_DIR, dir)}: run \`npm run build\``);
+  const jsFiles = names.map((file) => {
+    const content = readFileSync(path.join(dir, file));
+    return { file, bytes: content.length, gzipBytes: gzipSync(content).length };
+  });
+  return { jsFiles, jsGzipKb: round(jsFiles.reduce((sum, f) => sum + f.gzipBytes, 0) / 1000, 1) };
+}
+
+async function measureClient(
+  urls: Urls | undefined,
+  routerUrl: string | undefined,
+  settings: Settings['client'],
+): Promise<ClientResult> {
+  const size = clientJsSize();
+  const skip = (skipped: string): ClientResult => ({
+    settings,
+    ...size,
+    skipped,
+    posts: 0,
+    loadsMs: [],
+    loadMedianMs: null,
+  });
+  const missing = chromiumMissing();
+  if (missing) return skip(missing);
+  if (!urls || !routerUrl)
+    return skip('the page loads need the router the bench starts (not with --posts/--query URLs)');
+
+  // A page worth drawing: the posts the phases before made, or at least `minPosts`.
+  const view = new QueryView(urls.query);
+  await view.poll();
+  const missingPosts = Math.max(0, settings.minPosts - Object.keys(view.posts).length);
+  await pool(
+    Array.from({ length: missingPosts }, (_, i) => i),
+    8,
+    (i) => createPost(urls, `Client post ${i}`),
+  );
+  await view.poll();
+  const posts = Object.keys(view.posts).length;
+
+  const browser = await launchChromium();
+  try {
+    const loadsMs: number[] = [];
+    for (let i = 0; i < settings.loads; i++) {
+      const page = await browser.context.newPage();
+      // Every load as a first visit: nothing from the cache.
+      const cdp = await browser.context.newCDPSession(page);
+      await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+      await page.goto(routerUrl, { waitUntil: 'commit' });
+      // Read in the page (a string: this file is not compiled for the DOM), on the animation frame the
+      // last card is there: ms since navigation start.
+      const drawn = await page.waitForFunction(
+        `document.querySelectorAll('[data-testid="post-list"] [data-testid="post-card"]').length >= ${posts} && performance.now()`,
+        undefined,
+        { polling: 'raf', timeout: 30_000 },
+      );
+      loadsMs.push(round((await drawn.jsonValue()) as number, 1));
+      await page.close();
+    }
+    return { settings, ...size, skipped: null, posts, loadsMs, loadMedianMs: distribution(loadsMs).p50 };
+  } finally {
+    await browser.close();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------- CPU
 
 /** CPU time (user + system) a process has used, from /proc (Linux); undefined elsewhere. */
@@ -1188,6 +1285,8 @@ type Figures = {
   bareRps: number;
   queryToBareRatio: number;
   readyMs: number;
+  clientJsGzipKb: number;
+  clientLoadMs: number;
 };
 
 interface Results {
@@ -1226,6 +1325,7 @@ interface Results {
     rate: RateResult | null;
     throughput: (ThroughputResult & { cpuMsPerComment: Record<string, number> | null }) | null;
     replay: ReplayResult | null;
+    client: ClientResult | null;
     subscribers: unknown;
     profiles: ProfileSummary[] | null;
     hops: HopTiming[] | null;
@@ -1274,7 +1374,8 @@ async function main(): Promise<void> {
 
   try {
     const phases = options.phases;
-    const needsSystem = phases.has('latency') || phases.has('rate') || phases.has('throughput');
+    const needsSystem =
+      phases.has('latency') || phases.has('rate') || phases.has('throughput') || phases.has('client');
     let urls: Urls | undefined = options.urls;
     if (urls) {
       say(`Measuring the system at ${urls.posts}, ${urls.comments}, ${urls.query}, bus ${urls.bus}`);
@@ -1284,6 +1385,8 @@ async function main(): Promise<void> {
         quiet: true,
         host: '127.0.0.1',
         env: { LOG_LEVEL: options.logLevel, ...profilerEnv() },
+        // The client phase loads the app through the router, as a browser at localhost:3000 would.
+        router: phases.has('client'),
         onStatus: (message) => say(message),
         onLine: options.hops
           ? (service, line) => {
@@ -1304,6 +1407,7 @@ async function main(): Promise<void> {
     let rate: RateResult | null = null;
     let throughput: Results['details']['throughput'] = null;
     let replay: ReplayResult | null = null;
+    let client: ClientResult | null = null;
     let subscribers: { deadLetters: number; subscribers: unknown } = { deadLetters: 0, subscribers: null };
     if (urls && phases.has('latency')) {
       say(`latency: ${s.latency.warmup} warm-up + ${s.latency.samples} comments, one at a time`);
@@ -1320,6 +1424,12 @@ async function main(): Promise<void> {
     if (urls && phases.has('rate')) {
       say(`GET /posts rate: ${s.rps.posts} posts with ${s.rps.commentsPerPost} comments each`);
       rate = await measureRate(urls, s.rps);
+    }
+    // Before throughput too: a page of the rate phase's 500 posts, not of thousands of comments.
+    if (phases.has('client')) {
+      say(`client: the JavaScript's gzipped size, and ${s.client.loads} page loads in Chromium`);
+      client = await measureClient(urls, system?.router?.url, s.client);
+      if (client.skipped) say(`client: page loads skipped: ${client.skipped}`);
     }
     if (urls && phases.has('throughput')) {
       say(
@@ -1364,6 +1474,8 @@ async function main(): Promise<void> {
         bareRps: rate?.bare.rps ?? null,
         queryToBareRatio: rate?.ratio ?? null,
         readyMs: replay?.readyMs ?? null,
+        clientJsGzipKb: client?.jsGzipKb ?? null,
+        clientLoadMs: client?.loadMedianMs ?? null,
       },
       errors: {
         throughputNon201: throughput?.errorCount ?? 0,
@@ -1381,6 +1493,7 @@ async function main(): Promise<void> {
         rate,
         throughput,
         replay,
+        client,
         subscribers: subscribers.subscribers,
         profiles: options.cpuProfDir ? summarizeProfiles(options.cpuProfDir) : null,
         // The log lines come from the services the bench started (not from a system given by URL).
@@ -1508,6 +1621,27 @@ function formatTable(r: Results): string {
         (replay.bootMs === null ? '' : ` (boot ${replay.bootMs} ms, catch-up ${replay.catchUpMs} ms)`) +
         '; ' +
         `${replay.verified ? 'every post and comment served' : 'NOT VERIFIED'}`,
+    );
+  }
+
+  if (d.client && f.clientJsGzipKb !== null) {
+    const c = d.client;
+    rows.push([
+      'client JavaScript, gzipped',
+      `${f.clientJsGzipKb.toFixed(1)} kB`,
+      `≤ ${TARGETS.clientJsGzipKb} kB`,
+      '',
+      mark(f.clientJsGzipKb <= TARGETS.clientJsGzipKb),
+    ]);
+    if (f.clientLoadMs !== null) {
+      rows.push([`page load → ${c.posts} posts drawn (median)`, ms(f.clientLoadMs), '', '', '']);
+    }
+    notes.push(
+      `client: ${c.jsFiles.map((file) => `${file.file} ${(file.bytes / 1000).toFixed(1)} kB (${(file.gzipBytes / 1000).toFixed(1)} gzipped)`).join(', ')}; ` +
+        (c.skipped
+          ? `page loads skipped: ${c.skipped}`
+          : `Chromium (headless, cache off) via the router, navigation start → ${c.posts} cards in the post list: ` +
+            `${c.loadsMs.map((v) => ms(v)).join(', ')}`),
     );
   }
 

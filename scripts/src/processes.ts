@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatServiceLine, LineSplitter, painter } from './logs.js';
+import { localBackends, startRouter, type Router } from './router.js';
 
 /** In start order: the bus first, since every other service catches up from it. */
 export const SERVICE_NAMES = ['event-bus', 'posts', 'comments', 'query', 'moderation'] as const;
@@ -34,6 +35,9 @@ export const DEFAULT_PORTS: Readonly<Record<ServiceName, number>> = {
   moderation: 4003,
   'event-bus': 4005,
 };
+
+/** The local router's port under `ports: 'default'`: the client's, where the Ingress's address stands. */
+export const DEFAULT_ROUTER_PORT = 3000;
 
 /** The repository root (this file is `scripts/src/processes.ts` or `scripts/dist/processes.js`). */
 export const ROOT_DIR = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -75,6 +79,12 @@ export interface SystemOptions {
   signal?: AbortSignal;
   /** The repository root holding `<service>/dist/index.js`. Default: the one this file is in. */
   rootDir?: string;
+  /**
+   * Also start the local router (router.ts) once the services are ready, routing as the Ingress says:
+   * on 3000 under `ports: 'default'`, else on `port` or a free one. The client is `client/dist`, or under
+   * `dev` Vite's dev server (hot reload) behind the same router.
+   */
+  router?: boolean | { port?: number; ingressFile?: string; clientDir?: string };
 }
 
 export interface ServiceStatus {
@@ -105,6 +115,8 @@ export interface System {
   /** The last lines (up to 1000) the service wrote, stdout and stderr interleaved. */
   logs(name: ServiceName): string[];
   status(): ServiceStatus[];
+  /** The local router, when started (`router` option): the one address of the app and its API. */
+  router?: { url: string; port: number };
 }
 
 /** A start that failed: which service, and the end of what it wrote. */
@@ -328,7 +340,9 @@ async function startOnce(
   ownDataDir: boolean,
   fixed: Partial<Record<ServiceName, number>>,
 ): Promise<System> {
-  await assertPortsFree(fixed);
+  const routerOptions = options.router === true ? {} : options.router || undefined;
+  const routerPort = routerOptions?.port ?? (options.ports === 'default' ? DEFAULT_ROUTER_PORT : undefined);
+  await assertPortsFree({ ...fixed, ...(routerOptions && routerPort ? { router: routerPort } : {}) });
   const toPick = SERVICE_NAMES.filter((name) => fixed[name] === undefined);
   const picked = await freePorts(toPick.length);
   const ports = { ...fixed } as Record<ServiceName, number>;
@@ -378,6 +392,7 @@ async function startOnce(
 
   let stopping: Promise<void> | undefined;
   let startedAll = false;
+  let router: Router | undefined;
   const helpers: ChildProcess[] = [];
   installExitHook();
 
@@ -514,6 +529,7 @@ async function startOnce(
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      await router?.close();
       for (const helper of helpers) signalTree(helper, 'SIGTERM');
       await Promise.all(Object.values(procs).map((proc) => terminate(proc, stopTimeoutMs)));
       for (const helper of helpers) signalTree(helper, 'SIGKILL');
@@ -535,14 +551,67 @@ async function startOnce(
     pipeLines(tsc, 'tsc');
   }
 
+  /** `npm run dev`'s client: Vite's dev server on a free port, ready once it answers `/`. */
+  const startVite = async (): Promise<string> => {
+    const [port] = await freePorts(1);
+    const url = `http://127.0.0.1:${port}`;
+    const vite = spawn(
+      process.execPath,
+      [
+        path.join(path.dirname(require.resolve('vite/package.json')), 'bin', 'vite.js'),
+        '--port',
+        String(port),
+        '--strictPort',
+        '--host',
+        '127.0.0.1',
+      ],
+      {
+        cwd: path.join(rootDir, 'client'),
+        env: process.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
+    liveChildren.add(vite);
+    vite.once('exit', () => liveChildren.delete(vite));
+    helpers.push(vite);
+    pipeLines(vite, 'vite');
+    for (const deadline = Date.now() + readyTimeoutMs; ; await delay(POLL_MS, options.signal)) {
+      options.signal?.throwIfAborted();
+      if (vite.exitCode !== null) throw new StartError('Vite exited during start', 'vite');
+      const answered = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+        (response) => response.ok,
+        () => false,
+      );
+      if (answered) return url;
+      if (Date.now() > deadline) throw new StartError(`Vite did not answer at ${url}`, 'vite');
+    }
+  };
+
   try {
     spawnProc(procs['event-bus']);
     await waitUp(procs['event-bus']);
     for (const name of SUBSCRIBER_NAMES) spawnProc(procs[name]);
     await Promise.all(SUBSCRIBER_NAMES.map((name) => waitUp(procs[name])));
+    if (routerOptions) {
+      // Under dev, Vite serves the client (with hot reload) and the router sends client-srv to it.
+      const viteUrl = options.dev ? await startVite() : undefined;
+      router = await startRouter({
+        ingressFile: routerOptions.ingressFile ?? path.join(rootDir, 'infra', 'k8s', 'ingress-srv.yaml'),
+        backends: localBackends(
+          urls,
+          viteUrl ?? { dir: routerOptions.clientDir ?? path.join(rootDir, 'client', 'dist') },
+        ),
+        port: routerPort ?? 0,
+      }).catch((err: NodeJS.ErrnoException) => {
+        const message = err.code === 'EADDRINUSE' ? `port ${routerPort} is already in use` : err.message;
+        throw new StartError(`The router could not start: ${message}`, 'router');
+      });
+    }
     startedAll = true;
   } catch (err) {
     // Keep the data directory: startSystem decides whether to retry in it or remove it.
+    await router?.close();
     for (const helper of helpers) signalTree(helper, 'SIGKILL');
     await Promise.all(Object.values(procs).map((proc) => terminate(proc, 2000)));
     throw err;
@@ -552,6 +621,7 @@ async function startOnce(
     urls,
     ports,
     dataDir,
+    router: router && { url: router.url, port: router.port },
     stop,
     async kill(name, signal = 'SIGKILL') {
       const proc = procs[name];

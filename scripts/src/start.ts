@@ -1,24 +1,35 @@
 /**
  * `npm start` (after `npm run build`): the five services as separate processes on the course's ports, the
- * bus first. Prints each service's log lines, then what runs where once every one answers `/readyz`;
- * restarts a service that dies; stops them all on Ctrl-C.
+ * bus first, then the local router on :3000 (the client and the API, routed as the Ingress says). Prints
+ * each service's log lines, then what runs where once every one answers `/readyz`; restarts a service
+ * that dies; stops them all on Ctrl-C.
  *
- *   node scripts/dist/start.js [--dev] [--quiet]
+ *   node scripts/dist/start.js [--dev] [--quiet] [--port 3000]
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { painter } from './logs.js';
-import { DEFAULT_PORTS, ROOT_DIR, SERVICE_NAMES, startSystem, type System } from './processes.js';
+import {
+  DEFAULT_PORTS,
+  DEFAULT_ROUTER_PORT,
+  ROOT_DIR,
+  SERVICE_NAMES,
+  startSystem,
+  type System,
+} from './processes.js';
 
 const USAGE = `Usage: npm start [-- --quiet]      (or: npm run dev)
 
 Starts event-bus (${DEFAULT_PORTS['event-bus']}), posts (${DEFAULT_PORTS.posts}), comments (${DEFAULT_PORTS.comments}), query (${DEFAULT_PORTS.query}) and moderation (${DEFAULT_PORTS.moderation}) from their
-built dist/, waits until each is ready and prints their URLs. Ctrl-C stops them all.
+built dist/, waits until each is ready, then starts the router on http://localhost:${DEFAULT_ROUTER_PORT}: the
+client, and the API paths routed as infra/k8s/ingress-srv.yaml says. Ctrl-C stops them all.
 
 Options:
-  --dev     rebuild on every change (tsc -b --watch) and restart the changed services (nodemon)
-  --quiet   do not print the services' log lines
-  --help    this text
+  --dev       rebuild on every change (tsc -b --watch) and restart the changed services (nodemon);
+              the client is served by Vite with hot reload, behind the same router
+  --quiet     do not print the services' log lines
+  --port N    the router's port (default ${DEFAULT_ROUTER_PORT})
+  --help      this text
 
 The event log is kept in ./data (delete it to start from an empty blog).`;
 
@@ -31,12 +42,13 @@ const ROUTES: Record<(typeof SERVICE_NAMES)[number], string> = {
   moderation: 'POST /events (approves or rejects comments)',
 };
 
-function parseOptions(): { dev: boolean; quiet: boolean } {
+function parseOptions(): { dev: boolean; quiet: boolean; port: number } {
   try {
     const { values } = parseArgs({
       options: {
         dev: { type: 'boolean', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
+        port: { type: 'string', default: String(DEFAULT_ROUTER_PORT) },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -46,7 +58,11 @@ function parseOptions(): { dev: boolean; quiet: boolean } {
       console.log(USAGE);
       process.exit(0);
     }
-    return { dev: values.dev, quiet: values.quiet };
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new Error(`--port must be a port number (1-65535), not "${values.port}"`);
+    }
+    return { dev: values.dev, quiet: values.quiet, port };
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
@@ -92,8 +108,10 @@ async function main(): Promise<void> {
   }, 500).unref();
 
   say(
-    paint('bold', `Starting ${SERVICE_NAMES.join(', ')}${options.dev ? ' in dev mode (watching)' : ''}`) +
-      paint('gray', ` (event log in ${path.relative(process.cwd(), dataDir) || '.'})`),
+    paint(
+      'bold',
+      `Starting ${SERVICE_NAMES.join(', ')} and the router${options.dev ? ' in dev mode (watching)' : ''}`,
+    ) + paint('gray', ` (event log in ${path.relative(process.cwd(), dataDir) || '.'})`),
   );
   try {
     system = await startSystem({
@@ -101,6 +119,7 @@ async function main(): Promise<void> {
       dataDir,
       quiet: options.quiet,
       dev: options.dev,
+      router: { port: options.port },
       autoRestart: true,
       signal: abort.signal,
       onStatus: (message) =>
@@ -116,21 +135,26 @@ async function main(): Promise<void> {
   }
   if (stopping) return shutdown();
 
-  const width = Math.max(...SERVICE_NAMES.map((name) => name.length));
-  const urlWidth = Math.max(...SERVICE_NAMES.map((name) => system!.urls[name].length));
+  // The router first: it is the one address of the app, as posts.com is in the cluster.
+  const table: Array<[string, string, string]> = [
+    ['app', system.router!.url, 'the client; its API calls routed as infra/k8s/ingress-srv.yaml says'],
+    ...SERVICE_NAMES.map((name): [string, string, string] => [name, system!.urls[name], ROUTES[name]]),
+  ];
+  const width = Math.max(...table.map(([name]) => name.length));
+  const urlWidth = Math.max(...table.map(([, url]) => url.length));
   const rows = [
     paint('bold', `  ${'service'.padEnd(width)}  ${'URL'.padEnd(urlWidth)}  try`),
-    ...SERVICE_NAMES.map(
-      (name) =>
-        `  ${name.padEnd(width)}  ${paint('cyan', system!.urls[name].padEnd(urlWidth))}  ${ROUTES[name]}`,
+    ...table.map(
+      ([name, url, routes]) => `  ${name.padEnd(width)}  ${paint('cyan', url.padEnd(urlWidth))}  ${routes}`,
     ),
   ];
   const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
   say(`\n${rows.join('\n')}\n`);
   say(
-    `  every service: GET /healthz · GET /readyz · GET /metrics\n\n` +
-      `  curl -X POST ${system.urls.posts}/posts/create -H 'Content-Type: application/json' -d '{"title":"Hello"}'\n` +
-      `  curl ${system.urls.query}/posts\n`,
+    `  every service: GET /healthz · GET /readyz · GET /metrics (on its own port; the router does not route them)\n\n` +
+      `  open ${system.router!.url} in a browser${options.dev ? ' (edits to client/src reload it)' : ''}, or:\n` +
+      `  curl -X POST ${system.router!.url}/posts/create -H 'Content-Type: application/json' -d '{"title":"Hello"}'\n` +
+      `  curl ${system.router!.url}/posts\n`,
   );
   say(paint('green', `All services ready (${seconds} s). Press Ctrl-C to stop.`));
 }

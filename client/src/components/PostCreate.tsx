@@ -1,0 +1,48 @@
+import { useState, type FormEvent } from 'react';
+import { createPost } from '../api';
+import { ErrorMessage } from './ErrorMessage';
+
+/** The course's form: label "Title", an input, "Submit"; the field is cleared once the post is created. */
+export function PostCreate({ onCreated }: { onCreated?: () => void }) {
+  const [title, setTitle] = useState('');
+  const [error, setError] = useState<string>();
+  const [sending, setSending] = useState(false);
+
+  const onSubmit = async (event: FormEvent<HTMLFormElement>) => {
+    event.preventDefault();
+    setSending(true);
+    try {
+      // No check here on purpose: the posts service says what is wrong (an empty title, too long...).
+      await createPost(title);
+      setTitle('');
+      setError(undefined);
+      onCreated?.();
+    } catch (err) {
+      setError((err as Error).message);
+    } finally {
+      setSending(false);
+    }
+  };
+
+  return (
+    <div>
+      <form onSubmit={onSubmit}>
+        <div className="form-group">
+          <label htmlFor="post-title">Title</label>
+          <input
+            id="post-title"
+            value={title}
+            onChange={(event) => setTitle(event.target.value)}
+            className="form-control"
+            aria-invalid={error ? true : undefined}
+            aria-describedby={error ? 'post-title-error' : undefined}
+          />
+        </div>
+        <ErrorMessage id="post-title-error" message={error} />
+        <button className="btn btn-primary" disabled={sending}>
+          Submit
+        </button>
+      </form>
+    </div>
+  );
+}

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import type { StoredEvent } from './events.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { Subscriber, type Projection } from './subscriber.js';
+import type { EventTransport } from './transport.js';
+
+// A log in memory behind the transport interface: enough to watch onApplied without a bus.
+const logOf = (events: StoredEvent[]): EventTransport => ({
+  publish: async () => ({ seq: events.length + 1, id: 'x' }),
+  fetchAfter: async (after, limit) => events.filter((e) => e.seq > after).slice(0, limit),
+  close: () => undefined,
+});
+const titles: Projection<string[]> = {
+  initial: () => [],
+  apply(state, event) {
+    if (event.type === 'PostCreated') state.push(event.data.title);
+  },
+};
+const post = (seq: number): StoredEvent => ({
+  seq,
+  id: `e${seq}`,
+  type: 'PostCreated',
+  data: { id: `p${seq}`, title: `T${seq}` },
+});
+
+describe('Subscriber.onApplied', () => {
+  it('tells each listener of every event, in order, after the state has it; a throwing one harms nothing', async () => {
+    const subscriber = new Subscriber(
+      titles,
+      logOf([post(1), post(2)]),
+      createLogger('query', 'silent'),
+      createMetrics('query'),
+    );
+    const seen: Array<[number | undefined, number]> = [];
+    subscriber.onApplied(() => {
+      throw new Error('a broken listener');
+    });
+    const remove = subscriber.onApplied((event) => seen.push([event.seq, subscriber.state.length]));
+    await subscriber.start();
+    await subscriber.receive([{ type: 'PostCreated', data: { id: 'h', title: 'by hand' } }]);
+    expect(seen).toEqual([
+      [1, 1],
+      [2, 2],
+      [undefined, 3],
+    ]);
+    expect(subscriber.state).toEqual(['T1', 'T2', 'by hand']);
+
+    remove();
+    await subscriber.receive([post(3)]);
+    expect(seen).toHaveLength(3);
+    expect(subscriber.state).toHaveLength(4);
+  });
+});
