@@ -53,6 +53,8 @@ describe('npm run bench -- --quick', () => {
       'latencyP50Ms',
       'latencyP99Ms',
       'latencyMaxMs',
+      'latencyPolledP50Ms',
+      'latencyPolledP99Ms',
       'throughputPerSec',
       'queryRps',
       'bareRps',
