@@ -8,8 +8,9 @@
  * comment go through the real containers, which reach each other by their Kubernetes Service names.
  *
  * Without a Docker engine the test is skipped with the reason printed; CI starts one (.ci/run).
- * Time here: about 9 minutes cold (base images 4-5 min, then npm ci with better-sqlite3's compile), about
- * 1 minute warm (every layer cached: only the stack's start and the checks).
+ * Time here (2 cores, shared): about 12 minutes cold (base images 4-5 min, the first image 4 min with
+ * better-sqlite3's compile, the other four 2-3 min, then the checks), under 3 minutes warm (every layer
+ * cached: the stack's start, the checks, and the dev stage's first compile and restart).
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
