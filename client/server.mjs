@@ -1,13 +1,7 @@
 // The client's production server: serves the built app (client/dist) on PORT (3000), with the SPA fallback
 // to index.html, and GET /healthz and /readyz for the probes. Node built-ins only, so the client image
-// needs no node_modules at run time.
-//
-// With ROUTES set it also forwards requests the way the Kubernetes Ingress does; docker-compose.yml runs it
-// like that as its `ingress` service (a stand-in until the local router reads infra/k8s/ingress-srv.yaml):
-//   ROUTES='/posts/create=http://posts-clusterip-srv:4000,/posts=http://query-srv:4002,...'
-// Each path is a regular expression matched from the start of the URL path, case-insensitively, and the
-// longest path is tried first: ingress-nginx's order with `use-regex: "true"`. A request no route matches
-// is served from the static folder.
+// needs no node_modules at run time. The API is not its business: the Ingress (or, in docker-compose.yml,
+// the local router) sends only the catch-all path here.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
@@ -32,54 +26,30 @@ const TYPES = {
   '.map': 'application/json; charset=utf-8',
 };
 
-/** `path=url,path=url` into routes, longest path first. */
-function parseRoutes(text) {
-  const routes = (text || '')
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const at = entry.indexOf('=');
-      if (at <= 0) throw new Error(`ROUTES: "${entry}" is not path=http://host:port`);
-      const target = new URL(entry.slice(at + 1));
-      return { path: entry.slice(0, at), pattern: new RegExp(`^${entry.slice(0, at)}`, 'i'), target };
-    });
-  return routes.sort((a, b) => b.path.length - a.path.length);
-}
-
-const routes = parseRoutes(process.env.ROUTES);
+/** What every answer carries: the app's own files only, never framed, never sniffed. */
+const SECURITY_HEADERS = {
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
 
 function sendJson(res, status, body) {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(body));
-}
-
-function forward(req, res, target) {
-  const upstream = http.request(
-    {
-      host: target.hostname,
-      port: target.port || 80,
-      method: req.method,
-      path: req.url,
-      headers: { ...req.headers, 'x-forwarded-host': req.headers.host ?? '' },
-    },
-    (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    },
-  );
-  upstream.on('error', (err) => {
-    if (res.headersSent) return void res.destroy();
-    sendJson(res, 502, { errors: [{ message: `${target.host} is not reachable: ${err.message}` }] });
-  });
-  req.pipe(upstream);
 }
 
 async function serveStatic(req, res, urlPath) {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     return sendJson(res, 405, { errors: [{ message: `${req.method} is not allowed here` }] });
   }
-  let file = path.join(staticDir, decodeURIComponent(urlPath));
+  let decoded;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return sendJson(res, 400, { errors: [{ message: 'The path is not valid percent-encoding' }] });
+  }
+  let file = path.join(staticDir, decoded);
   if (file !== staticDir && !file.startsWith(staticDir + path.sep))
     return sendJson(res, 404, { errors: [{ message: 'Not found' }] });
   let info = await stat(file).catch(() => null);
@@ -95,6 +65,7 @@ async function serveStatic(req, res, urlPath) {
   }
   const hashed = urlPath.startsWith('/assets/');
   res.writeHead(200, {
+    ...SECURITY_HEADERS,
     'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
     'content-length': info.size,
     'cache-control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
@@ -106,8 +77,6 @@ async function serveStatic(req, res, urlPath) {
 const server = http.createServer((req, res) => {
   const urlPath = new URL(req.url ?? '/', 'http://localhost').pathname;
   if (urlPath === '/healthz' || urlPath === '/readyz') return sendJson(res, 200, { status: 'ok' });
-  const route = routes.find((r) => r.pattern.test(urlPath));
-  if (route) return forward(req, res, route.target);
   serveStatic(req, res, urlPath).catch((err) => {
     if (res.headersSent) return void res.destroy();
     sendJson(res, 500, { errors: [{ message: err.message }] });
@@ -116,8 +85,7 @@ const server = http.createServer((req, res) => {
 
 server.listen(port, () => {
   const address = server.address();
-  const routeList = routes.map((r) => `${r.path}=${r.target.origin}`);
-  console.log(JSON.stringify({ msg: 'listening', port: address.port, staticDir, routes: routeList }));
+  console.log(JSON.stringify({ msg: 'listening', port: address.port, staticDir }));
 });
 
 for (const signal of ['SIGTERM', 'SIGINT']) {

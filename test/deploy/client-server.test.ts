@@ -1,52 +1,24 @@
 /**
  * client/server.mjs, the client image's server, as a real process: static files with the SPA fallback,
- * health, and (with ROUTES, as docker-compose.yml's `ingress` runs it) forwarding by the Ingress's rules.
+ * health, security headers, and JSON errors for what it does not serve.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/files.js';
-import { INGRESS_PATHS } from './support/checks.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'blog-client-server-'));
-let upstreams: http.Server[] = [];
 let child: ChildProcess | undefined;
 let base = '';
-
-/** An upstream that answers with who it is and what it got. */
-async function upstream(name: string): Promise<{ server: http.Server; url: string }> {
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      res.writeHead(201, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ name, method: req.method, url: req.url, body }));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  upstreams.push(server);
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
 
 beforeAll(async () => {
   mkdirSync(path.join(dir, 'assets'));
   writeFileSync(path.join(dir, 'index.html'), '<!doctype html><div id="root"></div>');
   writeFileSync(path.join(dir, 'assets', 'app-1234.js'), 'console.log(1)');
-  const byService = new Map<string, string>();
-  for (const { service } of INGRESS_PATHS) {
-    if (service !== 'client-srv') byService.set(service, (await upstream(service)).url);
-  }
-  // The Ingress's rules but the catch-all, pointed at the fake upstreams: the rest is served statically.
-  const routes = INGRESS_PATHS.filter((r) => r.service !== 'client-srv')
-    .map((r) => `${r.path}=${byService.get(r.service)}`)
-    .concat('/down=http://127.0.0.1:9')
-    .join(',');
   child = spawn(process.execPath, [path.join(ROOT, 'client/server.mjs')], {
-    env: { ...process.env, PORT: '0', STATIC_DIR: dir, ROUTES: routes },
+    env: { ...process.env, PORT: '0', STATIC_DIR: dir },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const line = await new Promise<string>((resolve, reject) => {
@@ -59,8 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   child?.kill('SIGTERM');
   if (child && child.exitCode === null) await new Promise((resolve) => child!.once('exit', resolve));
-  await Promise.all(upstreams.map((s) => new Promise((resolve) => s.close(resolve))));
-  upstreams = [];
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -88,32 +58,17 @@ describe('client/server.mjs', () => {
     expect(await res.text()).not.toContain('root:');
   });
 
-  it('forwards as the Ingress does: the longest matching path wins, method and body intact', async () => {
-    const create = await fetch(`${base}/posts/create`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{"title":"t"}',
-    });
-    expect(create.status).toBe(201);
-    expect(await create.json()).toEqual({
-      name: 'posts-clusterip-srv',
-      method: 'POST',
-      url: '/posts/create',
-      body: '{"title":"t"}',
-    });
-    const comments = (await (await fetch(`${base}/posts/abc123/comments`, { method: 'POST' })).json()) as {
-      name: string;
-    };
-    expect(comments.name).toBe('comments-srv');
-    const list = (await (await fetch(`${base}/posts?x=1`)).json()) as { name: string; url: string };
-    expect(list).toMatchObject({ name: 'query-srv', url: '/posts?x=1' });
-  });
-
-  it('answers 502 with a JSON error when the backend is down', async () => {
-    const res = await fetch(`${base}/down`);
-    expect(res.status).toBe(502);
-    expect(((await res.json()) as { errors: { message: string }[] }).errors[0]!.message).toContain(
-      'not reachable',
+  it('carries security headers, and answers JSON errors for what it does not serve', async () => {
+    const page = await fetch(`${base}/`);
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
+    const post = await fetch(`${base}/posts/create`, { method: 'POST', body: '{}' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('content-type')).toContain('application/json');
+    const broken = await fetch(`${base}/%E0%A4%A`);
+    expect(broken.status).toBe(400);
+    expect(((await broken.json()) as { errors: { message: string }[] }).errors[0]!.message).toContain(
+      'percent-encoding',
     );
   });
 });

@@ -131,19 +131,18 @@ describe('each checker reports a broken file', () => {
     expect(problems).toContain('skaffold: build.local.push is not false');
   });
 
-  it('compose: a missing alias, a writable root, a ROUTES that drifted from the Ingress', () => {
+  it('compose: a missing alias, a writable root, an ingress with its own copy of the paths', () => {
     const broken = clone(stack.compose);
     broken.services.comments.networks.default.aliases = ['comments'];
     broken.services.query.read_only = false;
-    broken.services.ingress.environment.ROUTES = broken.services.ingress.environment.ROUTES.replace(
-      'query-srv:4002',
-      'query-srv:4003',
-    );
+    broken.services.ingress.environment.ROUTES = '/posts=http://query-srv:4002';
+    delete broken.services.ingress.depends_on.comments;
     delete broken.services.moderation.depends_on;
     const problems = checkCompose(broken, stack.k8s);
     expect(problems).toContain('compose comments: no network alias comments-srv');
     expect(problems).toContain('compose query: read_only is not true');
     expect(problems.some((p) => p.startsWith('compose ingress: ROUTES'))).toBe(true);
+    expect(problems).toContain('compose ingress: does not wait for comments-srv to be healthy');
     expect(problems).toContain('compose moderation: does not wait for event-bus');
   });
 

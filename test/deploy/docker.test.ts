@@ -105,6 +105,7 @@ describe.skipIf(unavailable !== undefined)(
       });
       bases = base.stdout.trim().split('\n').at(-1)!.split(' ');
       const [runtimeBase, buildBase] = bases;
+      // The ingress is the local router's image (scripts/Dockerfile), docker-compose.yml's way in.
       const build = (service: string) =>
         must(
           'docker',
@@ -113,7 +114,7 @@ describe.skipIf(unavailable !== undefined)(
             '--network',
             'host',
             '-f',
-            `${service}/Dockerfile`,
+            `${service === 'ingress' ? 'scripts' : service}/Dockerfile`,
             '--target',
             'runtime',
             '--build-arg',
@@ -128,12 +129,14 @@ describe.skipIf(unavailable !== undefined)(
         );
       // The bus first: it fills the `npm ci` layer every Dockerfile shares; the others reuse it.
       await build('event-bus');
-      await Promise.all(SERVICES.filter((s) => s !== 'event-bus').map(build));
+      await Promise.all(
+        [...SERVICES, ...(withClient ? ['ingress'] : [])].filter((s) => s !== 'event-bus').map(build),
+      );
       const t1 = Date.now();
 
       const lines = ['services:'];
       for (const service of SERVICES) lines.push(`  ${service}:`, `    image: ${image(service)}`);
-      if (withClient) lines.push('  ingress:', `    image: ${image('client')}`);
+      if (withClient) lines.push('  ingress:', `    image: ${image('ingress')}`);
       writeFileSync(override, `${lines.join('\n')}\n`);
       started = true;
       await composeRun(['up', '-d', '--no-build', ...(withClient ? [...SERVICES, 'ingress'] : SERVICES)]);
@@ -335,9 +338,25 @@ describe.skipIf(unavailable !== undefined)(
         const page = await fetch(`http://127.0.0.1:${port}/`);
         expect(page.status).toBe(200);
         expect(page.headers.get('content-type')).toContain('text/html');
+        const created = await fetch(`http://127.0.0.1:${port}/posts/create`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ title: 'through the ingress' }),
+        });
+        expect(created.status).toBe(201);
+        const { id } = (await created.json()) as { id: string };
         const posts = await fetch(`http://127.0.0.1:${port}/posts`);
         expect(posts.status).toBe(200);
-        expect(typeof (await posts.json())).toBe('object');
+        expect(((await posts.json()) as Record<string, { title: string }>)[id]?.title).toBe(
+          'through the ingress',
+        );
+        // The bus is not reachable through the Ingress: /events falls to the client's catch-all.
+        const events = await fetch(`http://127.0.0.1:${port}/events`);
+        expect(events.headers.get('content-type')).toContain('text/html');
+        const live = await fetch(`http://127.0.0.1:${port}/posts/live`);
+        expect(live.headers.get('content-type')).toContain('text/event-stream');
+        expect(live.headers.get('x-accel-buffering')).toBe('no');
+        await live.body?.cancel();
       });
   },
 );
