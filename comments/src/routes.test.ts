@@ -129,4 +129,19 @@ describe('comments API, the bus gone between the publish and the read', () => {
     expect(res.body).toEqual([{ id: expect.any(String), content: 'mine', status: 'pending' }]);
     await service.stop();
   });
+
+  it('answers 503, not 500, for a comment on a post it does not know yet while the bus is unreachable', async () => {
+    const transport: EventTransport = {
+      publish: async () => Promise.reject(new Error('connect ECONNREFUSED')),
+      fetchAfter: async () => Promise.reject(new Error('connect ECONNREFUSED')),
+      close: () => undefined,
+    };
+    const service = createService(
+      { name: 'comments', projection: commentsProjection, routes: commentsRoutes },
+      { env: { PORT: '0', LOG_LEVEL: 'silent' }, transport },
+    );
+    const res = await request(service.app).post('/posts/p9/comments').send({ content: 'early' }).expect(503);
+    expect(res.body.errors[0].message).toMatch(/event bus is unavailable/);
+    await service.stop();
+  });
 });
