@@ -161,7 +161,7 @@ function eventsValid(
   return (
     items.length > 0 &&
     items.length <= 1000 &&
-    items.every((item) => !validateEvent(schema, item).event === false)
+    items.every((item) => validateEvent(schema, item).event !== undefined)
   );
 }
 
