@@ -67,9 +67,16 @@ export function send(url: string, json?: unknown, timeoutMs = 5000): Promise<Ans
       );
     });
     req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-    req.on('error', (err: NodeJS.ErrnoException) =>
-      done({ status: 0, body: '', error: err.code ?? err.message }),
-    );
+    // A reset on a reused keep-alive socket is the race Node's docs describe (the server closed it as we
+    // sent): named apart, since it says something about the client's pool rather than the service.
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const code = err.code ?? err.message;
+      done({
+        status: 0,
+        body: '',
+        error: code === 'ECONNRESET' && req.reusedSocket ? 'ECONNRESET (reused socket)' : code,
+      });
+    });
     req.end(payload);
   });
 }
