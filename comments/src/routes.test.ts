@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { createService, type EventTransport } from '@blog/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { moderationProjection } from '../../moderation/src/projection.js';
 import { startStack, waitFor } from '../../test/support/stack.js';
@@ -102,5 +103,45 @@ describe('comments API', () => {
       })
       .expect(200, {});
     await api.get('/healthz').expect(200);
+  });
+});
+
+describe('comments API, the bus gone between the publish and the read', () => {
+  it('still answers 201 with the new comment in the array (found by chaos, seed 7)', async () => {
+    // The log holds PostCreated p1; the publish of the comment lands at seq 3 (someone else's event took
+    // seq 2), and from then on every read of the log fails, as when the bus is SIGKILLed right after a commit.
+    let busUp = true;
+    const transport: EventTransport = {
+      publish: async () => ({ seq: 3, id: 'stored-before-the-crash' }),
+      fetchAfter: async (after) => {
+        if (!busUp) throw new Error('connect ECONNREFUSED');
+        return after === 0 ? [{ seq: 1, id: 'e1', type: 'PostCreated', data: { id: 'p1', title: 'T' } }] : [];
+      },
+      close: () => undefined,
+    };
+    const service = createService(
+      { name: 'comments', projection: commentsProjection, routes: commentsRoutes },
+      { env: { PORT: '0', LOG_LEVEL: 'silent' }, transport },
+    );
+    await service.subscriber.start();
+    busUp = false;
+    const res = await request(service.app).post('/posts/p1/comments').send({ content: 'mine' }).expect(201);
+    expect(res.body).toEqual([{ id: expect.any(String), content: 'mine', status: 'pending' }]);
+    await service.stop();
+  });
+
+  it('answers 503, not 500, for a comment on a post it does not know yet while the bus is unreachable', async () => {
+    const transport: EventTransport = {
+      publish: async () => Promise.reject(new Error('connect ECONNREFUSED')),
+      fetchAfter: async () => Promise.reject(new Error('connect ECONNREFUSED')),
+      close: () => undefined,
+    };
+    const service = createService(
+      { name: 'comments', projection: commentsProjection, routes: commentsRoutes },
+      { env: { PORT: '0', LOG_LEVEL: 'silent' }, transport },
+    );
+    const res = await request(service.app).post('/posts/p9/comments').send({ content: 'early' }).expect(503);
+    expect(res.body.errors[0].message).toMatch(/event bus is unavailable/);
+    await service.stop();
   });
 });

@@ -72,6 +72,8 @@ export function describeError(err: unknown, log: ErrorLog, method?: string, url?
 const bodyParserMessages: Record<string, string> = {
   'entity.parse.failed': 'The body is not valid JSON',
   'entity.too.large': 'The body is too large',
+  'entity.not.utf8': 'The body is not valid UTF-8',
+  'entity.too.deep': 'The body is nested too deep',
   'encoding.unsupported': 'The body encoding is not supported',
   'charset.unsupported': 'The body charset is not supported',
   'request.aborted': 'The request was aborted',

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import cors from 'cors';
 import express, { type Express } from 'express';
@@ -49,6 +50,47 @@ export interface RawKit {
 }
 
 const rawRoutesOf = new WeakMap<Express, Map<string, RawHandler>>();
+const headersOf = new WeakMap<Express, Record<string, string>>();
+
+/**
+ * JSON nested deeper than this is refused: no event of the course goes past 3 levels, and the bus stores
+ * what it takes with JSON.stringify, which overflows the stack (a 500) on a value nested 10,000 deep.
+ */
+export const MAX_JSON_DEPTH = 100;
+
+/** How deep `[` and `{` nest in JSON text, strings skipped; bytes, since UTF-8 keeps ASCII bytes as they are. */
+export function jsonDepth(bytes: Uint8Array): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i];
+    if (inString) {
+      if (byte === 0x5c)
+        i++; // a backslash: skip the escaped character
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) inString = true;
+    else if (byte === 0x5b || byte === 0x7b) deepest = Math.max(deepest, ++depth);
+    else if (byte === 0x5d || byte === 0x7d) depth--;
+  }
+  return deepest;
+}
+
+const bodyRefusal = (type: string) => Object.assign(new Error(type), { status: 400, type });
+
+/**
+ * express.json, plus two refusals before parsing: bytes that are not UTF-8 (else they would be stored as
+ * U+FFFD, silently changed) and nesting deeper than MAX_JSON_DEPTH. Both answer 400 JSON (errors.ts).
+ */
+function jsonBodyParser(limit: string) {
+  return express.json({
+    limit,
+    verify: (_req, _res, buffer, encoding) => {
+      if (/^utf-?8$/i.test(encoding) && !isUtf8(buffer)) throw bodyRefusal('entity.not.utf8');
+      if (jsonDepth(buffer) > MAX_JSON_DEPTH) throw bodyRefusal('entity.too.deep');
+    },
+  });
+}
 
 /** The headers helmet (and cors, if on) set on every answer: recorded once, for the early routes. */
 function staticHeaders(withCors: boolean): Record<string, string> {
@@ -74,7 +116,7 @@ function staticHeaders(withCors: boolean): Record<string, string> {
 
 function rawKit(options: HttpAppOptions): RawKit {
   const headers = staticHeaders(options.cors ?? false);
-  const parseJson = express.json({ limit: options.bodyLimit ?? '100kb' }) as unknown as (
+  const parseJson = jsonBodyParser(options.bodyLimit ?? '100kb') as unknown as (
     req: IncomingMessage,
     res: ServerResponse,
     next: (err?: unknown) => void,
@@ -117,6 +159,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
   const kit = rawKit(options);
   const rawRoutes = new Map(Object.entries(options.rawRoutes?.(kit) ?? {}));
   rawRoutesOf.set(app, rawRoutes);
+  headersOf.set(app, kit.headers);
   for (const [route, handler] of rawRoutes) {
     const [method, path] = route.split(' ') as [string, string];
     const register = { GET: 'get', HEAD: 'head', POST: 'post' } as const;
@@ -127,7 +170,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
   app.use(options.metrics.timeRequests);
   app.use(helmet());
   if (options.cors) app.use(cors());
-  app.use(express.json({ limit: options.bodyLimit ?? '100kb' }));
+  app.use(jsonBodyParser(options.bodyLimit ?? '100kb'));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -157,11 +200,38 @@ export function listen(app: Express, port: number, host?: string): Promise<Serve
     if (raw) raw(req, res);
     else app(req, res);
   });
+  server.on('clientError', answerClientError(headersOf.get(app) ?? {}));
   return new Promise((resolve, reject) => {
     server.listen(port, host ?? '::', () => resolve(server));
     server.keepAliveTimeout = 65_000;
     server.once('error', reject);
   });
+}
+
+/**
+ * A request Node's HTTP parser refuses before any handler sees it (bytes a URL may not hold, headers too
+ * large, a malformed request line) is answered like every other error: JSON, with the security headers,
+ * instead of Node's bare `400 Bad Request` with no body.
+ */
+function answerClientError(headers: Record<string, string>) {
+  return (err: NodeJS.ErrnoException, socket: import('node:stream').Duplex) => {
+    if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+    const [status, reason, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'The request headers are too large']
+        : [400, 'Bad Request', 'The request is not valid HTTP'];
+    // A HEAD request gets the headers only, as HTTP requires (the client would read a body as garbage).
+    const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
+    const json = JSON.stringify({ errors: [{ message }] });
+    const body = head ? '' : json;
+    const lines = Object.entries({
+      ...headers,
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(json)),
+      Connection: 'close',
+    }).map(([name, value]) => `${name}: ${value}`);
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\n${lines.join('\r\n')}\r\n\r\n${body}`);
+  };
 }
 
 /** Stops accepting connections, lets requests in flight finish (up to `graceMs`), then closes the rest. */

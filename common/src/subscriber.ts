@@ -143,9 +143,16 @@ export class Subscriber<State> {
     return stored;
   }
 
-  /** Brings the state up to the head of the log (used before answering "not found"). */
+  /**
+   * Brings the state up to the head of the log (used before answering "not found"). An unreachable bus is a
+   * 503, so the client tries again, rather than a 500 (seen under chaos: a comment while the bus was down).
+   */
   refresh(): Promise<void> {
-    return this.enqueue(() => this.fetchUntil(Infinity));
+    return this.enqueue(() => this.fetchUntil(Infinity)).catch((err: Error) => {
+      throw err instanceof HttpError
+        ? err
+        : HttpError.unavailable(`The event bus is unavailable, try again (${err.message})`);
+    });
   }
 
   /**

@@ -1,0 +1,151 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { findDiscrepancies, type Expected, type LogEvent, type Observed } from './chaos-check.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CHAOS = path.join(ROOT, 'scripts', 'dist', 'chaos.js');
+
+// ---------------------------------------------------------------------------------------------- the checker
+
+/** A small consistent world: one post, one approved and one rejected comment, each with its three events. */
+function world(): { expected: Expected; observed: Observed } {
+  const events: LogEvent[] = [];
+  const add = (type: string, id: string, data: LogEvent['data']) =>
+    events.push({ seq: events.length + 1, id, type, data });
+  add('PostCreated', 'e1', { id: 'p1' });
+  for (const [id, content, status] of [
+    ['c1', 'nice', 'approved'],
+    ['c2', 'an orange', 'rejected'],
+  ] as const) {
+    add('CommentCreated', `e-${id}`, { id, content, postId: 'p1', status: 'pending' });
+    add('CommentModerated', `e-${id}/m`, { id, content, postId: 'p1', status });
+    add('CommentUpdated', `e-${id}/m/u`, { id, content, postId: 'p1', status });
+  }
+  const comments = () => [
+    { id: 'c1', content: 'nice', status: 'approved' },
+    { id: 'c2', content: 'an orange', status: 'rejected' },
+  ];
+  return {
+    expected: {
+      posts: [{ id: 'p1', title: 'T' }],
+      comments: [
+        { id: 'c1', postId: 'p1', content: 'nice' },
+        { id: 'c2', postId: 'p1', content: 'an orange' },
+      ],
+    },
+    observed: {
+      events,
+      query: { p1: { id: 'p1', title: 'T', comments: comments() } },
+      posts: { p1: { id: 'p1', title: 'T' } },
+      comments: { p1: comments() },
+      deadLetters: [],
+    },
+  };
+}
+
+describe('the chaos checker', () => {
+  it('finds nothing wrong in a consistent world', () => {
+    const { expected, observed } = world();
+    expect(findDiscrepancies(expected, observed)).toEqual([]);
+  });
+
+  it('catches an acknowledged comment missing from query', () => {
+    const { expected, observed } = world();
+    observed.query.p1!.comments.pop();
+    expect(findDiscrepancies(expected, observed)).toEqual([
+      'query: comment c2 on post p1 found 0 times',
+      'query: 1 comments in all, the log created 2',
+    ]);
+  });
+
+  it('catches a comment shown twice, a wrong status and a pending one', () => {
+    const { expected, observed } = world();
+    observed.comments.p1!.push({ id: 'c1', content: 'nice', status: 'approved' });
+    observed.query.p1!.comments[1]!.status = 'approved';
+    observed.comments.p1![1]!.status = 'pending';
+    const found = findDiscrepancies(expected, observed);
+    expect(found).toContain('comments: comment c1 on post p1 found 2 times');
+    expect(found.some((d) => d.startsWith('query: comment c2 is'))).toBe(true);
+    expect(found).toContain('comments: comment c2 pending');
+  });
+
+  it('catches an event stored twice, a missing reaction and a lost post', () => {
+    const { expected, observed } = world();
+    const updated = observed.events.pop()!;
+    observed.events.push({ ...updated, seq: observed.events.length + 1 }); // same id again: a double
+    observed.events.splice(2, 1); // c1's CommentModerated gone
+    observed.events.forEach((event, index) => (event.seq = index + 1));
+    delete observed.posts.p1;
+    const found = findDiscrepancies(expected, observed);
+    expect(found).toContain('log: comment c1 has 0 CommentModerated events');
+    expect(found).toContain('posts: post p1 missing');
+    observed.events.push({ ...observed.events.at(-1)!, seq: observed.events.length + 1 });
+    expect(findDiscrepancies(expected, observed)).toEqual(
+      expect.arrayContaining([
+        `log: event id e-c2/m/u appears twice`,
+        'log: comment c2 has 2 CommentUpdated events',
+      ]),
+    );
+  });
+
+  it('catches a dead letter and a view entry the log does not have', () => {
+    const { expected, observed } = world();
+    observed.deadLetters.push({ subscriber: 'query', seq: 2 });
+    observed.query.ghost = { id: 'ghost', title: 'G', comments: [] };
+    const found = findDiscrepancies(expected, observed);
+    expect(found).toContain('query: post ghost is not in the log');
+    expect(found.some((d) => d.startsWith('dead letter:'))).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------- the script
+
+interface ChaosResults {
+  seed: number;
+  writes: { acknowledgedPosts: number; acknowledgedComments: number };
+  kills: { service: string; restartMs: number | null }[];
+  killsByService: Record<string, number>;
+  quietAfterMs: number | null;
+  discrepancies: string[];
+}
+
+describe('npm run chaos, short', () => {
+  it(
+    'loses and doubles nothing while services (the bus included) are SIGKILLed',
+    { timeout: 150_000 },
+    async () => {
+      expect(existsSync(CHAOS), 'scripts/dist/chaos.js is missing: run `npm run build` first').toBe(true);
+      const { code, stdout, stderr } = await new Promise<{
+        code: number | null;
+        stdout: string;
+        stderr: string;
+      }>((resolve) =>
+        execFile(
+          process.execPath,
+          // Seed 3 draws the bus among the first kills.
+          [CHAOS, '--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
+          { cwd: ROOT, timeout: 140_000, maxBuffer: 16 * 1024 * 1024 },
+          (error, out, err) =>
+            resolve({
+              code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
+              stdout: out,
+              stderr: err,
+            }),
+        ),
+      );
+      expect(code, `chaos failed:\n${stderr.slice(-4000)}`).toBe(0);
+      const results = JSON.parse(stdout) as ChaosResults;
+      expect(results.discrepancies).toEqual([]);
+      expect(results.kills.length).toBeGreaterThanOrEqual(5);
+      expect(results.killsByService['event-bus']).toBeGreaterThanOrEqual(1);
+      expect(results.kills.every((kill) => kill.restartMs !== null)).toBe(true);
+      expect(results.writes.acknowledgedPosts).toBeGreaterThan(5);
+      expect(results.writes.acknowledgedComments).toBeGreaterThan(20);
+      expect(results.quietAfterMs).not.toBeNull();
+      expect(stderr).toContain('seed 3');
+    },
+  );
+});

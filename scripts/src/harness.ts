@@ -1,0 +1,125 @@
+/**
+ * What the reliability scripts (`npm run chaos`, `npm run soak`) share: a seeded random generator, a small
+ * HTTP client that reports failures as values, percentiles, and a process's memory from /proc.
+ */
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+
+/** mulberry32: a tiny seeded generator, so a run's choices can be replayed from its seed. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface Random {
+  /** In [0, 1). */
+  next(): number;
+  /** In [min, max). */
+  between(min: number, max: number): number;
+  chance(probability: number): boolean;
+  pick<T>(items: readonly T[]): T;
+}
+
+export function seededRandom(seed: number): Random {
+  const next = mulberry32(seed);
+  return {
+    next,
+    between: (min, max) => min + next() * (max - min),
+    chance: (probability) => next() < probability,
+    pick: (items) => items[Math.floor(next() * items.length)]!,
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export interface Answer {
+  /** 0 when no answer came (see `error`). */
+  status: number;
+  body: string;
+  /** The network error's code (ECONNREFUSED, ECONNRESET, TIMEOUT...) when no answer came. */
+  error?: string;
+  ms: number;
+}
+
+/** One keep-alive pool for the whole script, loopback only. */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/** An HTTP request that never throws: a failure is an Answer with status 0 and the error's code. */
+export function send(url: string, json?: unknown, timeoutMs = 5000): Promise<Answer> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const payload = json === undefined ? undefined : JSON.stringify(json);
+    const headers: http.OutgoingHttpHeaders = payload
+      ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+      : {};
+    const done = (answer: Omit<Answer, 'ms'>) => resolve({ ...answer, ms: performance.now() - started });
+    const req = http.request(url, { method: payload ? 'POST' : 'GET', agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on('error', (err: NodeJS.ErrnoException) =>
+        done({ status: 0, body: '', error: err.code ?? 'EIO' }),
+      );
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+    // A reset on a reused keep-alive socket is the race Node's docs describe (the server closed it as we
+    // sent): named apart, since it says something about the client's pool rather than the service.
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const code = err.code ?? err.message;
+      done({
+        status: 0,
+        body: '',
+        error: code === 'ECONNRESET' && req.reusedSocket ? 'ECONNRESET (reused socket)' : code,
+      });
+    });
+    req.end(payload);
+  });
+}
+
+export function closeAgent(): void {
+  agent.destroy();
+}
+
+/** GET and parse JSON, or throw with what came back. */
+export async function getJson<T>(url: string, timeoutMs = 15_000): Promise<T> {
+  const answer = await send(url, undefined, timeoutMs);
+  if (answer.status !== 200) {
+    throw new Error(`GET ${url}: ${answer.status || answer.error} ${answer.body.slice(0, 200)}`);
+  }
+  return JSON.parse(answer.body) as T;
+}
+
+/** Nearest-rank percentile of values already sorted ascending. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
+
+export const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/** The resident memory of a process in MiB, from /proc/<pid>/status (Linux); undefined if unknown. */
+export function rssMiB(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Least-squares slope of y over x. */
+export function slope(points: readonly { x: number; y: number }[]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const meanX = points.reduce((s, p) => s + p.x, 0) / n;
+  const meanY = points.reduce((s, p) => s + p.y, 0) / n;
+  const num = points.reduce((s, p) => s + (p.x - meanX) * (p.y - meanY), 0);
+  const den = points.reduce((s, p) => s + (p.x - meanX) ** 2, 0);
+  return den === 0 ? 0 : num / den;
+}

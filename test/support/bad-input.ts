@@ -1,0 +1,126 @@
+import http from 'node:http';
+import { commentsProjection } from '../../comments/src/projection.js';
+import { commentsRoutes } from '../../comments/src/routes.js';
+import { moderationProjection } from '../../moderation/src/projection.js';
+import { postsProjection } from '../../posts/src/projection.js';
+import { postsRoutes } from '../../posts/src/routes.js';
+import { queryProjection } from '../../query/src/projection.js';
+import { queryRawRoutes } from '../../query/src/routes.js';
+import { startStack } from './stack.js';
+
+/**
+ * What the bad-input tests share: the whole blog in this process (a real bus on SQLite, the four services,
+ * real HTTP), a raw HTTP client that sends any bytes, paths and headers, and a fingerprint of all state, so
+ * a test can tell that bad input changed nothing.
+ */
+
+export const definitions = [
+  { name: 'posts', projection: postsProjection, routes: postsRoutes, cors: true },
+  { name: 'comments', projection: commentsProjection, routes: commentsRoutes, cors: true },
+  { name: 'query', projection: queryProjection, rawRoutes: queryRawRoutes, cors: true },
+  { name: 'moderation', projection: moderationProjection },
+] as const;
+
+export type Stack = Awaited<ReturnType<typeof startStack>>;
+export const SERVICES = ['posts', 'comments', 'query', 'moderation', 'bus'] as const;
+export type Target = (typeof SERVICES)[number];
+
+export const urlOf = (stack: Stack, target: Target) =>
+  target === 'bus' ? stack.busUrl : stack.urls[target]!;
+
+export interface RawAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** Any method, path (bytes 0x21-0xff, as Node lets a client send), headers and body bytes. */
+export function raw(
+  baseUrl: string,
+  options: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
+): Promise<RawAnswer> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        hostname,
+        port,
+        method: options.method ?? 'GET',
+        path: options.path,
+        headers: options.headers,
+        agent: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${options.method} ${options.path}: no answer in time`)));
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** The error shape every 4xx/5xx must have: JSON `{errors: [{message}, ...]}`, nothing else. */
+export function errorShapeProblem(answer: RawAnswer): string | undefined {
+  if (!String(answer.headers['content-type']).startsWith('application/json')) {
+    return `content-type ${answer.headers['content-type']}`;
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(answer.body);
+  } catch {
+    return `not JSON: ${answer.body.slice(0, 100)}`;
+  }
+  const errors = (body as { errors?: unknown }).errors;
+  if (!Array.isArray(errors) || errors.length === 0) return `no errors array: ${answer.body.slice(0, 100)}`;
+  if (!errors.every((e) => typeof (e as { message?: unknown }).message === 'string')) {
+    return `an error without a message: ${answer.body.slice(0, 100)}`;
+  }
+  if (/\bat .+:\d+:\d+|node_modules|\/work\/|Error:/.test(answer.body))
+    return `internals leaked: ${answer.body}`;
+  return undefined;
+}
+
+/** Everything bad input must not change: the log head and every service's state. */
+export function fingerprint(stack: Stack): string {
+  const s = stack.services as Record<string, { subscriber: { appliedSeq: number; state: unknown } }>;
+  const comments = s.comments!.subscriber.state as {
+    commentsById: Map<string, unknown>;
+    postIds: Set<string>;
+  };
+  const query = s.query!.subscriber.state as { version: number };
+  return JSON.stringify({
+    head: stack.bus.store.headSeq(),
+    applied: Object.fromEntries(Object.entries(s).map(([name, svc]) => [name, svc.subscriber.appliedSeq])),
+    posts: s.posts!.subscriber.state,
+    comments: [[...comments.postIds], [...comments.commentsById.entries()]],
+    query: query.version,
+    deadLetters: stack.bus.store.deadLetters().length,
+    // Bad keys must not reach a prototype: Object.prototype stays without own enumerable keys.
+    prototype: Object.keys(Object.prototype),
+  });
+}
+
+export function startBlog() {
+  return startStack([...definitions]);
+}
+
+/** Until every service has applied the whole log (so a fingerprint is not taken mid-delivery). */
+export async function settled(stack: Stack, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const services = Object.values(stack.services) as { subscriber: { appliedSeq: number } }[];
+  while (!services.every((service) => service.subscriber.appliedSeq === stack.bus.store.headSeq())) {
+    if (Date.now() > deadline) throw new Error('the services did not catch up with the log in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
