@@ -584,7 +584,7 @@ function hopTimings(lines: LogLine[], samples: WallTimes[]): HopTiming[] {
     ['  → applied by comments', []],
     ['  → CommentUpdated stored', []],
     ['  → applied by query', []],
-    ['  → seen by the polling GET /posts', []],
+    ['  → seen by the bench (the live stream)', []],
     ['201 received → seen (the latency figure)', []],
   ];
   samples.forEach((sample, n) => {
