@@ -32,6 +32,7 @@ import { pathToFileURL, fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { chromiumMissing, launchChromium } from './browser.js';
+import { mulberry32, sleep } from './harness.js';
 import { ROOT_DIR, freePorts, startSystem, type System } from './processes.js';
 
 // ---------------------------------------------------------------------------------------------- settings
@@ -360,7 +361,6 @@ class LiveView {
 // ---------------------------------------------------------------------------------------------- helpers
 
 const now = () => performance.now();
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const say = (message: string) => process.stderr.write(`${message}\n`);
 
 interface Distribution {
@@ -904,17 +904,6 @@ interface ReplayResult {
   catchUpMs: number | null;
   /** What query served right after: every post and comment, all final. */
   verified: boolean;
-}
-
-/** A seeded generator, so every run builds the same log. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
