@@ -1,28 +1,19 @@
-import { useId, useState, type FormEvent } from 'react';
+import { useId, useState } from 'react';
 import { createComment } from '../api';
+import { useSubmit } from '../useSubmit';
 import { ErrorMessage } from './ErrorMessage';
 
 /** The course's comment form under each post: label "New Comment", an input, "Submit". */
 export function CommentCreate({ postId, onCreated }: { postId: string; onCreated?: () => void }) {
   const inputId = useId();
   const [content, setContent] = useState('');
-  const [error, setError] = useState<string>();
-  const [sending, setSending] = useState(false);
-
-  const onSubmit = async (event: FormEvent<HTMLFormElement>) => {
-    event.preventDefault();
-    setSending(true);
-    try {
-      await createComment(postId, content);
+  const { error, sending, onSubmit } = useSubmit(
+    () => createComment(postId, content),
+    () => {
       setContent('');
-      setError(undefined);
       onCreated?.();
-    } catch (err) {
-      setError((err as Error).message);
-    } finally {
-      setSending(false);
-    }
-  };
+    },
+  );
 
   return (
     <div>

@@ -1,28 +1,19 @@
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import { createPost } from '../api';
+import { useSubmit } from '../useSubmit';
 import { ErrorMessage } from './ErrorMessage';
 
 /** The course's form: label "Title", an input, "Submit"; the field is cleared once the post is created. */
 export function PostCreate({ onCreated }: { onCreated?: () => void }) {
   const [title, setTitle] = useState('');
-  const [error, setError] = useState<string>();
-  const [sending, setSending] = useState(false);
-
-  const onSubmit = async (event: FormEvent<HTMLFormElement>) => {
-    event.preventDefault();
-    setSending(true);
-    try {
-      // No check here on purpose: the posts service says what is wrong (an empty title, too long...).
-      await createPost(title);
+  // No check here on purpose: the posts service says what is wrong (an empty title, too long...).
+  const { error, sending, onSubmit } = useSubmit(
+    () => createPost(title),
+    () => {
       setTitle('');
-      setError(undefined);
       onCreated?.();
-    } catch (err) {
-      setError((err as Error).message);
-    } finally {
-      setSending(false);
-    }
-  };
+    },
+  );
 
   return (
     <div>
