@@ -16,6 +16,7 @@ export interface CommentsState {
 }
 
 export const commentsProjection: Projection<CommentsState> = {
+  types: ['PostCreated', 'CommentCreated', 'CommentModerated'],
   initial: () => ({ postIds: new Set(), commentsByPostId: new Map(), commentsById: new Map() }),
 
   apply(state, event) {

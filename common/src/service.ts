@@ -64,6 +64,10 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   };
 
   const context: ServiceContext<State> = { subscriber, log, metrics };
+  // The types this service acts on: the bus may hold back the others a moment, to send them together.
+  const typesHeader: Record<string, string> = definition.projection.types
+    ? { 'X-Events-Types': definition.projection.types.join(',') }
+    : {};
   const app = createHttpApp({
     metrics,
     log,
@@ -75,11 +79,13 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
       'POST /events': kit.json('/events', async (body, req) => {
         const events = parseDelivery(body);
         const replyAccepted = String(req.headers['x-events-reply']).toLowerCase() === 'accept';
-        const reactions = await subscriber.receive(events, { replyAccepted });
+        const cursorHeader = Number(req.headers['x-events-cursor']);
+        const busCursor = Number.isSafeInteger(cursorHeader) && cursorHeader >= 0 ? cursorHeader : undefined;
+        const reactions = await subscriber.receive(events, { replyAccepted, busCursor });
         // Tells the bus this subscriber takes batches, which seq it acknowledges, and how many reactions
         // the answer carries for it to store (docs/event-bus.md).
         const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
-        const headers: Record<string, string> = { 'X-Events-Batch': 'accept' };
+        const headers: Record<string, string> = { ...typesHeader, 'X-Events-Batch': 'accept' };
         if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
         if (reactions.length === 0) return { body: {}, headers };
         headers['X-Events-Reactions'] = String(reactions.length);

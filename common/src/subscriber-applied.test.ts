@@ -52,3 +52,42 @@ describe('Subscriber.onApplied', () => {
     expect(subscriber.state).toHaveLength(4);
   });
 });
+
+describe('Subscriber.publishAndApply', () => {
+  it('answers as soon as the delivery brings its event, without reading the log', async () => {
+    const log = [post(1)];
+    let reads = 0;
+    const transport: EventTransport = {
+      // The bus stored one event of someone else's before ours: ours is not the next one here.
+      async publish() {
+        log.push(post(2), post(3));
+        return { seq: 3, id: 'e3' };
+      },
+      async fetchAfter(after, limit) {
+        reads++;
+        return log.filter((e) => e.seq > after).slice(0, limit);
+      },
+      close: () => undefined,
+    };
+    const subscriber = new Subscriber(
+      titles,
+      transport,
+      createLogger('posts', 'silent'),
+      createMetrics('posts'),
+    );
+    await subscriber.start();
+    const readsAtStart = reads;
+
+    const command = subscriber.publishAndApply({ type: 'PostCreated', data: { id: 'p3', title: 'T3' } });
+    // The delivery, right behind the publish's answer, as the bus sends it: once the command waits for it.
+    await new Promise((resolve) => setImmediate(resolve));
+    let answered = false;
+    void command.then(() => (answered = true));
+    await subscriber.receive([post(2), post(3)]);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Answered right away, not after the 5 ms it would wait before reading the gap from the log.
+    expect(answered).toBe(true);
+    expect(subscriber.state).toEqual(['T1', 'T2', 'T3']);
+    expect(reads).toBe(readsAtStart);
+  });
+});

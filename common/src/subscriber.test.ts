@@ -140,6 +140,30 @@ describe('subscriber', () => {
     expect((await log(stack.busUrl)).filter((e) => e.type === 'PostNoticed')).toHaveLength(2);
   });
 
+  it('stops handing a reaction back once the bus says its cursor passed the trigger (X-Events-Cursor)', async () => {
+    stack = await startStack([definition], { busEnv: noDelivery });
+    await publishPosts(stack.busUrl, ['c1', 'c2', 'c3']);
+    const [first, second, third] = await log(stack.busUrl);
+    const deliver = (event: object, busCursor: number) =>
+      request(stack!.urls.query!)
+        .post('/events')
+        .set('X-Events-Reply', 'accept')
+        .set('X-Events-Cursor', String(busCursor))
+        .send(event)
+        .expect(200);
+    const owed = (res: { body: { events?: { data: { postId: string } }[] } }) =>
+      (res.body.events ?? []).map((reaction) => reaction.data.postId);
+
+    expect(owed(await deliver(first!, 0))).toEqual(['c1']);
+    // Cursor 0: the answer to seq 1 may not have reached the bus, so c1's reaction is still owed.
+    expect(owed(await deliver(second!, 0))).toEqual(['c1', 'c2']);
+    // A cursor past what this service acknowledged cannot come from the bus: it changes nothing.
+    expect(owed(await deliver(third!, 99))).toEqual(['c1', 'c2', 'c3']);
+    // Cursor 2: the answers to seq 1 and 2 were stored with them; only c3's is still owed.
+    expect(owed(await deliver(third!, 2))).toEqual(['c3']);
+    expect((await deliver(third!, 3)).body).toEqual({});
+  });
+
   it('publishes at start a reaction the log lacks (the service died before publishing it)', async () => {
     stack = await startStack([], {});
     const { dataDir } = stack;

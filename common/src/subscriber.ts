@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { asBlogEvent, type BlogEvent, type IncomingEvent, type OutgoingEvent } from './events.js';
+import {
+  asBlogEvent,
+  type BlogEvent,
+  type IncomingEvent,
+  type KnownEventType,
+  type OutgoingEvent,
+} from './events.js';
 import { HttpError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -14,6 +20,11 @@ export type IgnoreReason = 'unknown-target' | 'already-exists';
  */
 export interface Projection<State> {
   initial(): State;
+  /**
+   * The types `apply` and `react` act on. The bus may hold back events of other types for a moment and
+   * send them with the next one of these (docs/event-bus.md, "Types a subscriber acts on"). Left out: all.
+   */
+  types?: readonly KnownEventType[];
   apply(state: State, event: BlogEvent): IgnoreReason | void;
   react?(state: State, event: BlogEvent): Array<Pick<OutgoingEvent, 'type' | 'data'>>;
 }
@@ -45,8 +56,11 @@ export class Subscriber<State> {
   /** The highest `seq` of the log applied to `state`. */
   appliedSeq = 0;
   caughtUp = false;
-  /** Reactions not yet known to be in the log, by their derived id. */
-  private readonly outbox = new Map<string, OutgoingEvent & { id: string }>();
+  /** Reactions not yet known to be in the log, by their derived id, with the seq of their trigger. */
+  private readonly outbox = new Map<
+    string,
+    { reaction: OutgoingEvent & { id: string }; triggerSeq?: number }
+  >();
   /** Everything that reads or changes the state runs through this chain, one step at a time. */
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -92,10 +106,17 @@ export class Subscriber<State> {
    *
    * The reactions go back in the answer when the bus said it takes them there (`replyAccepted`, see
    * docs/event-bus.md, "Reactions in the answer"): the resolved array is what to answer with, and it stays
-   * in the outbox until it shows up in the log. Otherwise they are published here and the array is empty.
+   * in the outbox until it shows up in the log, or until the bus says (`busCursor`, the seq up to which it
+   * has stored what this service answered) that it has it. Otherwise they are published here and the
+   * array is empty.
    */
-  receive(events: IncomingEvent[], { replyAccepted = false } = {}): Promise<OutgoingEvent[]> {
+  receive(
+    events: IncomingEvent[],
+    { replyAccepted = false, busCursor }: { replyAccepted?: boolean; busCursor?: number } = {},
+  ): Promise<OutgoingEvent[]> {
     return this.enqueue(async () => {
+      // Only the bus knows its cursor, and it never passes what this service acknowledged.
+      if (busCursor !== undefined && busCursor <= this.appliedSeq) this.forgetStoredReactions(busCursor);
       for (const event of events) {
         if (event.seq === undefined) {
           this.applyOne(event);
@@ -116,7 +137,9 @@ export class Subscriber<State> {
         }
         if (event.seq === this.appliedSeq + 1) this.applyOne(event);
       }
-      if (replyAccepted && this.outbox.size <= MAX_REPLY_REACTIONS) return [...this.outbox.values()];
+      if (replyAccepted && this.outbox.size <= MAX_REPLY_REACTIONS) {
+        return [...this.outbox.values()].map((entry) => entry.reaction);
+      }
       await this.flushOutbox();
       return [];
     });
@@ -228,21 +251,33 @@ export class Subscriber<State> {
         this.log.debug(logFields, 'event applied');
         for (const reaction of this.projection.react?.(this.state, known) ?? []) {
           const id = derivedEventId(event, reaction.type);
-          this.outbox.set(id, { ...reaction, id });
+          this.outbox.set(id, { reaction: { ...reaction, id }, triggerSeq: event.seq });
         }
       }
     }
     if (event.seq !== undefined) {
       this.appliedSeq = event.seq;
+      // A command waiting for its own event (publishAndApply) answers as soon as the delivery brings it.
+      if (this.seqWaiters.size > 0) this.resolveWaiters();
     }
     if (this.appliedListeners.size > 0) this.notifyApplied(event);
+  }
+
+  /**
+   * The bus stores the reactions in an answer before its cursor passes the events answered, so a reaction
+   * whose trigger is at or below the cursor it reports is in the log: no need to send it again.
+   */
+  private forgetStoredReactions(busCursor: number): void {
+    for (const [id, { triggerSeq }] of this.outbox) {
+      if (triggerSeq !== undefined && triggerSeq <= busCursor) this.outbox.delete(id);
+    }
   }
 
   private async flushOutbox(): Promise<void> {
     if (this.outbox.size === 0) return;
     // Published together, they reach the bus as one request (the transport groups them).
     const results = await Promise.allSettled(
-      [...this.outbox.values()].map(async (reaction) => {
+      [...this.outbox.values()].map(async ({ reaction }) => {
         const { seq } = await this.transport.publish(reaction);
         this.log.debug({ type: reaction.type, id: reaction.id, seq }, 'reaction published');
         this.outbox.delete(reaction.id);
@@ -250,7 +285,7 @@ export class Subscriber<State> {
     );
     const failed = results.find((result) => result.status === 'rejected');
     if (failed) {
-      const message = `could not publish ${[...this.outbox.values()].map((r) => r.type).join(', ')}`;
+      const message = `could not publish ${[...this.outbox.values()].map((r) => r.reaction.type).join(', ')}`;
       throw new HttpError(503, [{ message: `${message}: ${(failed.reason as Error).message}` }]);
     }
   }

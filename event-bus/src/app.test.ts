@@ -223,6 +223,7 @@ describe('the other routes', () => {
         lastError: null,
         deadLetters: 0,
         batches: false,
+        types: null,
       },
     ]);
   });

@@ -30,6 +30,8 @@ import { EventStore, eventJson } from './store.js';
 export interface BusOptions {
   /** Where the configuration is read from (tests pass their own). */
   env?: NodeJS.ProcessEnv;
+  /** How long events a subscriber does not act on may wait for company (delivery.ts, DEFER_MAX_MS). */
+  deferMaxMs?: number;
 }
 
 export const PAGE_DEFAULT = 1000;
@@ -96,6 +98,7 @@ export function createBus(options: BusOptions = {}) {
     log,
     metrics,
     retryMaxMs: config.RETRY_MAX_MS,
+    deferMaxMs: options.deferMaxMs,
     // A subscriber's reactions, sent back in its answer to a delivery, are published like any others.
     storeReactions: (events) => storeEvents(parseEventBody(outgoingEventSchema, events, PUBLISH_MAX).events),
   });

@@ -66,7 +66,7 @@ const batchAnswer = (body: Delivered | Delivered[]): Answer => {
 
 async function startBus(
   subscribers: Record<string, string>,
-  options: { dir?: string; retryMaxMs?: number } = {},
+  options: { dir?: string; retryMaxMs?: number; deferMaxMs?: number } = {},
 ) {
   const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'event-bus-delivery-')));
   const bus = createBus({
@@ -79,6 +79,7 @@ async function startBus(
         .map(([name, url]) => `${name}=${url}`)
         .join(','),
     },
+    deferMaxMs: options.deferMaxMs,
   });
   const server = await bus.start();
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -317,6 +318,77 @@ describe('delivery', () => {
     expect(new Set(replyHeaders)).toEqual(new Set(['accept']));
     expect(await bus.metrics()).toMatch(
       /eventbus_published_total\{result="duplicate",service="event-bus"\} 1/,
+    );
+  });
+
+  it('holds back the types a subscriber does not act on, and sends them with the next one it does', async () => {
+    const cursors: unknown[] = [];
+    const sub = await subscriber((body, headers) => {
+      cursors.push(headers['x-events-cursor']);
+      return { ...batchAnswer(body), headers: { ...batchAnswer(body).headers, 'X-Events-Types': 'Wanted' } };
+    });
+    // Long enough that only the next wanted event can release what waits.
+    const bus = await startBus({ sub: sub.url }, { deferMaxMs: 60_000 });
+    await bus.publish({ type: 'Wanted', data: { i: 1 } });
+    await waitFor(() => sub.posts.length === 1);
+    await bus.publish({ type: 'Other', data: { i: 2 } });
+    await bus.publish({ type: 'Other', data: { i: 3 } });
+    await sleep(200);
+    expect(sub.posts).toHaveLength(1);
+    expect(await bus.get('/subscribers')).toMatchObject([{ cursor: 1, lag: 2, types: ['Wanted'] }]);
+
+    await bus.publish({ type: 'Wanted', data: { i: 4 } });
+    await waitFor(() => sub.posts.length === 2);
+    const second = sub.posts[1] as Delivered[];
+    expect(second.map((e) => [e.seq, e.type])).toEqual([
+      [2, 'Other'],
+      [3, 'Other'],
+      [4, 'Wanted'],
+    ]);
+    // Each POST says up to where the bus had everything acknowledged (and the answers' reactions stored).
+    expect(cursors).toEqual(['0', '1']);
+  });
+
+  it('sends what it held back once it has waited long enough, even with nothing wanted after it', async () => {
+    const sub = await subscriber((body) => ({
+      headers: { ...batchAnswer(body).headers, 'X-Events-Types': 'Wanted' },
+    }));
+    const bus = await startBus({ sub: sub.url }, { deferMaxMs: 30 });
+    await bus.publish({ type: 'Wanted', data: { i: 1 } });
+    await waitFor(() => sub.posts.length === 1);
+    for (const i of range(2, 6)) await bus.publish({ type: 'Other', data: { i } });
+    await waitFor(() => sub.events().length === 6);
+    expect(seqsOf(sub.events())).toEqual(range(1, 6));
+    // Held back together: fewer POSTs than events (each publish above takes a round trip of its own).
+    expect(sub.posts.length).toBeLessThan(6);
+  });
+
+  it('holds nothing back from a subscriber that does not list its types (a course-original one)', async () => {
+    const sub = await subscriber(batchAnswer);
+    const bus = await startBus({ sub: sub.url }, { deferMaxMs: 60_000 });
+    await bus.publish({ type: 'Wanted', data: { i: 1 } });
+    await bus.publish({ type: 'Other', data: { i: 2 } });
+    await waitFor(() => sub.events().length === 2);
+    expect(await bus.get('/subscribers')).toMatchObject([{ cursor: 2, types: null }]);
+  });
+
+  it('stores the valid reactions of an answer that also carries a malformed one', async () => {
+    const sub = await subscriber((body) => {
+      const events = Array.isArray(body) ? body : [body];
+      if (events[0]!.seq !== 1) return {};
+      const reactions = [
+        { id: 'ok-1', type: 'Noticed', data: { n: 1 } },
+        { id: 'bad', data: { no: 'type' } },
+        { id: 'ok-2', type: 'Noticed', data: { n: 2 } },
+      ];
+      return { headers: { 'X-Events-Reactions': '3' }, body: { events: reactions } };
+    });
+    const bus = await startBus({ sub: sub.url });
+    await bus.publish({ type: 'T', data: { i: 1 } });
+    await waitFor(() => sub.events().length === 3);
+    expect(((await bus.get('/events')) as Delivered[]).map((e) => e.id).slice(1)).toEqual(['ok-1', 'ok-2']);
+    expect(await bus.metrics()).toMatch(
+      /eventbus_deliveries_total\{subscriber="sub",outcome="reactions-rejected",service="event-bus"\} 1/,
     );
   });
 

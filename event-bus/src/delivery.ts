@@ -16,7 +16,12 @@ export const BATCH_MAX_BYTES = 64 * 1024;
 export const DELIVERY_TIMEOUT_MS = 10_000;
 /** Subscribers answer `{}`, or their reactions: at most 200 events, each one's texts at most 10,000 chars. */
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
-const DELIVERY_HEADERS = { 'X-Events-Reply': 'accept' };
+/**
+ * How long events of types a subscriber does not act on (it lists the ones it does in `X-Events-Types`)
+ * may wait, to go with the next event it acts on, or together after this long: each POST a subscriber
+ * does not need at once costs both processes CPU that the events it does need are waiting for.
+ */
+export const DEFER_MAX_MS = 50;
 /** How long a delivered cursor may wait before it is written to SQLite (one write for many deliveries). */
 const CURSOR_SAVE_DELAY_MS = 100;
 const FIRST_RETRY_MS = 100;
@@ -34,6 +39,8 @@ export interface DeliveryOptions {
   metrics: Metrics;
   /** The cap of the exponential backoff between retries (RETRY_MAX_MS). */
   retryMaxMs: number;
+  /** How long events a subscriber does not act on may wait for company (default DEFER_MAX_MS). */
+  deferMaxMs?: number;
   /**
    * Validates and stores the reactions a subscriber sent back in its answer (`{"events": [...]}`); throws
    * an HttpError for a malformed one (nothing stored), anything else if the log cannot take them now.
@@ -55,13 +62,14 @@ export interface SubscriberStatus {
   deadLetters: number;
   /** Whether the subscriber takes arrays of events (it said `X-Events-Batch: accept`). */
   batches: boolean;
+  /** The types it acts on (`X-Events-Types`); others may wait up to DEFER_MAX_MS. Null: all, at once. */
+  types: string[] | null;
 }
 
 /** What the loop sends next: one event as an object, or a batch as an array. */
 interface Delivery {
   rows: EventRow[];
   batch: boolean;
-  body: string;
 }
 
 type DeliveryMetrics = ReturnType<typeof createDeliveryMetrics>;
@@ -100,6 +108,10 @@ export class SubscriberLoop {
   lastError: string | null = null;
   /** Set by the subscriber's last 2xx answer: does it take arrays of events? */
   batches = false;
+  /** Set by the subscriber's last 2xx answer: the types it acts on (undefined: all of them). */
+  types: Set<string> | undefined;
+  /** While events wait for company (see DEFER_MAX_MS): when they go anyway, and how far they were checked. */
+  private deferral: { until: number; checkedSeq: number } | undefined;
   /** After a batch went wrong, the events up to this seq are sent again one by one. */
   private singlesUntil = 0;
   private wakeUp: (() => void) | undefined;
@@ -116,6 +128,7 @@ export class SubscriberLoop {
     private readonly retryMaxMs: number,
     private readonly storeReactionsInLog: DeliveryOptions['storeReactions'],
     log: Logger,
+    private readonly deferMaxMs = DEFER_MAX_MS,
   ) {
     this.name = subscriber.name;
     this.url = subscriber.url;
@@ -158,6 +171,7 @@ export class SubscriberLoop {
       lastError: this.lastError,
       deadLetters: this.store.deadLetterCount(this.name),
       batches: this.batches,
+      types: this.types ? [...this.types] : null,
     };
   }
 
@@ -165,9 +179,10 @@ export class SubscriberLoop {
     while (!this.stopped) {
       try {
         const delivery = this.next();
-        if (delivery) await this.deliver(delivery);
         // Reading the log and starting to wait happen in the same tick, so no publish can slip in between.
-        else await this.idle();
+        if (!delivery) await this.idle();
+        else if (this.mayWait(delivery)) await this.idle(this.deferral!.until - Date.now());
+        else await this.deliver(delivery);
       } catch (err) {
         // Not a subscriber's fault (say the database went away): log it and try again later, never die.
         this.log.error({ err }, 'delivery loop error');
@@ -176,18 +191,43 @@ export class SubscriberLoop {
     }
   }
 
-  private idle(): Promise<void> {
+  /** Waits for a publish (`wake`), or at most `timeoutMs`. */
+  private idle(timeoutMs?: number): Promise<void> {
     return new Promise((resolve) => {
-      this.wakeUp = resolve;
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => this.wake(), timeoutMs);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
+  }
+
+  /**
+   * Whether these events may wait for company: none is of a type the subscriber acts on, the batch is not
+   * full, and they have not waited DEFER_MAX_MS yet. Each wake-up checks only the events added since.
+   */
+  private mayWait({ rows, batch }: Delivery): boolean {
+    const types = this.types;
+    if (!types || !batch || rows.length >= BATCH_MAX_EVENTS) return false;
+    const deferral = (this.deferral ??= { until: Date.now() + this.deferMaxMs, checkedSeq: this.cursor });
+    if (Date.now() >= deferral.until) return false;
+    for (const row of rows) {
+      if (row.seq > deferral.checkedSeq && types.has(row.type)) return false;
+    }
+    deferral.checkedSeq = rows.at(-1)!.seq;
+    return true;
   }
 
   /** The next events after the cursor: one, or a batch if the subscriber takes them. */
   private next(): Delivery | undefined {
     const batch = this.batches && this.cursor >= this.singlesUntil;
     const rows = this.store.after(this.cursor, batch ? BATCH_MAX_EVENTS : 1);
-    if (rows.length === 0) return undefined;
-    if (!batch) return { rows, batch, body: eventJson(rows[0]!) };
+    return rows.length === 0 ? undefined : { rows, batch };
+  }
+
+  /** The POST body: one event as an object, or as many as fit BATCH_MAX_BYTES as an array. */
+  private static body({ rows, batch }: Delivery): { rows: EventRow[]; body: string } {
+    if (!batch) return { rows: rows.slice(0, 1), body: eventJson(rows[0]!) };
     const items: string[] = [];
     let bytes = 2;
     for (const row of rows) {
@@ -196,10 +236,13 @@ export class SubscriberLoop {
       items.push(json);
       bytes += json.length + 1;
     }
-    return { rows: rows.slice(0, items.length), batch, body: `[${items.join(',')}]` };
+    return { rows: rows.slice(0, items.length), body: `[${items.join(',')}]` };
   }
 
-  private async deliver({ rows, batch, body }: Delivery): Promise<void> {
+  private async deliver(delivery: Delivery): Promise<void> {
+    this.deferral = undefined;
+    const { batch } = delivery;
+    const { rows, body } = SubscriberLoop.body(delivery);
     const first = rows[0]!;
     const last = rows.at(-1)!;
     const endTimer = this.metrics.duration.startTimer({ subscriber: this.name });
@@ -209,7 +252,8 @@ export class SubscriberLoop {
         method: 'POST',
         body,
         // X-Events-Reply: a subscriber of ours may answer with its reactions instead of publishing them.
-        headers: DELIVERY_HEADERS,
+        // X-Events-Cursor: the reactions it answered to every event up to there are stored.
+        headers: { 'X-Events-Reply': 'accept', 'X-Events-Cursor': String(this.cursor) },
         timeoutMs: DELIVERY_TIMEOUT_MS,
         signal: this.abort.signal,
         maxAnswerBytes: MAX_ANSWER_BYTES,
@@ -245,6 +289,7 @@ export class SubscriberLoop {
       this.count('delivered');
       this.recovered();
       this.batches = String(res.headers['x-events-batch']).toLowerCase() === 'accept';
+      this.types = parseTypes(res.headers['x-events-types']);
       this.advance(last.seq);
       this.log.debug({ fromSeq: first.seq, toSeq: last.seq, batch }, 'delivered');
       return;
@@ -285,7 +330,16 @@ export class SubscriberLoop {
    */
   private storeReactions(body: string, rows: EventRow[]): boolean {
     try {
-      this.storeReactionsInLog((JSON.parse(body) as { events?: unknown }).events);
+      const events = (JSON.parse(body) as { events?: unknown }).events;
+      try {
+        this.storeReactionsInLog(events);
+      } catch (err) {
+        // One malformed reaction refuses the array: store the others one by one, since the subscriber
+        // forgets every reaction it answered once the cursor has passed their trigger (X-Events-Cursor).
+        if (!(err instanceof HttpError) || !Array.isArray(events) || events.length < 2) throw err;
+        const refused = events.filter((event) => !this.storedAlone(event));
+        if (refused.length > 0) throw err;
+      }
       return true;
     } catch (err) {
       if (!(err instanceof HttpError) && !(err instanceof SyntaxError)) {
@@ -298,6 +352,17 @@ export class SubscriberLoop {
         'malformed reactions in the answer of a subscriber, not stored',
       );
       return true;
+    }
+  }
+
+  /** Stores one reaction; false if it is malformed. */
+  private storedAlone(event: unknown): boolean {
+    try {
+      this.storeReactionsInLog([event]);
+      return true;
+    } catch (err) {
+      if (err instanceof HttpError) return false;
+      throw err;
     }
   }
 
@@ -366,6 +431,7 @@ export class Deliveries {
           options.retryMaxMs,
           options.storeReactions,
           options.log,
+          options.deferMaxMs,
         ),
     );
 
@@ -409,6 +475,15 @@ export class Deliveries {
     await Promise.all(this.loops.map((loop) => loop.stop()));
     this.client.close();
   }
+}
+
+/** `X-Events-Types: A,B`: the types a subscriber acts on; absent or empty means all of them. */
+function parseTypes(header: string | string[] | undefined): Set<string> | undefined {
+  const types = String(header ?? '')
+    .split(',')
+    .map((type) => type.trim())
+    .filter(Boolean);
+  return types.length > 0 ? new Set(types) : undefined;
 }
 
 function describeRejection(err: HttpError | SyntaxError): string {

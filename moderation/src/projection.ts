@@ -5,6 +5,7 @@ export const moderate = (content: string) => (content.includes('orange') ? 'reje
 
 /** Moderation keeps no state: it only reacts to each CommentCreated with a CommentModerated. */
 export const moderationProjection: Projection<null> = {
+  types: ['CommentCreated'],
   initial: () => null,
   apply: () => undefined,
   react(_state, event) {

@@ -9,6 +9,7 @@ export interface Post {
 export type PostsState = Record<string, Post>;
 
 export const postsProjection: Projection<PostsState> = {
+  types: ['PostCreated'],
   // No prototype, so a post id such as "__proto__" or "constructor" is just a key.
   initial: () => Object.create(null) as PostsState,
 

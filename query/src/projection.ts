@@ -22,6 +22,7 @@ export interface QueryState {
 }
 
 export const queryProjection: Projection<QueryState> = {
+  types: ['PostCreated', 'CommentCreated', 'CommentUpdated'],
   initial: () => ({
     posts: Object.create(null) as Record<string, QueryPost>,
     commentsById: new Map(),
