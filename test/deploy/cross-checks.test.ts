@@ -235,15 +235,17 @@ describe('each checker reports a broken file', () => {
     ]);
   });
 
+  /** A copy of the network policies with the first rule of one policy letting in other apps. */
+  const netpolFrom = (policy: string, apps: string[], change: (rule: Data) => void = () => {}) => {
+    const copy = clone(stack.netpol);
+    const rule = copy.find((p) => p.object.metadata.name === policy)!.object.spec.ingress[0];
+    rule.from[0].podSelector.matchExpressions[0].values = apps;
+    change(rule);
+    return copy;
+  };
+
   it('network policies: a needed flow closed, an unneeded one opened', () => {
-    const broken = clone(stack.netpol);
-    const toBus = broken.find((p) => p.object.metadata.name === 'blog-allow-services-to-event-bus')!.object;
-    toBus.spec.ingress[0].from[0].podSelector.matchExpressions[0].values = [
-      'posts',
-      'comments',
-      'query',
-      'client',
-    ];
+    const broken = netpolFrom('blog-allow-services-to-event-bus', ['posts', 'comments', 'query', 'client']);
     const problems = checkNetworkPolicies(broken);
     expect(problems).toContain('netpol: moderation cannot reach event-bus:4005');
     expect(problems).toContain('netpol: client can reach event-bus:4005, which nothing needs');
@@ -251,16 +253,11 @@ describe('each checker reports a broken file', () => {
   });
 
   it('network policies: NATS open to the client, closed to the bus, its monitoring port open', () => {
-    const broken = clone(stack.netpol);
-    const toNats = broken.find((p) => p.object.metadata.name === 'blog-allow-services-to-nats')!.object;
-    toNats.spec.ingress[0].from[0].podSelector.matchExpressions[0].values = [
-      'posts',
-      'comments',
-      'query',
-      'moderation',
-      'client',
-    ];
-    toNats.spec.ingress[0].ports.push({ protocol: 'TCP', port: 8222 });
+    const broken = netpolFrom(
+      'blog-allow-services-to-nats',
+      ['posts', 'comments', 'query', 'moderation', 'client'],
+      (rule) => rule.ports.push({ protocol: 'TCP', port: 8222 }),
+    );
     const problems = checkNetworkPolicies(broken);
     expect(problems).toContain('netpol: event-bus cannot reach nats:4222');
     expect(problems).toContain('netpol: client can reach nats:4222, which nothing needs');
