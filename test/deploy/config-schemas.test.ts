@@ -44,6 +44,16 @@ describe.skipIf('skip' in where)(
       expect(errors.some((e) => e.includes('manifests'))).toBe(true);
     });
 
+    it('reports a broken nats profile: manifests under deploy, rawYaml as a string', () => {
+      const broken = clone(skaffold);
+      const profile = broken.profiles.find((p: { name: string }) => p.name === 'nats');
+      profile.deploy = { kubectl: { manifests: profile.manifests.rawYaml } };
+      profile.manifests.rawYaml = './infra/nats/*';
+      const errors = errorsOf(compileSchema(skaffoldSchemaFile(dir, broken)), broken);
+      expect(errors.some((e) => e.includes('/profiles/1/manifests/rawYaml'))).toBe(true);
+      expect(errors.some((e) => e.includes('manifests'))).toBe(true);
+    });
+
     it('reports a broken docker-compose.yml: an unknown key, a bad depends_on condition', () => {
       const broken = clone(compose);
       broken.services.posts.healtcheck = broken.services.posts.healthcheck;

@@ -1,7 +1,16 @@
 import { defaults } from '@blog/common';
 import { describe, expect, it } from 'vitest';
-import { clone, imageServices, loadStack, type Data, type K8sObject } from './support/files.js';
 import {
+  clone,
+  codeSources,
+  documentedTransportVariables,
+  imageServices,
+  loadStack,
+  type Data,
+  type K8sObject,
+} from './support/files.js';
+import {
+  APP_PROBES,
   checkAll,
   checkCompose,
   checkCourseObjects,
@@ -10,14 +19,21 @@ import {
   checkEventBusStorage,
   checkHardening,
   checkIngress,
+  checkNats,
+  checkNatsProfile,
   checkNetworkPolicies,
   checkSkaffold,
+  checkTransport,
+  checkTransportCode,
   checkWorkloads,
   COURSE,
+  NATS_PROBES,
 } from './support/checks.js';
 
 const stack = loadStack();
 const codeDefaults = { eventBusUrl: defaults.eventBusUrl, subscribers: defaults.subscribers };
+const documented = documentedTransportVariables();
+const sources = codeSources();
 
 /** A copy of infra/k8s with one object changed. */
 function k8sWith(file: string, kind: string, change: (object: Data) => void): K8sObject[] {
@@ -32,7 +48,28 @@ const containerOf = (object: Data) => object.spec.template.spec.containers[0];
 
 describe('the real files agree with each other and with the course', () => {
   it('no problem at all, every checker on every file', () => {
-    expect(checkAll(stack, codeDefaults)).toEqual([]);
+    expect(checkAll(stack, codeDefaults, documented, sources)).toEqual([]);
+  });
+
+  it("the transport's variables are docs/event-bus.md's; the default deploy keeps the default, http", () => {
+    expect(documented).toEqual({
+      EVENT_TRANSPORT: 'http',
+      NATS_URL: 'nats://nats-srv:4222',
+      NATS_STREAM: 'blog',
+    });
+    const config = (objects: K8sObject[]) =>
+      objects.find((o) => o.object.kind === 'ConfigMap' && o.object.metadata.name === 'event-transport');
+    expect(config(stack.k8s)?.object.data).toEqual({ EVENT_TRANSPORT: 'http' });
+    expect(config(stack.natsProfile)?.file).toBe('infra/nats/event-transport.yaml');
+    expect(config(stack.natsProfile)?.object.data.EVENT_TRANSPORT).toBe('nats');
+  });
+
+  it('the nats profile applies the NATS server first, then the course objects, not the http ConfigMap', () => {
+    const files = [...new Set(stack.natsProfile.map((o) => o.file))];
+    expect(files.slice(0, 2)).toEqual(['infra/nats/event-transport.yaml', 'infra/nats/nats-depl.yaml']);
+    expect(files).not.toContain('infra/k8s/event-transport.yaml');
+    expect(files).toContain('infra/k8s/ingress-srv.yaml');
+    expect(stack.natsProfile.filter((o) => o.object.kind === 'Deployment').length).toBe(7);
   });
 
   it('every workspace with a service (and the client) has a Dockerfile that matches the course', () => {
@@ -172,7 +209,7 @@ describe('each checker reports a broken file', () => {
       containerOf(d).imagePullPolicy = 'Always';
       delete containerOf(d).readinessProbe;
     });
-    const problems = checkHardening(broken, { probes: true });
+    const problems = checkHardening(broken, { probes: APP_PROBES });
     const c = 'infra/k8s/client-depl.yaml Deployment/client-depl';
     expect(problems).toEqual([
       `${c}: runAsNonRoot is not true`,
@@ -198,18 +235,178 @@ describe('each checker reports a broken file', () => {
     ]);
   });
 
+  /** A copy of the network policies with the first rule of one policy letting in other apps. */
+  const netpolFrom = (policy: string, apps: string[], change: (rule: Data) => void = () => {}) => {
+    const copy = clone(stack.netpol);
+    const rule = copy.find((p) => p.object.metadata.name === policy)!.object.spec.ingress[0];
+    rule.from[0].podSelector.matchExpressions[0].values = apps;
+    change(rule);
+    return copy;
+  };
+
   it('network policies: a needed flow closed, an unneeded one opened', () => {
-    const broken = clone(stack.netpol);
-    const toBus = broken.find((p) => p.object.metadata.name === 'blog-allow-services-to-event-bus')!.object;
-    toBus.spec.ingress[0].from[0].podSelector.matchExpressions[0].values = [
-      'posts',
-      'comments',
-      'query',
-      'client',
-    ];
+    const broken = netpolFrom('blog-allow-services-to-event-bus', ['posts', 'comments', 'query', 'client']);
     const problems = checkNetworkPolicies(broken);
     expect(problems).toContain('netpol: moderation cannot reach event-bus:4005');
     expect(problems).toContain('netpol: client can reach event-bus:4005, which nothing needs');
     expect(checkNetworkPolicies([]).length).toBeGreaterThan(0);
+  });
+
+  it('network policies: NATS open to the client, closed to the bus, its monitoring port open', () => {
+    const broken = netpolFrom(
+      'blog-allow-services-to-nats',
+      ['posts', 'comments', 'query', 'moderation', 'client'],
+      (rule) => rule.ports.push({ protocol: 'TCP', port: 8222 }),
+    );
+    const problems = checkNetworkPolicies(broken);
+    expect(problems).toContain('netpol: event-bus cannot reach nats:4222');
+    expect(problems).toContain('netpol: client can reach nats:4222, which nothing needs');
+    expect(problems).toContain('netpol: posts can reach nats:8222, which nothing needs');
+    const noPolicy = stack.netpol.filter((p) => p.object.metadata.name !== 'blog-allow-services-to-nats');
+    expect(checkNetworkPolicies(noPolicy)).toContain('netpol: posts cannot reach nats:4222');
+  });
+});
+
+/** A copy of what the nats profile applies with one object changed. */
+function natsWith(file: string, kind: string, change: (object: Data) => void): K8sObject[] {
+  const copy = clone(stack.natsProfile);
+  const target = copy.find((o) => o.file === file && o.object.kind === kind);
+  if (!target) throw new Error(`no ${kind} in ${file}`);
+  change(target.object);
+  return copy;
+}
+const natsDepl = (change: (object: Data) => void) =>
+  natsWith('infra/nats/nats-depl.yaml', 'Deployment', change);
+
+describe('the nats profile: each checker reports a broken file', () => {
+  it('the NATS server: JetStream off, the store off the volume, no monitoring, a floating image tag', () => {
+    expect(
+      checkNats(
+        natsDepl((d) => {
+          containerOf(d).args = ['-sd', '/tmp', '-p', '4222'];
+          containerOf(d).image = 'nats:alpine';
+          d.spec.strategy = { type: 'RollingUpdate' };
+        }),
+      ),
+    ).toEqual([
+      'nats-depl: strategy is not Recreate',
+      'nats-depl: image nats:alpine is not the official nats:<x.y.z>-alpine',
+      'nats-depl: JetStream is off (no -js)',
+      'nats-depl: the store (-sd /tmp) is not on a PersistentVolumeClaim',
+      'nats-depl: monitoring port off (no -m), expected containerPort 8222',
+    ]);
+  });
+
+  it('the NATS server: a probe on the client port, a Service port to the wrong container port, no PVC', () => {
+    const broken = natsDepl((d) => (containerOf(d).readinessProbe.httpGet.port = 'client'));
+    const service = broken.find((o) => o.object.kind === 'Service' && o.object.metadata.name === 'nats-srv')!;
+    service.object.spec.ports[0].targetPort = 'monitor';
+    const problems = checkNats(
+      broken.filter(
+        (o) => o.object.kind !== 'PersistentVolumeClaim' || o.file !== 'infra/nats/nats-depl.yaml',
+      ),
+    );
+    expect(problems).toEqual([
+      'nats-depl: no PersistentVolumeClaim nats-data',
+      'nats-depl: readinessProbe asks port 4222, not the monitoring port',
+      'Service nats-srv: port 4222 goes to container port monitor',
+    ]);
+    expect(checkNats(stack.natsProfile.filter((o) => o.object.kind !== 'Deployment'))).toEqual([
+      'no Deployment nats-depl',
+    ]);
+  });
+
+  it('hardening of the NATS pod: root, probes on the app routes', () => {
+    const broken = natsWith('infra/nats/nats-depl.yaml', 'Deployment', (d) => {
+      podOf(d).securityContext.runAsUser = 0;
+      containerOf(d).readinessProbe.httpGet.path = '/readyz';
+    }).filter((o) => o.file.startsWith('infra/nats/'));
+    const c = 'infra/nats/nats-depl.yaml Deployment/nats-depl';
+    expect(checkHardening(broken, { probes: NATS_PROBES })).toEqual([
+      `${c}: runAsUser is not 1000`,
+      `${c} container nats: no readinessProbe on /healthz?js-server-only=true`,
+    ]);
+  });
+
+  it('transport: the profile left on http, a URL to a Service that does not exist, a bad stream name', () => {
+    const broken = natsWith('infra/nats/event-transport.yaml', 'ConfigMap', (c) => {
+      c.data.EVENT_TRANSPORT = 'http';
+      c.data.NATS_URL = 'nats://nats:4222';
+      c.data.NATS_STREAM = 'blog.events';
+      c.data.NATS_SERVERS = 'nats://nats-srv:4222';
+    });
+    expect(checkTransport(broken, 'nats', documented)).toEqual([
+      'ConfigMap event-transport: EVENT_TRANSPORT is http, expected nats',
+      'ConfigMap event-transport: NATS_SERVERS is not a variable of docs/event-bus.md',
+      'ConfigMap event-transport NATS_URL: nats is not a Service',
+      'ConfigMap event-transport: NATS_STREAM "blog.events" is not a stream name',
+    ]);
+    const wrongPort = natsWith('infra/nats/event-transport.yaml', 'ConfigMap', (c) => {
+      c.data.NATS_URL = 'nats://nats-srv:8222';
+    });
+    expect(checkTransport(wrongPort, 'nats', documented)).toEqual([
+      'ConfigMap event-transport NATS_URL: port 8222 is not the client port 4222',
+    ]);
+  });
+
+  it('transport: a Deployment without the ConfigMap, one that overrides it, the ConfigMap applied last', () => {
+    const broken = natsWith('infra/k8s/query-depl.yaml', 'Deployment', (d) => delete containerOf(d).envFrom);
+    const posts = broken.find((o) => o.object.metadata.name === 'posts-depl')!;
+    containerOf(posts.object).env.push({ name: 'EVENT_TRANSPORT', value: 'http' });
+    containerOf(posts.object).envFrom[0].configMapRef.optional = false;
+    const config = broken.findIndex((o) => o.object.kind === 'ConfigMap');
+    broken.push(...broken.splice(config, 1));
+    const problems = checkTransport(broken, 'nats', documented);
+    expect(problems).toContain('Deployment query-depl: no envFrom ConfigMap event-transport');
+    expect(problems).toContain('Deployment posts-depl: envFrom event-transport is not optional');
+    expect(problems).toContain("Deployment posts-depl: sets EVENT_TRANSPORT itself, over the ConfigMap's");
+    expect(problems).toContain('Deployment event-bus-depl: applied before ConfigMap event-transport');
+    expect(checkTransport(stack.k8s, 'nats', documented)).toContain(
+      'ConfigMap event-transport: EVENT_TRANSPORT is http, expected nats',
+    );
+    expect(checkTransport(stack.netpol, 'http', documented)).toContain(
+      'ConfigMap event-transport: 0 of them, expected one',
+    );
+  });
+
+  it('transport in the code: a variable the code does not read, a default URL to no Service', () => {
+    const code = [
+      {
+        file: 'common/src/x.ts',
+        text: 'const transport = process.env.EVENT_TRANSPORT; const u = process.env.NATS_URL;',
+      },
+      {
+        file: 'common/src/y.ts',
+        text: "export const natsUrl = 'nats://nats-service:4222'; const local = 'nats://127.0.0.1:4222';",
+      },
+    ];
+    expect(checkTransportCode(stack.natsProfile, documented, code)).toEqual([
+      'the code reads EVENT_TRANSPORT but not NATS_STREAM, which docs/event-bus.md lists',
+      'common/src/y.ts nats://nats-service:4222: nats-service is not a Service',
+    ]);
+    const fine = [
+      { file: 'common/src/z.ts', text: "EVENT_TRANSPORT NATS_URL NATS_STREAM 'nats://nats-srv:4222'" },
+    ];
+    expect(checkTransportCode(stack.natsProfile, documented, fine)).toEqual([]);
+  });
+
+  it('skaffold profile: the http ConfigMap applied, a course file left out, a pattern matching nothing', () => {
+    const broken = clone(stack.skaffold);
+    const profile = broken.profiles.find((p: Data) => p.name === 'nats');
+    profile.manifests.rawYaml = [
+      './infra/nats/*',
+      './infra/k8s/*-depl.yaml',
+      './infra/k8s/event-*',
+      './infra/nat/*',
+    ];
+    profile.build = { local: { push: false } };
+    expect(checkNatsProfile(broken)).toEqual([
+      'skaffold profile nats: sets build',
+      'skaffold profile nats: applies infra/k8s/event-transport.yaml',
+      'skaffold profile nats: infra/nat/* matches no file',
+      'skaffold profile nats: does not apply infra/k8s/ingress-srv.yaml',
+      'skaffold profile nats: does not apply infra/k8s/posts-srv.yaml',
+    ]);
+    expect(checkNatsProfile({ ...broken, profiles: [] })).toEqual(['skaffold: no profile nats']);
   });
 });

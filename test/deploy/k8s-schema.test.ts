@@ -12,13 +12,18 @@ describe('Kubernetes manifests against the Kubernetes schemas (kubernetes-models
     },
   );
 
-  it('covers every folder: what skaffold applies, the network policies and the lessons', () => {
+  it('covers every folder: what skaffold applies (the nats profile too), the network policies, the lessons', () => {
     const kinds = loadObjects().map(({ file, object }) => `${file.split('/')[1]}:${object.kind}`);
     for (const expected of [
       'k8s:Deployment',
       'k8s:Service',
       'k8s:Ingress',
       'k8s:PersistentVolumeClaim',
+      'k8s:ConfigMap',
+      'nats:Deployment',
+      'nats:Service',
+      'nats:PersistentVolumeClaim',
+      'nats:ConfigMap',
       'network-policies:NetworkPolicy',
       'lessons:Pod',
       'lessons:Deployment',
@@ -60,6 +65,19 @@ describe('the schema checker reports broken manifests', () => {
     const object = deployment();
     object.metadata.annotations = { 'example.com/anything': 'x' };
     expect(unknownFields(object)).toEqual([]);
+  });
+
+  it('a ConfigMap with a number for a value, and a misspelt envFrom', () => {
+    const config = clone(loadObjects(['infra/nats']).find((o) => o.object.kind === 'ConfigMap')!.object);
+    config.data.NATS_PORT = 4222;
+    expect(schemaErrors(config).some((e) => e.startsWith('/data/NATS_PORT:'))).toBe(true);
+    const broken = clone(
+      loadObjects(['infra/k8s']).find((o) => o.object.metadata.name === 'posts-depl')!.object,
+    );
+    broken.spec.template.spec.containers[0].envFrom[0].configMapref = { name: 'event-transport' };
+    expect(unknownFields(broken)).toEqual([
+      '/spec/template/spec/containers/0/envFrom/0/configMapref: unknown field',
+    ]);
   });
 
   it('a kind it has no schema for', () => {

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Data, K8sObject, Stack } from './files.js';
-import { ROOT } from './files.js';
+import { manifestFiles, rawYamlFiles, ROOT } from './files.js';
 
 /** The course's names and ports (course/CONTRACT.md), to the letter. */
 export const COURSE = {
@@ -456,8 +456,29 @@ export function checkDockerfiles(
   return problems;
 }
 
-/** Pod Security "restricted", resources, probes, image tags and pull policy. */
-export function checkHardening(objects: K8sObject[], { probes }: { probes: boolean }): string[] {
+/** The paths each probe asks: the app's own routes, or NATS's monitoring endpoint. */
+export interface ProbePaths {
+  startupProbe: string;
+  livenessProbe: string;
+  readinessProbe: string;
+}
+export const APP_PROBES: ProbePaths = {
+  startupProbe: '/healthz',
+  livenessProbe: '/healthz',
+  readinessProbe: '/readyz',
+};
+/**
+ * As NATS's Helm chart probes it: started = healthy with JetStream recovered, alive = up with JetStream
+ * enabled (so a long recovery is not restarted), ready = the server and JetStream up.
+ */
+export const NATS_PROBES: ProbePaths = {
+  startupProbe: '/healthz',
+  livenessProbe: '/healthz?js-enabled-only=true',
+  readinessProbe: '/healthz?js-server-only=true',
+};
+
+/** Pod Security "restricted", resources, probes (when given their paths), image tags and pull policy. */
+export function checkHardening(objects: K8sObject[], { probes }: { probes: ProbePaths | false }): string[] {
   const problems: string[] = [];
   for (const { name, spec } of podSpecs(objects)) {
     const pod = spec?.securityContext ?? {};
@@ -490,12 +511,9 @@ export function checkHardening(objects: K8sObject[], { probes }: { probes: boole
       if (!tmp || !volumes.some((v) => v.name === tmp.name && v.emptyDir))
         problems.push(`${c}: no emptyDir at /tmp`);
       if (probes) {
-        if (container.startupProbe?.httpGet?.path !== '/healthz')
-          problems.push(`${c}: no startupProbe on /healthz`);
-        if (container.livenessProbe?.httpGet?.path !== '/healthz')
-          problems.push(`${c}: no livenessProbe on /healthz`);
-        if (container.readinessProbe?.httpGet?.path !== '/readyz')
-          problems.push(`${c}: no readinessProbe on /readyz`);
+        for (const [probe, path] of Object.entries(probes)) {
+          if (container[probe]?.httpGet?.path !== path) problems.push(`${c}: no ${probe} on ${path}`);
+        }
       }
     }
   }
@@ -522,10 +540,16 @@ export function checkEventBusStorage(k8s: K8sObject[]): string[] {
   return problems;
 }
 
-type Peer = AppName | 'ingress-nginx';
+/** The pods the policies guard: the course's apps, and the NATS server of the `nats` profile. */
+type Target = AppName | 'nats';
+type Peer = Target | 'ingress-nginx';
+const TARGET_PORTS: Record<Target, number[]> = {
+  ...(Object.fromEntries(APPS.map((app) => [app, [COURSE[app].port]])) as Record<AppName, number[]>),
+  nats: [4222, 8222],
+};
 
 /** Whether the network policies let `from` reach app `to` on `port` (namespace-local, as applied). */
-export function allowed(netpol: K8sObject[], from: Peer, to: AppName, port: number): boolean {
+export function allowed(netpol: K8sObject[], from: Peer, to: Target, port: number): boolean {
   const labels = { app: to };
   const selecting = kindOf(netpol, 'NetworkPolicy')
     .map((p) => p.object)
@@ -548,35 +572,256 @@ export function allowed(netpol: K8sObject[], from: Peer, to: AppName, port: numb
   );
 }
 
-/** The flows the app needs are open, the others closed, and every app pod is under a default deny. */
+/**
+ * The flows the app needs are open, the others closed (every port of every pod, NATS's monitoring port
+ * included), and every app pod is under a default deny.
+ */
 export function checkNetworkPolicies(netpol: K8sObject[]): string[] {
   const problems: string[] = [];
   const services = ['posts', 'comments', 'query', 'moderation'] as const;
-  const needed: [Peer, AppName][] = [
-    ...(['posts', 'query', 'comments', 'client'] as const).map((to): [Peer, AppName] => [
+  const needed: [Peer, Target, number][] = [
+    ...(['posts', 'query', 'comments', 'client'] as const).map((to): [Peer, Target, number] => [
       'ingress-nginx',
       to,
+      COURSE[to].port,
     ]),
-    ...services.map((s): [Peer, AppName] => [s, 'event-bus']),
-    ...services.map((s): [Peer, AppName] => ['event-bus', s]),
+    ...services.map((s): [Peer, Target, number] => [s, 'event-bus', COURSE['event-bus'].port]),
+    ...services.map((s): [Peer, Target, number] => ['event-bus', s, COURSE[s].port]),
+    // The `nats` profile: the services and the bus (a gateway to the stream) publish and consume.
+    ...[...services, 'event-bus' as const].map((s): [Peer, Target, number] => [s, 'nats', 4222]),
   ];
-  for (const [from, to] of needed) {
-    if (!allowed(netpol, from, to, COURSE[to].port))
-      problems.push(`netpol: ${from} cannot reach ${to}:${COURSE[to].port}`);
+  for (const [from, to, port] of needed) {
+    if (!allowed(netpol, from, to, port)) problems.push(`netpol: ${from} cannot reach ${to}:${port}`);
   }
-  const peers: Peer[] = [...APPS, 'ingress-nginx'];
-  for (const from of peers) {
-    for (const to of APPS) {
-      const ok = needed.some(([f, t]) => f === from && t === to);
-      if (!ok && from !== to && allowed(netpol, from, to, COURSE[to].port))
-        problems.push(`netpol: ${from} can reach ${to}:${COURSE[to].port}, which nothing needs`);
+  const targets = Object.keys(TARGET_PORTS) as Target[];
+  for (const from of [...targets, 'ingress-nginx' as const]) {
+    for (const to of targets) {
+      for (const port of TARGET_PORTS[to]) {
+        const ok = needed.some(([f, t, p]) => f === from && t === to && p === port);
+        if (!ok && from !== to && allowed(netpol, from, to, port))
+          problems.push(`netpol: ${from} can reach ${to}:${port}, which nothing needs`);
+      }
     }
   }
   return problems;
 }
 
-/** Everything on the real files. */
-export function checkAll(stack: Stack, codeDefaults: { eventBusUrl: string; subscribers: string }): string[] {
+/** The Deployments that take the transport's variables: the four services and the bus (not the client). */
+export const TRANSPORT_APPS = ['posts', 'comments', 'query', 'moderation', 'event-bus'] as const;
+/** The ConfigMap they take them from; infra/k8s has the `http` one, infra/nats the `nats` one. */
+export const TRANSPORT_CONFIG = 'event-transport';
+/** The NATS server of the `nats` profile, in the course's name style. */
+export const NATS = {
+  deployment: 'nats-depl',
+  service: 'nats-srv',
+  claim: 'nats-data',
+  client: 4222,
+  monitor: 8222,
+};
+
+/** A NATS URL: `nats://<Service of NATS>:<its client port>` (not the monitoring port, which speaks HTTP). */
+function checkNatsUrl(objects: K8sObject[], where: string, url: string): string[] {
+  if (!url.startsWith('nats://')) return [`${where}: "${url}" is not nats://host:port`];
+  const problems = checkUrl(objects, where, url, 'nats');
+  const port = Number(new URL(url).port || NATS.client);
+  if (problems.length === 0 && port !== NATS.client)
+    problems.push(`${where}: port ${port} is not the client port ${NATS.client}`);
+  return problems;
+}
+
+/** A NATS stream name: no whitespace, no `.`, `*`, `>` (subject tokens), no path separators. */
+const STREAM_NAME = /^[^\s.*>/\\]+$/;
+
+/**
+ * The transport of one deploy (`http`: infra/k8s; `nats`: the profile's files, in the order they are
+ * applied): one ConfigMap event-transport saying it, with documented variables only; every one of the five
+ * Deployments reads it with `envFrom` (optional: applied alone, as in the lectures, a Deployment starts on
+ * the code's default) and sets none of those variables itself (that would override the ConfigMap); with
+ * nats, NATS_URL (given, or the documented default) is a Service of NATS and the ConfigMap comes before the
+ * Deployments (a pod started before it exists would run on http).
+ */
+export function checkTransport(
+  objects: K8sObject[],
+  transport: 'http' | 'nats',
+  documented: Record<string, string>,
+): string[] {
+  const problems: string[] = [];
+  const configs = kindOf(objects, 'ConfigMap').filter((o) => o.object.metadata?.name === TRANSPORT_CONFIG);
+  if (configs.length !== 1)
+    problems.push(`ConfigMap ${TRANSPORT_CONFIG}: ${configs.length} of them, expected one`);
+  const config = configs[0];
+  const data: Record<string, string> = config?.object.data ?? {};
+  const where = `ConfigMap ${TRANSPORT_CONFIG}`;
+  if (config && data.EVENT_TRANSPORT !== transport)
+    problems.push(`${where}: EVENT_TRANSPORT is ${data.EVENT_TRANSPORT}, expected ${transport}`);
+  for (const name of Object.keys(data)) {
+    if (!(name in documented)) problems.push(`${where}: ${name} is not a variable of docs/event-bus.md`);
+  }
+  if (transport === 'nats') {
+    const urls = new Set([data.NATS_URL ?? documented.NATS_URL ?? '', documented.NATS_URL ?? '']);
+    for (const url of urls) problems.push(...checkNatsUrl(objects, `${where} NATS_URL`, url));
+    const stream = data.NATS_STREAM ?? documented.NATS_STREAM ?? '';
+    if (!STREAM_NAME.test(stream)) problems.push(`${where}: NATS_STREAM "${stream}" is not a stream name`);
+  }
+  for (const app of TRANSPORT_APPS) {
+    const { deployment } = COURSE[app];
+    const index = objects.findIndex(
+      (o) => o.object?.kind === 'Deployment' && o.object.metadata?.name === deployment,
+    );
+    if (index < 0) {
+      problems.push(`no Deployment ${deployment}`);
+      continue;
+    }
+    const container = objects[index]!.object.spec?.template?.spec?.containers?.[0] ?? {};
+    const from = (container.envFrom ?? []).find((e: Data) => e.configMapRef?.name === TRANSPORT_CONFIG);
+    if (!from) problems.push(`Deployment ${deployment}: no envFrom ConfigMap ${TRANSPORT_CONFIG}`);
+    else if (from.configMapRef.optional !== true)
+      problems.push(`Deployment ${deployment}: envFrom ${TRANSPORT_CONFIG} is not optional`);
+    for (const env of container.env ?? []) {
+      if (env.name in documented)
+        problems.push(`Deployment ${deployment}: sets ${env.name} itself, over the ConfigMap's`);
+    }
+    if (transport === 'nats' && config && objects.indexOf(config) > index)
+      problems.push(`Deployment ${deployment}: applied before ConfigMap ${TRANSPORT_CONFIG}`);
+  }
+  return problems;
+}
+
+/**
+ * The code and the manifests use the same variables: once the code reads EVENT_TRANSPORT, it reads every
+ * variable docs/event-bus.md lists (the manifests' are checked against that list), and every
+ * `nats://<host>:<port>` it names, but for the local machine's, is a Service of NATS in `objects`.
+ */
+export function checkTransportCode(
+  objects: K8sObject[],
+  documented: Record<string, string>,
+  sources: { file: string; text: string }[],
+): string[] {
+  const problems: string[] = [];
+  const all = sources.map((s) => s.text).join('\n');
+  if (/\bEVENT_TRANSPORT\b/.test(all)) {
+    for (const name of Object.keys(documented)) {
+      if (!new RegExp(`\\b${name}\\b`).test(all))
+        problems.push(`the code reads EVENT_TRANSPORT but not ${name}, which docs/event-bus.md lists`);
+    }
+  }
+  for (const { file, text } of sources) {
+    for (const [, url] of text.matchAll(/['"`](nats:\/\/[^'"`\s$]+)['"`]/g)) {
+      if (/^nats:\/\/(127\.0\.0\.1|localhost|\[::1\])(:|$)/.test(url!)) continue;
+      problems.push(...checkNatsUrl(objects, `${file} ${url}`, url!));
+    }
+  }
+  return problems;
+}
+
+/** A container port by number or by name. */
+function resolvePort(container: Data, port: number | string | undefined): number | undefined {
+  if (typeof port === 'number') return port;
+  return (container?.ports ?? []).find((p: Data) => p.name === port)?.containerPort;
+}
+
+/** The value after a command-line flag (`-sd /data`, `--store_dir=/data`). */
+function flagValue(args: string[], names: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (names.includes(arg)) return args[i + 1];
+    const eq = names.find((name) => arg.startsWith(`${name}=`));
+    if (eq) return arg.slice(eq.length + 1);
+  }
+  return undefined;
+}
+
+/**
+ * The NATS server: one replica, Recreate, the official image at a pinned release, JetStream on with its
+ * store on a PersistentVolumeClaim writable by uid 1000, monitoring on the probes' port, and a ClusterIP
+ * Service nats-srv with the client port and the monitoring port on the right container ports.
+ */
+export function checkNats(objects: K8sObject[]): string[] {
+  const problems: string[] = [];
+  const deployment = named(objects, 'Deployment', NATS.deployment)?.object;
+  if (!deployment) return [`no Deployment ${NATS.deployment}`];
+  const name = NATS.deployment;
+  if (deployment.spec?.replicas !== 1) problems.push(`${name}: replicas is not 1`);
+  if (deployment.spec?.strategy?.type !== 'Recreate') problems.push(`${name}: strategy is not Recreate`);
+  const pod = deployment.spec?.template?.spec;
+  if (pod?.securityContext?.fsGroup !== 1000) problems.push(`${name}: fsGroup is not 1000`);
+  const container = pod?.containers?.[0] ?? {};
+  if (!/^nats:\d+\.\d+\.\d+-alpine$/.test(container.image ?? ''))
+    problems.push(`${name}: image ${container.image} is not the official nats:<x.y.z>-alpine`);
+  const args: string[] = (container.args ?? []).map(String);
+  if (container.command) problems.push(`${name}: a command replaces the image's entrypoint`);
+  if (!args.includes('-js') && !args.includes('--jetstream'))
+    problems.push(`${name}: JetStream is off (no -js)`);
+  const store = flagValue(args, ['-sd', '--store_dir']);
+  const mount = (container.volumeMounts ?? []).find((m: Data) => m.mountPath === store);
+  const volume = (pod?.volumes ?? []).find((v: Data) => v.name === mount?.name);
+  const claim = volume?.persistentVolumeClaim?.claimName;
+  if (!claim) problems.push(`${name}: the store (-sd ${store}) is not on a PersistentVolumeClaim`);
+  else if (!named(objects, 'PersistentVolumeClaim', claim))
+    problems.push(`${name}: no PersistentVolumeClaim ${claim}`);
+  const ports = (container.ports ?? []).map((p: Data) => p.containerPort);
+  const client = Number(flagValue(args, ['-p', '--port']) ?? 4222);
+  const monitor = Number(flagValue(args, ['-m', '--http_port']));
+  if (client !== NATS.client || !ports.includes(client))
+    problems.push(`${name}: client port ${client}, expected containerPort ${NATS.client}`);
+  if (monitor !== NATS.monitor || !ports.includes(monitor))
+    problems.push(
+      `${name}: monitoring port ${monitor || 'off (no -m)'}, expected containerPort ${NATS.monitor}`,
+    );
+  for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+    const port = resolvePort(container, container[probe]?.httpGet?.port);
+    if (port !== NATS.monitor) problems.push(`${name}: ${probe} asks port ${port}, not the monitoring port`);
+  }
+  const service = named(objects, 'Service', NATS.service)?.object;
+  if (!service) problems.push(`no Service ${NATS.service}`);
+  else {
+    if ((service.spec?.type ?? 'ClusterIP') !== 'ClusterIP')
+      problems.push(`Service ${NATS.service}: not ClusterIP`);
+    for (const port of [NATS.client, NATS.monitor]) {
+      const entry = (service.spec?.ports ?? []).find((p: Data) => p.port === port);
+      if (!entry) problems.push(`Service ${NATS.service}: no port ${port}`);
+      else if (resolvePort(container, entry.targetPort ?? entry.port) !== port)
+        problems.push(`Service ${NATS.service}: port ${port} goes to container port ${entry.targetPort}`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * The `nats` profile of skaffold.yaml: its own manifest list only (so `-p production,nats` combines the
+ * two), which applies infra/nats/ and every file of the default deploy but the `http` ConfigMap's, each
+ * pattern matching something.
+ */
+export function checkNatsProfile(skaffold: Data): string[] {
+  const profile = (skaffold?.profiles ?? []).find((p: Data) => p.name === 'nats');
+  if (!profile) return ['skaffold: no profile nats'];
+  const problems: string[] = [];
+  for (const key of Object.keys(profile)) {
+    if (!['name', 'manifests'].includes(key)) problems.push(`skaffold profile nats: sets ${key}`);
+  }
+  const applied = rawYamlFiles(profile.manifests?.rawYaml ?? []);
+  const base = rawYamlFiles(skaffold?.manifests?.rawYaml ?? []);
+  const expected = [
+    ...manifestFiles('infra/nats'),
+    ...base.filter((file) => file !== `infra/k8s/${TRANSPORT_CONFIG}.yaml`),
+  ];
+  for (const file of applied) {
+    if (!existsSync(path.join(ROOT, file))) problems.push(`skaffold profile nats: ${file} matches no file`);
+    else if (!expected.includes(file)) problems.push(`skaffold profile nats: applies ${file}`);
+  }
+  for (const file of expected) {
+    if (!applied.includes(file)) problems.push(`skaffold profile nats: does not apply ${file}`);
+  }
+  return problems;
+}
+
+/** Everything on the real files (`documented`: docs/event-bus.md's transport variables). */
+export function checkAll(
+  stack: Stack,
+  codeDefaults: { eventBusUrl: string; subscribers: string },
+  documented: Record<string, string>,
+  sources: { file: string; text: string }[],
+): string[] {
   return [
     ...checkCourseObjects(stack.k8s),
     ...checkWorkloads(stack.k8s),
@@ -584,9 +829,21 @@ export function checkAll(stack: Stack, codeDefaults: { eventBusUrl: string; subs
     ...checkEnvUrls(stack.k8s, codeDefaults),
     ...checkSkaffold(stack.skaffold, stack.k8s),
     ...checkCompose(stack.compose, stack.k8s),
-    ...checkHardening(stack.k8s, { probes: true }),
+    ...checkHardening(stack.k8s, { probes: APP_PROBES }),
     ...checkHardening(stack.lessons, { probes: false }),
     ...checkEventBusStorage(stack.k8s),
     ...checkNetworkPolicies(stack.netpol),
+    ...checkTransport(stack.k8s, 'http', documented),
+    // The `nats` profile: what it applies, as a whole.
+    ...checkNatsProfile(stack.skaffold),
+    ...checkCourseObjects(stack.natsProfile),
+    ...checkWorkloads(stack.natsProfile),
+    ...checkIngress(stack.natsProfile),
+    ...checkEnvUrls(stack.natsProfile, codeDefaults),
+    ...checkHardening(stack.nats, { probes: NATS_PROBES }),
+    ...checkEventBusStorage(stack.natsProfile),
+    ...checkNats(stack.natsProfile),
+    ...checkTransport(stack.natsProfile, 'nats', documented),
+    ...checkTransportCode(stack.natsProfile, documented, sources),
   ];
 }

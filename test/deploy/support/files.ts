@@ -9,8 +9,11 @@ import { parseAllDocuments } from 'yaml';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
-/** Where manifests live: what skaffold applies, the network policies, and the lectures' teaching files. */
-export const MANIFEST_DIRS = ['infra/k8s', 'infra/network-policies', 'infra/lessons'] as const;
+/**
+ * Where manifests live: what skaffold applies (infra/nats with the `nats` profile only), the network
+ * policies, and the lectures' teaching files.
+ */
+export const MANIFEST_DIRS = ['infra/k8s', 'infra/nats', 'infra/network-policies', 'infra/lessons'] as const;
 
 // Loose JSON-like data, read from YAML: each check narrows what it uses.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -56,9 +59,91 @@ export function loadObjects(dirs: readonly string[] = MANIFEST_DIRS): K8sObject[
   );
 }
 
+/** A skaffold `rawYaml` glob (`./infra/k8s/*-depl.yaml`) as a regular expression over repo-relative paths. */
+function rawYamlRegExp(glob: string): RegExp {
+  const source = glob
+    .replace(/^\.\//, '')
+    .split('')
+    .map((char) =>
+      char === '*' ? '[^/]*' : char === '?' ? '[^/]' : char.replace(/[.+^${}()|[\]\\]/g, '\\$&'),
+    )
+    .join('');
+  return new RegExp(`^${source}$`);
+}
+
+/**
+ * The files a list of skaffold `rawYaml` globs applies, in skaffold's order: pattern by pattern, each
+ * pattern's matches sorted, a file matched twice applied once. A pattern that matches nothing is returned
+ * as itself, so the checks report it (skaffold only warns "did not match any file" and applies the rest).
+ * Wildcards in the last part of the path only, as this project writes them.
+ */
+export function rawYamlFiles(patterns: readonly string[]): string[] {
+  const files: string[] = [];
+  for (const pattern of patterns) {
+    const clean = pattern.replace(/^\.\//, '');
+    const dir = clean.slice(0, Math.max(clean.lastIndexOf('/'), 0));
+    let names: string[] = [];
+    try {
+      names = readdirSync(path.join(ROOT, dir)).sort();
+    } catch {
+      // A folder that does not exist matches nothing.
+    }
+    const matched = names.map((name) => `${dir}/${name}`).filter((file) => rawYamlRegExp(pattern).test(file));
+    if (matched.length === 0) files.push(clean);
+    for (const file of matched) if (!files.includes(file)) files.push(file);
+  }
+  return files;
+}
+
+/** The objects a skaffold profile applies (its `manifests.rawYaml`, or the top-level one), in order. */
+export function profileObjects(skaffold: Data, profile: string): K8sObject[] {
+  const found = (skaffold?.profiles ?? []).find((p: Data) => p.name === profile);
+  const patterns: string[] = found?.manifests?.rawYaml ?? skaffold?.manifests?.rawYaml ?? [];
+  return rawYamlFiles(patterns).flatMap((file) =>
+    existsSync(path.join(ROOT, file)) ? readYamlDocuments(file).map((object) => ({ file, object })) : [],
+  );
+}
+
+/**
+ * The variables of the NATS transport as docs/event-bus.md's table lists them (`| \`NAME\` | where |
+ * default |`), with the default's first backticked value: the names the code is built to read.
+ */
+export function documentedTransportVariables(): Record<string, string> {
+  const text = readFileSync(path.join(ROOT, 'docs/event-bus.md'), 'utf8');
+  const section = text.slice(text.indexOf('## The NATS JetStream transport'));
+  const variables: Record<string, string> = {};
+  for (const [, name, rest] of section.matchAll(/^\| `([A-Z][A-Z0-9_]*)` +\|([^\n]*)\|\s*$/gm)) {
+    const cells = rest!.split('|');
+    variables[name!] = /`([^`]+)`/.exec(cells.at(-1) ?? '')?.[1] ?? '';
+  }
+  return variables;
+}
+
+/** The TypeScript sources of the services, common/ and scripts/ (no tests, no build output). */
+export function codeSources(): { file: string; text: string }[] {
+  const sources: { file: string; text: string }[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+      if (['node_modules', 'dist', '.git'].includes(entry.name)) continue;
+      const relative = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(relative);
+      else if (/\.tsx?$/.test(entry.name) && !/\.test\.tsx?$/.test(entry.name))
+        sources.push({ file: relative, text: readFileSync(path.join(ROOT, relative), 'utf8') });
+    }
+  };
+  for (const dir of ['common', 'posts', 'comments', 'query', 'moderation', 'event-bus', 'scripts']) {
+    if (existsSync(path.join(ROOT, dir, 'src'))) walk(`${dir}/src`);
+  }
+  return sources;
+}
+
 export interface Stack {
   /** infra/k8s only: what skaffold and `kubectl apply -f infra/k8s` apply. */
   k8s: K8sObject[];
+  /** infra/nats only: what the `nats` profile adds. */
+  nats: K8sObject[];
+  /** What `skaffold dev -p nats` applies, in its order. */
+  natsProfile: K8sObject[];
   netpol: K8sObject[];
   lessons: K8sObject[];
   skaffold: Data;
@@ -83,11 +168,14 @@ export function loadStack(): Stack {
     const file = path.join(ROOT, name, 'Dockerfile');
     if (existsSync(file)) dockerfiles[name] = readFileSync(file, 'utf8');
   }
+  const skaffold = readYaml('skaffold.yaml');
   return {
     k8s: loadObjects(['infra/k8s']),
+    nats: loadObjects(['infra/nats']),
+    natsProfile: profileObjects(skaffold, 'nats'),
     netpol: loadObjects(['infra/network-policies']),
     lessons: loadObjects(['infra/lessons']),
-    skaffold: readYaml('skaffold.yaml'),
+    skaffold,
     compose: readYaml('docker-compose.yml'),
     dockerfiles,
     dockerignore: readFileSync(path.join(ROOT, '.dockerignore'), 'utf8'),

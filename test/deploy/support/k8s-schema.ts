@@ -10,7 +10,7 @@
  */
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
-import { PersistentVolumeClaim, Pod, Service } from 'kubernetes-models/v1';
+import { ConfigMap, PersistentVolumeClaim, Pod, Service } from 'kubernetes-models/v1';
 import type { Data } from './files.js';
 
 interface ModelClass {
@@ -22,6 +22,7 @@ interface ModelClass {
 const MODELS: Record<string, ModelClass> = {
   'apps/v1/Deployment': Deployment as unknown as ModelClass,
   'v1/Pod': Pod as unknown as ModelClass,
+  'v1/ConfigMap': ConfigMap as unknown as ModelClass,
   'v1/Service': Service as unknown as ModelClass,
   'v1/PersistentVolumeClaim': PersistentVolumeClaim as unknown as ModelClass,
   'networking.k8s.io/v1/Ingress': Ingress as unknown as ModelClass,
