@@ -18,13 +18,16 @@ import {
   parseEventBody,
   parseOr400,
   readConfig,
+  transportConfig,
   type Readiness,
 } from '@blog/common';
 import { PUBLISH_MAX, sqliteLog, type BusLog, type PublishedHook } from './log.js';
+import { natsLog } from './nats-log.js';
 
 /**
  * The event bus (docs/event-bus.md): the course's `POST /events` and `GET /events`, plus `/subscribers` and
- * `/dead-letters`, over an event log (log.ts): SQLite with delivery to every subscriber (`createBus`).
+ * `/dead-letters`, over an event log (log.ts): SQLite with delivery to every subscriber (`createBus`), or a
+ * NATS JetStream stream that delivers by itself (`createNatsBus`). `createEventBus` picks by EVENT_TRANSPORT.
  * It is not a Subscriber itself; it only shares the HTTP plumbing.
  */
 
@@ -56,6 +59,13 @@ const pageQuery = z.object({
 
 const deadLettersQuery = z.object({ subscriber: z.string().max(100).optional() });
 
+/** The bus EVENT_TRANSPORT asks for: `http` (the default) the SQLite bus, `nats` the JetStream gateway. */
+export function createEventBus(options: BusOptions = {}) {
+  // All three are checked, whichever bus it is, as every service checks them.
+  const { EVENT_TRANSPORT } = readConfig(transportConfig(), options.env);
+  return EVENT_TRANSPORT === 'nats' ? createNatsBus(options) : createBus(options);
+}
+
 /** The course's bus: the log in SQLite under DATA_DIR, delivered to SUBSCRIBERS. */
 export function createBus(options: BusOptions = {}) {
   const parts = busParts(options);
@@ -68,7 +78,19 @@ export function createBus(options: BusOptions = {}) {
   };
 }
 
+/** The bus with EVENT_TRANSPORT=nats: a gateway to the JetStream stream NATS_STREAM at NATS_URL. */
+export function createNatsBus(options: BusOptions = {}) {
+  const parts = busParts(options);
+  const nats = natsLog(options.env, parts.log, parts.published);
+  return {
+    ...busServer(parts, nats.log),
+    config: { ...parts.config, ...nats.config },
+    transport: nats.transport,
+  };
+}
+
 export type Bus = ReturnType<typeof createBus>;
+export type NatsBus = ReturnType<typeof createNatsBus>;
 
 /** What every bus has whatever its log: its own configuration, logger, metrics and the publish counter. */
 function busParts(options: BusOptions) {
@@ -146,7 +168,7 @@ function busServer(
   /**
    * The course's replay: the whole log as one JSON array, written in chunks as the log gives them,
    * waiting whenever the client reads slower than we write. The log can be large; it is never all in
-   * memory. A log that fails half-way cuts the answer short: the client sees broken JSON.
+   * memory. A log that fails half-way (NATS gone) cuts the answer short: the client sees broken JSON.
    */
   async function streamLog(res: Response, head: number): Promise<void> {
     res.status(200).type('application/json');
