@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { describeEachTransport } from '../../test/support/transports.js';
 import { findDiscrepancies, type Expected, type LogEvent, type Observed } from './chaos-check.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -105,6 +106,7 @@ describe('the chaos checker', () => {
 
 interface ChaosResults {
   seed: number;
+  transport: string;
   writes: { acknowledgedPosts: number; acknowledgedComments: number };
   kills: { service: string; restartMs: number | null }[];
   killsByService: Record<string, number>;
@@ -112,9 +114,19 @@ interface ChaosResults {
   discrepancies: string[];
 }
 
-describe('npm run chaos, short', () => {
+/** Ours, without the shell's NATS_URL and NATS_STREAM: the script runs its own nats-server, or BLOG_NATS_URL's. */
+function chaosEnv(natsUrl: string | undefined): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NATS_URL;
+  delete env.NATS_STREAM;
+  return natsUrl ? { ...env, NATS_URL: natsUrl } : env;
+}
+
+describeEachTransport('npm run chaos, short', (transport) => {
+  // On nats, a server given by BLOG_NATS_URL is used as it is (and not killed).
+  const sharedNats = transport === 'nats' ? process.env.BLOG_NATS_URL || undefined : undefined;
   it(
-    'loses and doubles nothing while services (the bus included) are SIGKILLed',
+    `loses and doubles nothing while services (the bus${transport === 'nats' ? ', the nats-server' : ''} included) are SIGKILLed`,
     { timeout: 150_000 },
     async () => {
       expect(existsSync(CHAOS), 'scripts/dist/chaos.js is missing: run `npm run build` first').toBe(true);
@@ -125,9 +137,18 @@ describe('npm run chaos, short', () => {
       }>((resolve) =>
         execFile(
           process.execPath,
-          // Seed 3 draws the bus among the first kills.
-          [CHAOS, '--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
-          { cwd: ROOT, timeout: 140_000, maxBuffer: 16 * 1024 * 1024 },
+          // Seed 3 draws the bus (on nats: the gateway, then the nats-server) among the first kills.
+          [
+            CHAOS,
+            ...['--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
+            ...['--transport', transport],
+          ],
+          {
+            cwd: ROOT,
+            timeout: 140_000,
+            maxBuffer: 16 * 1024 * 1024,
+            env: chaosEnv(sharedNats),
+          },
           (error, out, err) =>
             resolve({
               code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
@@ -141,6 +162,8 @@ describe('npm run chaos, short', () => {
       expect(results.discrepancies).toEqual([]);
       expect(results.kills.length).toBeGreaterThanOrEqual(5);
       expect(results.killsByService['event-bus']).toBeGreaterThanOrEqual(1);
+      if (transport === 'nats' && !sharedNats) expect(results.killsByService.nats).toBeGreaterThanOrEqual(1);
+      expect(results.transport).toBe(transport);
       expect(results.kills.every((kill) => kill.restartMs !== null)).toBe(true);
       expect(results.writes.acknowledgedPosts).toBeGreaterThan(5);
       expect(results.writes.acknowledgedComments).toBeGreaterThan(20);
