@@ -4,7 +4,11 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   resolve: {
     // Tests run the TypeScript sources directly; only the process-level tests use the built dist/.
-    alias: { '@blog/common': fileURLToPath(new URL('./common/src/index.ts', import.meta.url)) },
+    // The longer name first: an alias also matches the names below it.
+    alias: {
+      '@blog/common/testing': fileURLToPath(new URL('./common/src/testing/nats-server.ts', import.meta.url)),
+      '@blog/common': fileURLToPath(new URL('./common/src/index.ts', import.meta.url)),
+    },
   },
   test: {
     // Client tests (.tsx) pick their DOM themselves (`// @vitest-environment happy-dom`): the rest stays on node.

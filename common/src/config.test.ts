@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, defaults, env, readConfig } from './config.js';
+import { ConfigError, defaults, env, readConfig, transportConfig } from './config.js';
 
 const shape = {
   PORT: env.port(4000),
   EVENT_BUS_URL: env.url(defaults.eventBusUrl),
   LOG_LEVEL: env.logLevel(),
   SUBSCRIBERS: env.subscribers(defaults.subscribers),
+  ...transportConfig(),
 };
 
 describe('readConfig', () => {
@@ -20,7 +21,22 @@ describe('readConfig', () => {
       { name: 'query', url: 'http://query-srv:4002/events' },
       { name: 'moderation', url: 'http://moderation-srv:4003/events' },
     ]);
+    expect(config).toMatchObject({
+      EVENT_TRANSPORT: 'http',
+      NATS_URL: 'nats://nats-srv:4222',
+      NATS_STREAM: 'blog',
+    });
   });
+
+  it.each(['nats://127.0.0.1:4222', 'tls://nats.example:4443', 'ws://nats:8080', 'wss://nats.example/ws'])(
+    'takes NATS_URL=%s',
+    (url) => {
+      expect(readConfig(shape, { EVENT_TRANSPORT: 'nats', NATS_URL: url })).toMatchObject({
+        EVENT_TRANSPORT: 'nats',
+        NATS_URL: url,
+      });
+    },
+  );
 
   it('reads the variables and treats an empty one as unset', () => {
     const config = readConfig(shape, {
@@ -41,9 +57,22 @@ describe('readConfig', () => {
     ['SUBSCRIBERS', 'posts'],
     ['SUBSCRIBERS', 'posts=http://a:1/events,posts=http://b:2/events'],
     ['SUBSCRIBERS', 'query=not a url'],
+    ['EVENT_TRANSPORT', 'kafka'],
+    ['NATS_URL', 'nats-srv:4222'],
+    ['NATS_URL', 'http://nats-srv:4222'],
+    ['NATS_URL', 'nats://'],
+    ['NATS_STREAM', 'blog.events'],
+    ['NATS_STREAM', 'a b'],
+    ['NATS_STREAM', 'x'.repeat(65)],
   ])('stops on a malformed %s=%s with a message naming it', (name, value) => {
     expect(() => readConfig(shape, { [name]: value })).toThrow(ConfigError);
     expect(() => readConfig(shape, { [name]: value })).toThrow(new RegExp(`${name}=`));
+  });
+
+  it('says each problem once', () => {
+    expect(() => readConfig(shape, { NATS_URL: 'localhost:4222' })).toThrow(
+      /^Invalid configuration:\n {2}NATS_URL="localhost:4222": must be a nats:\/\/, tls:\/\/, ws:\/\/ or wss:\/\/ URL$/,
+    );
   });
 
   it('reports every malformed variable at once', () => {

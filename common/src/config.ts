@@ -12,6 +12,12 @@ const httpUrl = z
   .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
   .transform((url) => url.replace(/\/+$/, ''));
 
+const natsUrl = z.url({
+  protocol: /^(nats|tls|ws|wss)$/,
+  hostname: /./,
+  error: 'must be a nats://, tls://, ws:// or wss:// URL',
+});
+
 export const env = {
   port: (defaultPort: number) =>
     z.coerce
@@ -29,6 +35,15 @@ export const env = {
       .int()
       .min(1)
       .max(3_600_000)
+      .default(defaultValue),
+  /** Which transport carries the events: the HTTP event-bus (the course's), or NATS JetStream. */
+  eventTransport: () => z.enum(['http', 'nats'], { error: 'must be http or nats' }).default('http'),
+  natsUrl: (defaultUrl: string) => natsUrl.default(defaultUrl),
+  /** A JetStream stream name that is also one token of a subject (`<stream>.events`). */
+  natsStream: (defaultValue: string) =>
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _')
       .default(defaultValue),
   /** `name=url,name=url`: the bus's subscribers, in the order given. */
   subscribers: (defaultValue: string) =>
@@ -72,12 +87,23 @@ export function readConfig<Shape extends z.ZodRawShape>(
     const name = String(issue.path[0]);
     return `${name}=${JSON.stringify(values[name] ?? '')}: ${issue.message}`;
   });
-  throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  // One line per problem: a value may fail two checks that say the same (a NATS_URL without a scheme).
+  throw new ConfigError(`Invalid configuration:\n  ${[...new Set(lines)].join('\n  ')}`);
 }
+
+/** EVENT_TRANSPORT, NATS_URL and NATS_STREAM: read by every service and the bus (docs/event-bus.md). */
+export const transportConfig = () => ({
+  EVENT_TRANSPORT: env.eventTransport(),
+  NATS_URL: env.natsUrl(defaults.natsUrl),
+  NATS_STREAM: env.natsStream(defaults.natsStream),
+});
 
 /** The course's Kubernetes Service names, so the defaults work unchanged in the cluster and in compose. */
 export const defaults = {
   eventBusUrl: 'http://event-bus-srv:4005',
+  /** The Kubernetes Service `nats-srv` in front of the NATS server. */
+  natsUrl: 'nats://nats-srv:4222',
+  natsStream: 'blog',
   subscribers:
     'posts=http://posts-clusterip-srv:4000/events,comments=http://comments-srv:4001/events,' +
     'query=http://query-srv:4002/events,moderation=http://moderation-srv:4003/events',

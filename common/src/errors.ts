@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { z } from 'zod';
 import { toIssues } from './events.js';
+import { TransportError } from './transport.js';
 
 export interface ErrorItem {
   message: string;
@@ -83,6 +84,10 @@ const bodyParserMessages: Record<string, string> = {
 
 function describe(err: unknown): { status: number; errors: ErrorItem[] } {
   if (err instanceof HttpError) return { status: err.status, errors: err.errors };
+  // The event log is out of reach (the HTTP bus, NATS): the client should try again, as for any 503.
+  if (err instanceof TransportError) {
+    return { status: 503, errors: [{ message: `The event log is unavailable, try again (${err.message})` }] };
+  }
   const maybe = err as { status?: unknown; statusCode?: unknown; type?: unknown; expose?: unknown };
   const status = Number(maybe.status ?? maybe.statusCode);
   if (Number.isInteger(status) && status >= 400 && status < 500) {

@@ -5,6 +5,7 @@ export * from './http.js';
 export * from './http-client.js';
 export * from './logger.js';
 export * from './metrics.js';
+export * from './nats-transport.js';
 export * from './service.js';
 export * from './subscriber.js';
 export * from './transport.js';

@@ -1,12 +1,13 @@
 import type { Server } from 'node:http';
 import type { Express } from 'express';
-import { ConfigError, defaults, env, readConfig } from './config.js';
+import { ConfigError, defaults, env, readConfig, transportConfig } from './config.js';
 import { HttpError } from './errors.js';
 import { incomingEventSchema, outgoingEventSchema, validateEvent, type IncomingEvent } from './events.js';
 import type { z } from 'zod';
 import { closeServer, createHttpApp, finishHttpApp, listen, type RawRoutes, type Readiness } from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { NatsTransport } from './nats-transport.js';
 import { Subscriber, type Projection } from './subscriber.js';
 import { HttpTransport, type EventTransport } from './transport.js';
 
@@ -42,13 +43,18 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
     {
       PORT: env.port(defaults.ports[definition.name]),
       EVENT_BUS_URL: env.url(defaults.eventBusUrl),
+      ...transportConfig(),
       LOG_LEVEL: env.logLevel(),
     },
     options.env,
   );
   const log = createLogger(definition.name, config.LOG_LEVEL);
   const metrics = createMetrics(definition.name);
-  const transport = options.transport ?? new HttpTransport(config.EVENT_BUS_URL);
+  const transport: EventTransport =
+    options.transport ??
+    (config.EVENT_TRANSPORT === 'nats'
+      ? new NatsTransport({ url: config.NATS_URL, stream: config.NATS_STREAM, log, name: definition.name })
+      : new HttpTransport(config.EVENT_BUS_URL));
   const subscriber = new Subscriber(definition.projection, transport, log, metrics);
 
   let busCheck: { at: number; readiness: Readiness } | undefined;
@@ -91,23 +97,37 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   finishHttpApp(app, log);
 
   let server: Server | undefined;
+  let stopping = false;
   return {
     app,
     config,
     log,
     metrics,
     subscriber,
-    /** Listens, then catches up in the background; `/readyz` turns 200 once caught up. */
+    /**
+     * Listens, then catches up in the background; `/readyz` turns 200 once caught up. A transport that
+     * delivers by itself (NATS) starts delivering then, into the same `receive` as `POST /events`.
+     */
     async start(): Promise<Server> {
       server = await listen(app, config.PORT);
-      log.info({ port: config.PORT, eventBusUrl: config.EVENT_BUS_URL }, `${definition.name} listening`);
-      void subscriber.start();
+      const where =
+        transport instanceof NatsTransport
+          ? { natsUrl: transport.url, stream: transport.stream }
+          : { eventBusUrl: config.EVENT_BUS_URL };
+      log.info({ port: config.PORT, ...where }, `${definition.name} listening`);
+      void subscriber.start().then(() => {
+        if (stopping) return;
+        transport.consume?.(definition.name, async (events) => {
+          await subscriber.receive(events);
+        });
+      });
       return server;
     },
     async stop(): Promise<void> {
+      stopping = true;
       subscriber.stop();
       if (server) await closeServer(server);
-      transport.close();
+      await transport.close();
     },
   };
 }

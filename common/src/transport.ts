@@ -3,8 +3,8 @@ import type { OutgoingEvent, StoredEvent } from './events.js';
 import { HttpClient } from './http-client.js';
 
 /**
- * How a service reaches the event log. The HTTP event-bus is the default; a broker can implement the same
- * two calls and the services do not change (docs/event-bus.md).
+ * How a service reaches the event log. The HTTP event-bus is the default; NATS JetStream implements the
+ * same calls (nats-transport.ts) and the services do not change (docs/event-bus.md).
  */
 export interface EventTransport {
   /**
@@ -14,7 +14,12 @@ export interface EventTransport {
   publish(event: OutgoingEvent): Promise<{ seq: number; id: string }>;
   /** At most `limit` events with `seq > afterSeq`, in order. */
   fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]>;
-  close(): void;
+  /**
+   * Delivery run by the transport itself (NATS): `handle` gets every event of the log, in order, and an
+   * event counts as delivered once it resolved. Absent for HTTP, where the bus POSTs to `/events`.
+   */
+  consume?(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>): void;
+  close(): void | Promise<void>;
 }
 
 export class TransportError extends Error {

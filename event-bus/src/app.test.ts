@@ -2,217 +2,33 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createBus, type Bus } from './app.js';
+import { describe, expect, it } from 'vitest';
+import { busRouteTests } from '../../test/support/bus-routes.js';
+import { createBus } from './app.js';
 
-// The routes of docs/event-bus.md, through supertest on the real app and a real SQLite file. The delivery
-// loops are not started here (delivery.test.ts covers them), so nothing is sent anywhere.
+// The routes of docs/event-bus.md on the SQLite bus, through supertest on the real app and a real SQLite
+// file: those every bus shares (test/support/bus-routes.ts), then its own. The delivery loops are not
+// started here (delivery.test.ts covers them), so nothing is sent anywhere.
 
-let dir: string;
-let bus: Bus;
-
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'event-bus-app-'));
-  bus = createBus({
+const { bus } = busRouteTests(async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'event-bus-app-'));
+  const sqliteBus = createBus({
     env: { DATA_DIR: dir, LOG_LEVEL: 'silent', SUBSCRIBERS: 'query=http://127.0.0.1:9/events' },
   });
-});
-afterEach(async () => {
-  await bus.stop();
-  await rm(dir, { recursive: true, force: true });
-});
-
-const publish = (body: unknown) =>
-  request(bus.app)
-    .post('/events')
-    .send(body as object);
-const allEvents = async () =>
-  (await request(bus.app).get('/events').expect(200)).body as Record<string, unknown>[];
-
-describe('POST /events', () => {
-  it('stores a course event and answers {status: "OK"} with its seq and id', async () => {
-    const res = await publish({ type: 'PostCreated', data: { id: 'abc', title: 'Hello' } }).expect(200);
-    expect(res.body).toMatchObject({ status: 'OK', seq: 1 });
-    expect(typeof res.body.id).toBe('string');
-    expect(res.body).not.toHaveProperty('duplicate');
-    const events = await allEvents();
-    expect(events).toEqual([
-      {
-        type: 'PostCreated',
-        data: { id: 'abc', title: 'Hello' },
-        seq: 1,
-        id: res.body.id,
-        time: expect.any(String),
-      },
-    ]);
-  });
-
-  it('accepts an unknown type unchecked, and keeps extra fields', async () => {
-    await publish({ type: 'PostLiked', data: { anything: [1, 2] }, source: 'learner' }).expect(200);
-    expect(await allEvents()).toMatchObject([
-      { type: 'PostLiked', data: { anything: [1, 2] }, source: 'learner' },
-    ]);
-  });
-
-  it('refuses malformed JSON with a JSON 400, and stores nothing', async () => {
-    const res = await request(bus.app)
-      .post('/events')
-      .set('Content-Type', 'application/json')
-      .send('{"type": "PostCreated", ')
-      .expect(400);
-    expect(res.body).toEqual({ errors: [{ message: 'The body is not valid JSON', field: 'body' }] });
-    expect(await allEvents()).toEqual([]);
-  });
-
-  it('refuses a body that is not application/json', async () => {
-    const res = await request(bus.app)
-      .post('/events')
-      .set('Content-Type', 'text/plain')
-      .send('{"type":"A","data":{}}')
-      .expect(400);
-    expect(res.body.errors[0].field).toBe('body');
-  });
-
-  it.each([
-    ['a missing type', { data: {} }, 'type'],
-    ['an empty type', { type: '', data: {} }, 'type'],
-    ['data that is not an object', { type: 'PostCreated', data: 'hello' }, 'data'],
-    ['missing data', { type: 'Whatever' }, 'data'],
-    ['a PostCreated without title', { type: 'PostCreated', data: { id: 'p1' } }, 'data.title'],
-    [
-      'a CommentCreated with a wrong status',
-      { type: 'CommentCreated', data: { id: 'c', content: 'x', postId: 'p', status: 'approved' } },
-      'data.status',
-    ],
-    ['an id too long', { type: 'A', data: {}, id: 'x'.repeat(201) }, 'id'],
-    ['an empty array', [], 'body'],
-    [
-      'an array holding one bad event',
-      [
-        { type: 'A', data: {} },
-        { type: 'PostCreated', data: {} },
-      ],
-      '1.data.id',
-    ],
-  ])('refuses %s with 400 naming the field', async (_name, body, field) => {
-    const res = await publish(body).expect(400);
-    expect(res.body.errors).toEqual(expect.arrayContaining([{ message: expect.any(String), field }]));
-    expect(await allEvents()).toEqual([]);
-  });
-
-  it('publishes an array in one commit, in order, answering each seq (duplicates flagged)', async () => {
-    await publish({ type: 'A', data: {}, id: 'seen' }).expect(200);
-    const res = await publish([
-      { type: 'B', data: { n: 1 } },
-      { type: 'A', data: {}, id: 'seen' },
-      { type: 'C', data: { n: 2 }, id: 'new' },
-    ]).expect(200);
-    expect(res.body).toEqual({
-      status: 'OK',
-      events: [
-        { seq: 2, id: expect.any(String) },
-        { seq: 1, id: 'seen', duplicate: true },
-        { seq: 3, id: 'new' },
-      ],
-    });
-    expect((await allEvents()).map((e) => e.type)).toEqual(['A', 'B', 'C']);
-  });
-
-  it('stores a repeated id once and answers the first seq with duplicate: true', async () => {
-    const event = { type: 'PostCreated', data: { id: 'p1', title: 'once' }, id: 'publisher-id-1' };
-    const first = await publish(event).expect(200);
-    await publish({ type: 'Other', data: {} }).expect(200);
-    const again = await publish(event).expect(200);
-    expect(first.body).toEqual({ status: 'OK', seq: 1, id: 'publisher-id-1' });
-    expect(again.body).toEqual({ status: 'OK', seq: 1, id: 'publisher-id-1', duplicate: true });
-    expect((await allEvents()).map((e) => e.id)).toEqual(['publisher-id-1', expect.any(String)]);
-  });
-
-  it('gives concurrent publishes seqs 1..N with no holes, the log in that order', async () => {
-    const answers = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => publish({ type: 'T', data: { i }, id: `id-${i}` }).expect(200)),
-    );
-    const seqs = answers.map((res) => res.body.seq as number).sort((a, b) => a - b);
-    expect(seqs).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
-    const events = await allEvents();
-    expect(events.map((e) => e.seq)).toEqual(seqs);
-    // Each event sits at the seq its publisher was told.
-    for (const res of answers) expect(events[res.body.seq - 1]!.id).toBe(res.body.id);
-  });
-
-  it("ignores a seq or time sent by the publisher: they are the bus's to assign", async () => {
-    await publish({ type: 'T', data: {}, seq: 42, time: 'never' }).expect(200);
-    const [event] = await allEvents();
-    expect(event).toMatchObject({ seq: 1 });
-    expect(event!.time).not.toBe('never');
-  });
+  return {
+    ...sqliteBus,
+    dir,
+    async stop() {
+      await sqliteBus.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 });
 
-describe('GET /events', () => {
-  beforeEach(() => {
-    for (let i = 1; i <= 12; i++) bus.store.append({ type: 'T', data: { i }, id: `e${i}` });
-  });
-
-  it('answers the whole log as an array, with X-Last-Seq', async () => {
-    const res = await request(bus.app)
-      .get('/events')
-      .expect(200)
-      .expect('Content-Type', /application\/json/);
-    expect(res.headers['x-last-seq']).toBe('12');
-    expect((res.body as { seq: number }[]).map((e) => e.seq)).toEqual(
-      Array.from({ length: 12 }, (_, i) => i + 1),
-    );
-  });
-
-  it('streams a log larger than one chunk, every event once and in order', async () => {
-    for (let i = 13; i <= 2600; i++) bus.store.append({ type: 'T', data: { i } });
-    const res = await request(bus.app).get('/events').expect(200);
-    const seqs = (res.body as { seq: number }[]).map((e) => e.seq);
-    expect(seqs).toHaveLength(2600);
-    expect(seqs.every((seq, index) => seq === index + 1)).toBe(true);
-  });
-
-  it('pages with after and limit', async () => {
-    const res = await request(bus.app).get('/events?after=3&limit=4').expect(200);
-    expect(res.headers['x-last-seq']).toBe('12');
-    expect((res.body as { seq: number }[]).map((e) => e.seq)).toEqual([4, 5, 6, 7]);
-    expect((await request(bus.app).get('/events?after=10').expect(200)).body).toHaveLength(2);
-    expect((await request(bus.app).get('/events?limit=5').expect(200)).body).toHaveLength(5);
-    expect((await request(bus.app).get('/events?after=12&limit=10').expect(200)).body).toEqual([]);
-    expect((await request(bus.app).get('/events?after=500').expect(200)).body).toEqual([]);
-  });
-
-  it('answers an empty log with [] and X-Last-Seq 0', async () => {
-    const empty = createBus({ env: { DATA_DIR: path.join(dir, 'empty'), LOG_LEVEL: 'silent' } });
-    try {
-      const plain = await request(empty.app).get('/events').expect(200);
-      expect(plain.body).toEqual([]);
-      expect(plain.headers['x-last-seq']).toBe('0');
-      expect((await request(empty.app).get('/events?after=0').expect(200)).body).toEqual([]);
-    } finally {
-      await empty.stop();
-    }
-  });
-
-  it.each([
-    ['after=-1', 'after'],
-    ['after=abc', 'after'],
-    ['after=1.5', 'after'],
-    ['after=1&after=2', 'after'],
-    ['limit=0', 'limit'],
-    ['limit=10001', 'limit'],
-    ['limit=', 'limit'],
-    ['after=2&limit=1e3', 'limit'],
-  ])('refuses %s with a JSON 400', async (query, field) => {
-    const res = await request(bus.app).get(`/events?${query}`).expect(400);
-    expect(res.body.errors).toEqual([{ message: expect.any(String), field }]);
-  });
-});
-
-describe('the other routes', () => {
+describe('the SQLite bus alone', () => {
   it('lists subscribers with their cursor and lag', async () => {
-    bus.store.append({ type: 'T', data: {} });
-    const res = await request(bus.app).get('/subscribers').expect(200);
+    bus().store.append({ type: 'T', data: {} });
+    const res = await request(bus().app).get('/subscribers').expect(200);
     expect(res.body).toEqual([
       {
         name: 'query',
@@ -225,35 +41,22 @@ describe('the other routes', () => {
         batches: false,
       },
     ]);
+    const metrics = await request(bus().app).get('/metrics').expect(200);
+    expect(metrics.text).toMatch(/eventbus_subscriber_lag\{subscriber="query",service="event-bus"\} 1/);
   });
 
   it('lists dead letters, all or by subscriber', async () => {
-    bus.store.append({ type: 'T', data: {}, id: 'bad' });
-    bus.store.addDeadLetter('query', 1, 400, '{"errors":[]}');
-    expect((await request(bus.app).get('/dead-letters').expect(200)).body).toMatchObject([
+    bus().store.append({ type: 'T', data: {}, id: 'bad' });
+    bus().store.addDeadLetter('query', 1, 400, '{"errors":[]}');
+    expect((await request(bus().app).get('/dead-letters').expect(200)).body).toMatchObject([
       { subscriber: 'query', seq: 1, id: 'bad', status: 400, response: '{"errors":[]}' },
     ]);
-    expect((await request(bus.app).get('/dead-letters?subscriber=posts').expect(200)).body).toEqual([]);
-    expect((await request(bus.app).get('/dead-letters?subscriber=').expect(200)).body).toHaveLength(1);
-    await request(bus.app).get('/dead-letters?subscriber=a&subscriber=b').expect(400);
-  });
-
-  it('has health, readiness, metrics, and JSON 404s', async () => {
-    await request(bus.app).get('/healthz').expect(200, { status: 'ok' });
-    await request(bus.app).get('/readyz').expect(200, { ready: true });
-    await publish({ type: 'T', data: {} }).expect(200);
-    const metrics = await request(bus.app).get('/metrics').expect(200);
-    expect(metrics.text).toMatch(/eventbus_published_total\{result="stored",service="event-bus"\} 1/);
-    expect(metrics.text).toMatch(/eventbus_subscriber_lag\{subscriber="query",service="event-bus"\} 1/);
-    expect((await request(bus.app).get('/nowhere').expect(404)).body.errors[0].message).toMatch(/No route/);
-  });
-
-  it('stops being ready once stopped', async () => {
-    await bus.stop();
-    await request(bus.app).get('/readyz').expect(503);
+    expect((await request(bus().app).get('/dead-letters?subscriber=posts').expect(200)).body).toEqual([]);
+    expect((await request(bus().app).get('/dead-letters?subscriber=').expect(200)).body).toHaveLength(1);
   });
 
   it('stops at start on a malformed variable, naming it', () => {
+    const dir = bus().dir;
     expect(() => createBus({ env: { DATA_DIR: dir, RETRY_MAX_MS: 'soon' } })).toThrow(/RETRY_MAX_MS/);
     expect(() => createBus({ env: { DATA_DIR: dir, SUBSCRIBERS: 'query' } })).toThrow(/SUBSCRIBERS/);
   });

@@ -12,19 +12,23 @@ import {
   env,
   finishHttpApp,
   listen,
+  type Logger,
+  type Metrics,
   outgoingEventSchema,
-  type OutgoingEvent,
   parseEventBody,
   parseOr400,
   readConfig,
+  transportConfig,
   type Readiness,
 } from '@blog/common';
-import { Deliveries } from './delivery.js';
-import { EventStore, eventJson } from './store.js';
+import { PUBLISH_MAX, sqliteLog, type BusLog, type PublishedHook } from './log.js';
+import { natsLog } from './nats-log.js';
 
 /**
- * The event bus (docs/event-bus.md): the course's `POST /events` and `GET /events`, backed by a SQLite log,
- * plus delivery to every subscriber. It is not a Subscriber itself; it only shares the HTTP plumbing.
+ * The event bus (docs/event-bus.md): the course's `POST /events` and `GET /events`, plus `/subscribers` and
+ * `/dead-letters`, over an event log (log.ts): SQLite with delivery to every subscriber (`createBus`), or a
+ * NATS JetStream stream that delivers by itself (`createNatsBus`). `createEventBus` picks by EVENT_TRANSPORT.
+ * It is not a Subscriber itself; it only shares the HTTP plumbing.
  */
 
 export interface BusOptions {
@@ -34,12 +38,10 @@ export interface BusOptions {
 
 export const PAGE_DEFAULT = 1000;
 export const PAGE_MAX = 10_000;
-/** The most events one `POST /events` may publish. */
-export const PUBLISH_MAX = 1000;
 /**
- * How many events the plain `GET /events` reads from SQLite per chunk it writes. Small, so each chunk's
- * strings stay below V8's large-object size and die young: with 1000, streaming a 176 MB log grew the
- * bus's RSS by about 70 MB of garbage awaiting a full GC; with 100, by about 40 (test/bus-memory.test.ts).
+ * How many events the plain `GET /events` reads per chunk it writes. Small, so each chunk's strings stay
+ * below V8's large-object size and die young: with 1000, streaming a 176 MB log grew the bus's RSS by
+ * about 70 MB of garbage awaiting a full GC; with 100, by about 40 (test/bus-memory.test.ts).
  */
 const STREAM_CHUNK = 100;
 
@@ -57,61 +59,79 @@ const pageQuery = z.object({
 
 const deadLettersQuery = z.object({ subscriber: z.string().max(100).optional() });
 
+/** The bus EVENT_TRANSPORT asks for: `http` (the default) the SQLite bus, `nats` the JetStream gateway. */
+export function createEventBus(options: BusOptions = {}) {
+  // All three are checked, whichever bus it is, as every service checks them.
+  const { EVENT_TRANSPORT } = readConfig(transportConfig(), options.env);
+  return EVENT_TRANSPORT === 'nats' ? createNatsBus(options) : createBus(options);
+}
+
+/** The course's bus: the log in SQLite under DATA_DIR, delivered to SUBSCRIBERS. */
 export function createBus(options: BusOptions = {}) {
+  const parts = busParts(options);
+  const sqlite = sqliteLog(options.env, parts.log, parts.metrics, parts.published);
+  return {
+    ...busServer(parts, sqlite.log),
+    config: { ...parts.config, ...sqlite.config },
+    store: sqlite.store,
+    deliveries: sqlite.deliveries,
+  };
+}
+
+/** The bus with EVENT_TRANSPORT=nats: a gateway to the JetStream stream NATS_STREAM at NATS_URL. */
+export function createNatsBus(options: BusOptions = {}) {
+  const parts = busParts(options);
+  const nats = natsLog(options.env, parts.log, parts.published);
+  return {
+    ...busServer(parts, nats.log),
+    config: { ...parts.config, ...nats.config },
+    transport: nats.transport,
+  };
+}
+
+export type Bus = ReturnType<typeof createBus>;
+export type NatsBus = ReturnType<typeof createNatsBus>;
+
+/** What every bus has whatever its log: its own configuration, logger, metrics and the publish counter. */
+function busParts(options: BusOptions) {
   const config = readConfig(
-    {
-      PORT: env.port(defaults.ports['event-bus']),
-      DATA_DIR: env.text('./data'),
-      SUBSCRIBERS: env.subscribers(defaults.subscribers),
-      LOG_LEVEL: env.logLevel(),
-      RETRY_MAX_MS: env.milliseconds(10_000),
-    },
+    { PORT: env.port(defaults.ports['event-bus']), LOG_LEVEL: env.logLevel() },
     options.env,
   );
   const log = createLogger('event-bus', config.LOG_LEVEL);
   const metrics = createMetrics('event-bus');
-  const store = new EventStore(config.DATA_DIR);
-  const published = new Counter({
+  const counter = new Counter({
     name: 'eventbus_published_total',
     help: 'Events published, by result: stored, or duplicate (an id already in the log)',
     labelNames: ['result'] as const,
     registers: [metrics.registry],
   });
-
-  /** Stores validated events in one commit and wakes the delivery loops: every publish ends here. */
-  const storeEvents = (events: OutgoingEvent[]) => {
-    const results = store.appendMany(events);
+  const published: PublishedHook = (events, results) => {
     results.forEach(({ seq, id, duplicate }, index) => {
       const type = events[index]!.type;
-      published.inc({ result: duplicate ? 'duplicate' : 'stored' });
+      counter.inc({ result: duplicate ? 'duplicate' : 'stored' });
       if (duplicate) log.debug({ id, seq, type }, 'duplicate event not stored again');
       else log.debug({ id, seq, type }, 'event stored');
     });
-    if (results.some((result) => !result.duplicate)) deliveries.wakeAll();
-    return results;
   };
+  return { config, log, metrics, published };
+}
 
-  const deliveries = new Deliveries(config.SUBSCRIBERS, {
-    store,
-    log,
-    metrics,
-    retryMaxMs: config.RETRY_MAX_MS,
-    // A subscriber's reactions, sent back in its answer to a delivery, are published like any others.
-    storeReactions: (events) => storeEvents(parseEventBody(outgoingEventSchema, events, PUBLISH_MAX).events),
-  });
-
+/** The routes of docs/event-bus.md over `eventLog`, and start/stop. */
+function busServer(
+  { config, log, metrics }: { config: { PORT: number }; log: Logger; metrics: Metrics },
+  eventLog: BusLog,
+) {
   let stopping = false;
-  const readiness = (): Readiness => {
-    if (stopping) return { ready: false, reason: 'shutting down' };
-    if (!store.isOpen) return { ready: false, reason: 'the event database is closed' };
-    return { ready: true };
-  };
-  /** The course's publish, and an array of events in one commit (docs/event-bus.md). */
-  const publish = (body: unknown) => {
-    // An array publishes several events in one commit (a subscriber's reactions to a batch); a plain
-    // object is the course's single event and gets the course's answer.
+  const readiness = async (): Promise<Readiness> =>
+    stopping ? { ready: false, reason: 'shutting down' } : eventLog.readiness();
+
+  /** The course's publish, and an array of events in one request (docs/event-bus.md). */
+  const publish = async (body: unknown) => {
+    // An array publishes several events at once (a subscriber's reactions to a batch); a plain object is
+    // the course's single event and gets the course's answer.
     const { events, batch } = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX);
-    const results = storeEvents(events);
+    const results = await eventLog.append(events);
     const answer = results.map(({ seq, id, duplicate }) => ({
       seq,
       id,
@@ -131,43 +151,52 @@ export function createBus(options: BusOptions = {}) {
   app.get('/events', async (req, res) => {
     const query = parseOr400(pageQuery, req.query);
     // Read before the events, so every event in the answer has seq <= X-Last-Seq.
-    const head = store.headSeq();
+    const head = await eventLog.head();
     res.set('X-Last-Seq', String(head));
     if (query.after === undefined && query.limit === undefined) {
       await streamLog(res, head);
       return;
     }
-    const rows = store.after(query.after ?? 0, query.limit ?? PAGE_DEFAULT);
-    res.type('application/json').send(`[${rows.map(eventJson).join(',')}]`);
+    const after = query.after ?? 0;
+    const limit = query.limit ?? PAGE_DEFAULT;
+    const events: string[] = [];
+    for await (const chunk of eventLog.read(after, Math.min(head, after + limit), limit))
+      events.push(...chunk);
+    res.type('application/json').send(`[${events.join(',')}]`);
   });
 
   /**
-   * The course's replay: the whole log as one JSON array, written in chunks as SQLite gives them, waiting
-   * whenever the client reads slower than we write. The log can be large; it is never all in memory. Each
-   * chunk is a short query of its own, so nothing stays open in SQLite while a slow client is waited for.
+   * The course's replay: the whole log as one JSON array, written in chunks as the log gives them,
+   * waiting whenever the client reads slower than we write. The log can be large; it is never all in
+   * memory. A log that fails half-way (NATS gone) cuts the answer short: the client sees broken JSON.
    */
   async function streamLog(res: Response, head: number): Promise<void> {
     res.status(200).type('application/json');
     res.write('[');
-    let after = 0;
-    while (after < head && !res.destroyed) {
-      const rows = store.after(after, STREAM_CHUNK).filter((row) => row.seq <= head);
-      if (rows.length === 0) break;
-      const chunk = (after === 0 ? '' : ',') + rows.map(eventJson).join(',');
-      after = rows.at(-1)!.seq;
-      if (!res.write(chunk)) await drained(res);
+    let first = true;
+    try {
+      for await (const chunk of eventLog.read(0, head, STREAM_CHUNK)) {
+        if (res.destroyed) break;
+        const text = (first ? '' : ',') + chunk.join(',');
+        first = false;
+        if (!res.write(text)) await drained(res);
+      }
+    } catch (err) {
+      log.error({ err }, 'GET /events: the log failed while streaming');
+      res.destroy();
+      return;
     }
     if (!res.destroyed) res.end(']');
   }
 
-  app.get('/subscribers', (_req, res) => {
-    res.json(deliveries.status());
+  app.get('/subscribers', async (_req, res) => {
+    res.json(await eventLog.subscribers());
   });
 
-  app.get('/dead-letters', (req, res) => {
+  app.get('/dead-letters', async (req, res) => {
     const { subscriber } = parseOr400(deadLettersQuery, req.query);
     // `?subscriber=` with no name lists them all, like no parameter.
-    res.json(store.deadLetters(subscriber || undefined));
+    res.json(await eventLog.deadLetters(subscriber || undefined));
   });
 
   finishHttpApp(app, log);
@@ -175,36 +204,25 @@ export function createBus(options: BusOptions = {}) {
   let server: Server | undefined;
   return {
     app,
-    config,
     log,
     metrics,
-    store,
-    deliveries,
-    /** Listens on PORT, then starts delivering to every subscriber from its stored cursor. */
+    /** Listens on PORT, then starts delivering, if the log delivers. */
     async start(): Promise<Server> {
       server = await listen(app, config.PORT);
-      deliveries.start();
+      eventLog.start();
       log.info(
-        {
-          port: (server.address() as AddressInfo).port,
-          database: store.file,
-          headSeq: store.headSeq(),
-          subscribers: config.SUBSCRIBERS.map((s) => `${s.name}=${s.url}`),
-        },
+        { port: (server.address() as AddressInfo).port, ...(await eventLog.describe()) },
         'event-bus listening',
       );
       return server;
     },
-    /** Stops taking requests (finishing those in flight), stops the delivery loops, then closes the database. */
+    /** Stops taking requests (finishing those in flight) and delivering, then closes the log. */
     async stop(): Promise<void> {
       stopping = true;
-      await Promise.all([server ? closeServer(server) : undefined, deliveries.stop()]);
-      store.close();
+      await eventLog.stop(server ? closeServer(server) : Promise.resolve());
     },
   };
 }
-
-export type Bus = ReturnType<typeof createBus>;
 
 /** Resolves when the response can take more data, or when the client has gone. */
 function drained(res: Response): Promise<void> {

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createService, type ServiceDefinition } from '@blog/common';
+import { freePort } from '@blog/common/testing';
 import { createBus } from '../../event-bus/src/app.js';
 
 /**
@@ -81,16 +81,7 @@ async function startStackOn(
   };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** Polls `condition` until it holds; fails with `message` after `timeoutMs`. */
 export async function waitFor(

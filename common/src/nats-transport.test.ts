@@ -1,0 +1,287 @@
+import { Writable } from 'node:stream';
+import { connect } from '@nats-io/transport-node';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { natsAvailability, uniqueStreamName } from '@blog/common/testing';
+import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
+import { waitFor } from '../../test/support/stack.js';
+import type { StoredEvent } from './events.js';
+import { NatsTransport } from './nats-transport.js';
+import { TransportError } from './transport.js';
+
+// NatsTransport against a real nats-server (JetStream, file storage): BLOG_NATS_URL if CI started one,
+// else one of this file's own. The tests that kill NATS start their own server, always.
+
+const transports: NatsTransport[] = [];
+function transportOn(url: string, stream = uniqueStreamName('transport'), log?: pino.Logger) {
+  const transport = new NatsTransport({ url, stream, log, timeoutMs: 2000 });
+  transports.push(transport);
+  return transport;
+}
+afterEach(async () => {
+  await Promise.all(transports.splice(0).map((transport) => transport.close()));
+});
+
+/** A logger whose lines the test can read. */
+function capturedLog() {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { log: pino({ level: 'warn' }, sink), lines };
+}
+
+const shared = natsAvailability();
+
+describe.skipIf(shared.skip)('NatsTransport', () => {
+  const nats = useNats();
+
+  it('publishes with seq 1, 2, 3, keeps the id given or assigns one, and reads back the event', async () => {
+    const transport = transportOn(nats().url);
+    const first = await transport.publish({
+      type: 'PostCreated',
+      data: { id: 'p1', title: 'Hi' },
+      id: 'mine',
+    });
+    const second = await transport.publish({
+      type: 'Liked',
+      data: {},
+      extra: 'kept',
+      seq: 99,
+      time: 'never',
+    });
+    const third = await transport.publish({ type: 'Liked', data: {} });
+    expect(first).toEqual({ seq: 1, id: 'mine', duplicate: false });
+    expect(second).toMatchObject({ seq: 2, duplicate: false });
+    expect(second.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(third.seq).toBe(3);
+    expect(third.id).not.toBe(second.id);
+
+    const events = await transport.fetchAfter(0, 10);
+    expect(events).toEqual([
+      { seq: 1, id: 'mine', time: expect.any(String), type: 'PostCreated', data: { id: 'p1', title: 'Hi' } },
+      // The publisher's seq and time are dropped: the stream's own are the event's.
+      { seq: 2, id: second.id, time: expect.any(String), type: 'Liked', data: {}, extra: 'kept' },
+      { seq: 3, id: third.id, time: expect.any(String), type: 'Liked', data: {} },
+    ]);
+    for (const event of events) {
+      expect(new Date(event.time!).toISOString()).toBe(event.time);
+      expect(Math.abs(Date.now() - Date.parse(event.time!))).toBeLessThan(60_000);
+    }
+  });
+
+  it('stores an id once: publishing it again answers the first seq, duplicate: true', async () => {
+    const transport = transportOn(nats().url);
+    const event = { type: 'PostCreated', data: { id: 'p', title: 'once' }, id: 'same-id' };
+    expect(await transport.publish(event)).toEqual({ seq: 1, id: 'same-id', duplicate: false });
+    await transport.publish({ type: 'Other', data: {} });
+    expect(await transport.publish(event)).toEqual({ seq: 1, id: 'same-id', duplicate: true });
+    // Even with another body: the id is what counts, as on the HTTP bus.
+    expect(await transport.publish({ ...event, data: { id: 'p', title: 'twice' } })).toMatchObject({
+      seq: 1,
+      duplicate: true,
+    });
+    expect((await transport.fetchAfter(0, 100)).map((e) => e.seq)).toEqual([1, 2]);
+  });
+
+  it('fetchAfter answers at most limit events after the seq, bounded by the head, [] at once at the end', async () => {
+    const transport = transportOn(nats().url);
+    // An empty stream: nothing, without waiting.
+    let started = Date.now();
+    expect(await transport.fetchAfter(0, 10_000)).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(500);
+
+    for (let i = 1; i <= 12; i++) await transport.publish({ type: 'T', data: { i } });
+    const seqs = async (after: number, limit: number) =>
+      (await transport.fetchAfter(after, limit)).map((event) => event.seq);
+    expect(await seqs(0, 3)).toEqual([1, 2, 3]);
+    expect(await seqs(3, 4)).toEqual([4, 5, 6, 7]);
+    expect(await seqs(10, 100)).toEqual([11, 12]);
+    expect(await seqs(0, 10_000)).toHaveLength(12);
+    started = Date.now();
+    expect(await seqs(12, 10)).toEqual([]);
+    expect(await seqs(500, 10)).toEqual([]);
+    // Never waits for events still to come (a fetch's timeout here would be 2 s).
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
+  it('stores concurrent publishes in the order they were made, with no holes', async () => {
+    const transport = transportOn(nats().url);
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => transport.publish({ type: 'T', data: { i }, id: `e-${i}` })),
+    );
+    expect(results.map((result) => result.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    const events = await transport.fetchAfter(0, 10_000);
+    expect(events.map((event) => (event.data as { i: number }).i)).toEqual(
+      Array.from({ length: 300 }, (_, i) => i),
+    );
+  });
+
+  it('reads a long stream in batches, the next only when asked for', async () => {
+    const transport = transportOn(nats().url);
+    await Promise.all(Array.from({ length: 2500 }, (_, i) => transport.publish({ type: 'T', data: { i } })));
+    const batches: number[][] = [];
+    for await (const batch of transport.read(0, 2500, 1000)) batches.push(batch.map((e) => e.seq));
+    expect(batches.map((batch) => batch.length)).toEqual([1000, 1000, 500]);
+    expect(batches.flat()).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1));
+    // A page from the middle, as a catch-up asks for it.
+    const page = await transport.fetchAfter(1200, 100);
+    expect(page.map((event) => event.seq)).toEqual(Array.from({ length: 100 }, (_, i) => 1201 + i));
+  });
+
+  it('lets two clients create the same stream at once', async () => {
+    const stream = uniqueStreamName('race');
+    const [a, b] = [transportOn(nats().url, stream), transportOn(nats().url, stream)];
+    const results = await Promise.all([
+      a.publish({ type: 'A', data: {} }),
+      b.publish({ type: 'B', data: {} }),
+    ]);
+    expect(results.map((result) => result.seq).sort()).toEqual([1, 2]);
+    expect(await a.fetchAfter(0, 10)).toHaveLength(2);
+  });
+
+  it('consume delivers every event in order once acknowledged, and resumes after the last ack', async () => {
+    const stream = uniqueStreamName('consume');
+    const transport = transportOn(nats().url, stream);
+    for (let i = 1; i <= 5; i++) await transport.publish({ type: 'T', data: { i } });
+    const seen: number[] = [];
+    transport.consume('query', async (events) => {
+      seen.push(...events.map((event) => event.seq));
+    });
+    await waitFor(() => seen.length === 5);
+    await transport.publish({ type: 'T', data: { i: 6 } });
+    await waitFor(() => seen.length === 6);
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+    await waitFor(async () => (await transport.consumerStatus())[0]?.cursor === 6);
+    expect(await transport.consumerStatus()).toEqual([
+      { name: 'query', cursor: 6, lag: 0, pending: 0, ackPending: 0, failures: 0 },
+    ]);
+    await transport.close();
+
+    // Another process, the same durable consumer: only what came since.
+    const again = transportOn(nats().url, stream);
+    await again.publish({ type: 'T', data: { i: 7 } });
+    const later: number[] = [];
+    again.consume('query', async (events) => {
+      later.push(...events.map((event) => event.seq));
+    });
+    await waitFor(() => later.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(later).toEqual([7]);
+  });
+
+  it('delivers again an event whose handler failed, until it succeeds', async () => {
+    const { log, lines } = capturedLog();
+    const transport = transportOn(nats().url, uniqueStreamName('redeliver'), log);
+    for (let i = 1; i <= 4; i++) await transport.publish({ type: 'T', data: { i } });
+    const attempts = new Map<number, number>();
+    const handled: number[] = [];
+    transport.consume('moderation', async ([event]) => {
+      const seq = event!.seq;
+      attempts.set(seq, (attempts.get(seq) ?? 0) + 1);
+      if (seq === 2 && attempts.get(seq)! < 3) throw new Error('the database is busy');
+      handled.push(seq);
+    });
+    await waitFor(() => handled.length === 4);
+    expect(attempts.get(2)).toBe(3);
+    expect([...handled].sort()).toEqual([1, 2, 3, 4]);
+    expect(lines.filter((line) => line.msg === 'event not handled, delivered again later')).toHaveLength(2);
+    await waitFor(async () => (await transport.consumerStatus())[0]?.lag === 0);
+  });
+
+  it('terminates a message that is not a JSON event, logging it, and goes on', async () => {
+    const { log, lines } = capturedLog();
+    const stream = uniqueStreamName('garbage');
+    const transport = transportOn(nats().url, stream, log);
+    await transport.publish({ type: 'T', data: { i: 1 } });
+    // Published around the transport, as a learner with the nats CLI might.
+    const nc = await connect({ servers: nats().url });
+    await nc.request(`${stream}.events`, 'not json at all');
+    await nc.request(`${stream}.events`, JSON.stringify({ type: 'PostCreated', data: { id: 'no title' } }));
+    await nc.close();
+    await transport.publish({ type: 'T', data: { i: 2 } });
+
+    const handled: StoredEvent[] = [];
+    transport.consume('query', async (events) => {
+      handled.push(...events);
+    });
+    await waitFor(() => handled.length === 2);
+    expect(handled.map((event) => event.seq)).toEqual([1, 4]);
+    await waitFor(() => lines.filter((line) => /not a JSON event/.test(String(line.msg))).length === 2);
+    expect(lines.find((line) => line.seq === 2)).toMatchObject({ level: 50, body: 'not json at all' });
+    await waitFor(async () => (await transport.consumerStatus())[0]?.lag === 0);
+
+    // A replay still counts it (no holes) and shows what it is, for the subscriber to skip.
+    const replay = await transport.fetchAfter(0, 10);
+    expect(replay.map((event) => event.seq)).toEqual([1, 2, 3, 4]);
+    expect(replay[1]).toMatchObject({ seq: 2, body: 'not json at all' });
+    expect(replay[1]!.type).toBeUndefined();
+  });
+
+  it('fails with a TransportError, fast, when NATS cannot be reached', async () => {
+    const transport = transportOn('nats://127.0.0.1:1');
+    const started = Date.now();
+    await expect(transport.publish({ type: 'T', data: {} })).rejects.toBeInstanceOf(TransportError);
+    await expect(transport.fetchAfter(0, 1)).rejects.toThrow(/NATS at nats:\/\/127\.0\.0\.1:1: unreachable/);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('closes cleanly, consumers and all, and refuses calls once closed', async () => {
+    const transport = transportOn(nats().url);
+    await transport.publish({ type: 'T', data: {} });
+    transport.consume('posts', async () => undefined);
+    await waitFor(async () => (await transport.consumerStatus()).length === 1);
+    await transport.close();
+    await transport.close();
+    await expect(transport.publish({ type: 'T', data: {} })).rejects.toThrow(/closed/);
+  });
+});
+
+const own = natsAvailability({ needs: 'binary' });
+
+describe.skipIf(own.skip)('NatsTransport while NATS crashes and comes back', () => {
+  const server = useOwnNatsServer();
+
+  it('fails fast while NATS is down, then reconnects by itself and has lost nothing', async () => {
+    const transport = transportOn(server().url);
+    for (let i = 1; i <= 3; i++) await transport.publish({ type: 'T', data: { i }, id: `before-${i}` });
+    const handled: number[] = [];
+    transport.consume('query', async (events) => {
+      handled.push(...events.map((event) => event.seq));
+    });
+    await waitFor(() => handled.length === 3);
+
+    await server().kill();
+    await waitFor(async () =>
+      transport.publish({ type: 'T', data: {} }).then(
+        () => false,
+        (err) => err instanceof TransportError,
+      ),
+    );
+    const started = Date.now();
+    await expect(transport.publish({ type: 'T', data: {}, id: 'during' })).rejects.toThrow(/unreachable/);
+    await expect(transport.fetchAfter(0, 10)).rejects.toBeInstanceOf(TransportError);
+    expect(Date.now() - started).toBeLessThan(1000);
+
+    await server().restart();
+    // Back: the stream survived on disk, ids are still known, delivery resumes.
+    await waitFor(
+      async () =>
+        transport.headSeq().then(
+          () => true,
+          () => false,
+        ),
+      { timeoutMs: 15_000 },
+    );
+    expect(await transport.publish({ type: 'T', data: { i: 1 }, id: 'before-1' })).toMatchObject({
+      seq: 1,
+      duplicate: true,
+    });
+    expect(await transport.publish({ type: 'T', data: { i: 4 } })).toMatchObject({ seq: 4 });
+    await waitFor(() => handled.length === 4, { timeoutMs: 15_000 });
+    expect(handled).toEqual([1, 2, 3, 4]);
+  });
+});

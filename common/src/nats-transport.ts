@@ -1,0 +1,431 @@
+import { randomUUID } from 'node:crypto';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstreamManager,
+  StorageType,
+  type ConsumerInfo,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { connect, nanos, wsconnect, type NatsConnection } from '@nats-io/transport-node';
+import { validateEvent, incomingEventSchema, type OutgoingEvent, type StoredEvent } from './events.js';
+import type { Logger } from './logger.js';
+import { sleep, TransportError, type EventTransport } from './transport.js';
+
+/**
+ * The event log on NATS JetStream (docs/event-bus.md, "The NATS JetStream transport"): one stream, whose
+ * sequence is the `seq` of every event, a durable pull consumer per service for delivery, and an ordered
+ * consumer for each replay. The services see the same `EventTransport` as over HTTP.
+ */
+
+export interface NatsTransportOptions {
+  /** `nats://`, `tls://`, `ws://` or `wss://` (NATS_URL). */
+  url: string;
+  /** The stream's name (NATS_STREAM); its one subject is `<stream>.events`. */
+  stream: string;
+  /** Consumer failures and refused messages are logged here; nothing is logged without it. */
+  log?: Logger;
+  /** How long a publish, a JetStream API call or a replay may take before it fails. */
+  timeoutMs?: number;
+  /** The connection's name, as the NATS server's monitoring shows it. */
+  name?: string;
+}
+
+/** What the bus gateway needs beyond `{seq, id}`: whether the id was already stored. */
+export interface PublishResult {
+  seq: number;
+  id: string;
+  duplicate: boolean;
+}
+
+/** One durable consumer as `GET /subscribers` shows it. */
+export interface ConsumerStatus {
+  name: string;
+  /** The highest stream seq below which everything is acknowledged (the consumer's ack floor). */
+  cursor: number;
+  /** Events not yet acknowledged: not yet delivered, plus delivered and awaiting their ack. */
+  lag: number;
+  pending: number;
+  ackPending: number;
+  /** Events delivered more than once and still unacknowledged: a handler failing on them. */
+  failures: number;
+}
+
+/** JetStream keeps an id for this long: a publish retried within it is stored once (the design's 1 h). */
+const DUPLICATE_WINDOW_MS = 60 * 60 * 1000;
+/** How many messages a service's consumer holds ready for it; they are handled one at a time anyway. */
+const CONSUME_BUFFER = 100;
+/** Redelivery after a failed handler: 100 ms doubling up to this, as the HTTP bus's RETRY_MAX_MS default. */
+const NAK_DELAY_MAX_MS = 10_000;
+/** A replay's consumer is deleted when done; should that be lost, the server drops it after this idle time. */
+const REPLAY_CONSUMER_IDLE_MS = 30_000;
+/** How many events one pull of a replay asks for. */
+const REPLAY_BATCH = 1000;
+
+interface Connection {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
+
+export class NatsTransport implements EventTransport {
+  readonly url: string;
+  readonly stream: string;
+  readonly subject: string;
+  private readonly log: Logger | undefined;
+  private readonly timeoutMs: number;
+  private readonly name: string | undefined;
+  /** The connection, once made; a failed first attempt is forgotten, so the next call tries again. */
+  private connecting: Promise<Connection> | undefined;
+  /** false while the client is reconnecting: calls then fail at once instead of waiting for a timeout. */
+  private connected = false;
+  private closed = false;
+  /** The running `consume` loops' message iterators, closed by `close`. */
+  private readonly consumers = new Set<ConsumerMessages>();
+
+  constructor(options: NatsTransportOptions) {
+    this.url = options.url;
+    this.stream = options.stream;
+    this.subject = `${options.stream}.events`;
+    this.log = options.log;
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.name = options.name;
+  }
+
+  /**
+   * Stores the event once per `id` (JetStream's `Nats-Msg-Id` deduplication, within the duplicate window)
+   * and resolves once the stream acknowledged it, with its stream sequence; a duplicate resolves with the
+   * first one's. Publishes are not grouped: each is its own message, and those made one after the other
+   * travel in that order on the one connection, so they are stored in that order, pipelined.
+   */
+  async publish(event: OutgoingEvent): Promise<PublishResult> {
+    // seq and time are the stream's to assign: a publisher's own copies are dropped, as the HTTP bus does.
+    const { seq: _seq, time: _time, id = randomUUID(), ...rest } = event;
+    const body = JSON.stringify({ ...rest, id });
+    const { js } = await this.connection();
+    try {
+      const ack = await js.publish(this.subject, body, { msgID: id, timeout: this.timeoutMs });
+      return { seq: ack.seq, id, duplicate: ack.duplicate };
+    } catch (err) {
+      throw this.failure(err, `could not publish ${event.type} ${id}`);
+    }
+  }
+
+  /**
+   * At most `limit` events with `seq > afterSeq`, bounded by the stream's last seq at the time of the call:
+   * it never waits for events still to come, and answers [] after a single request when there are none.
+   */
+  async fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    const head = await this.headSeq();
+    const events: StoredEvent[] = [];
+    for await (const batch of this.read(afterSeq, Math.min(head, afterSeq + limit))) events.push(...batch);
+    return events;
+  }
+
+  /** The stream's last seq (0 when empty). */
+  async headSeq(): Promise<number> {
+    const { jsm } = await this.connection();
+    try {
+      return (await jsm.streams.info(this.stream)).state.last_seq;
+    } catch (err) {
+      throw this.failure(err, `could not read the stream ${this.stream}`);
+    }
+  }
+
+  /**
+   * The events with `afterSeq < seq <= throughSeq`, in order, in batches, read by one ordered consumer:
+   * the next batch is asked for only when the caller wants it, so a slow reader holds one batch at a time.
+   */
+  async *read(afterSeq: number, throughSeq: number, batch = REPLAY_BATCH): AsyncGenerator<StoredEvent[]> {
+    if (throughSeq <= afterSeq) return;
+    const { js } = await this.connection();
+    let consumer;
+    try {
+      consumer = await js.consumers.get(this.stream, {
+        opt_start_seq: afterSeq + 1,
+        inactive_threshold: REPLAY_CONSUMER_IDLE_MS,
+      });
+    } catch (err) {
+      throw this.failure(err, `could not read the stream ${this.stream}`);
+    }
+    try {
+      // Nothing stored from there on (the stream was purged): nothing to wait for.
+      if ((await consumer.info(true)).num_pending === 0) return;
+      for (let last = afterSeq; last < throughSeq;) {
+        const want = Math.min(batch, throughSeq - last);
+        const events: StoredEvent[] = [];
+        let end = false;
+        try {
+          const messages = await consumer.fetch({
+            max_messages: want,
+            expires: Math.max(1000, this.timeoutMs),
+          });
+          for await (const msg of messages) {
+            events.push(storedEvent(msg));
+            last = msg.seq;
+            // `pending` is what the stream holds after this message: 0 means its end.
+            end = msg.seq >= throughSeq || msg.info.pending === 0;
+            if (end || events.length >= want) break;
+          }
+        } catch (err) {
+          throw this.failure(err, `could not read the stream ${this.stream}`);
+        }
+        if (events.length === 0) {
+          throw new TransportError(`NATS at ${this.url} sent no events after seq ${last} in time`);
+        }
+        yield events;
+        if (end) return;
+      }
+    } finally {
+      // Done with it: removed now rather than left to idle out.
+      consumer.delete().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Delivers every event of the stream to `handle`, one at a time and in order, through the durable pull
+   * consumer `consumerName` (created if missing): a message is acknowledged once `handle` resolved, `nak`ed
+   * with a growing delay if it threw (JetStream delivers it again), and terminated, with an error logged,
+   * if it is not a JSON event at all, since no retry could help. Runs until `close`, through any outage.
+   */
+  consume(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>): void {
+    const run = async () => {
+      for (let attempt = 0; !this.closed; attempt++) {
+        try {
+          const { js, jsm } = await this.connection();
+          await this.ensureConsumer(jsm, consumerName);
+          const consumer = await js.consumers.get(this.stream, consumerName);
+          // abort_on_missing_resource: if the stream or consumer vanished (a NATS with a new, empty
+          // store), the loop ends and this creates them again, rather than waiting forever.
+          const messages = await consumer.consume({
+            max_messages: CONSUME_BUFFER,
+            abort_on_missing_resource: true,
+          });
+          this.consumers.add(messages);
+          if (this.closed) await messages.close();
+          attempt = 0;
+          try {
+            for await (const msg of messages) await this.deliver(consumerName, msg, handle);
+          } finally {
+            this.consumers.delete(messages);
+          }
+        } catch (err) {
+          if (this.closed) return;
+          const retryInMs = Math.min(NAK_DELAY_MAX_MS, 100 * 2 ** attempt);
+          this.log?.warn(
+            { err: (err as Error).message, consumer: consumerName, retryInMs },
+            'consumer failed',
+          );
+          await sleep(retryInMs);
+        }
+      }
+    };
+    void run();
+  }
+
+  private async deliver(
+    consumerName: string,
+    msg: JsMsg,
+    handle: (events: StoredEvent[]) => Promise<void>,
+  ): Promise<void> {
+    const event = storedEvent(msg);
+    const { issues } = validateEvent(incomingEventSchema, event);
+    if (issues.length > 0) {
+      this.log?.error(
+        { consumer: consumerName, seq: msg.seq, issues, body: msg.string().slice(0, 300) },
+        'a message of the stream is not a JSON event: terminated, it will not be delivered again',
+      );
+      settle(() => msg.term());
+      return;
+    }
+    try {
+      await handle([event]);
+      settle(() => msg.ack());
+    } catch (err) {
+      const delayMs = Math.min(NAK_DELAY_MAX_MS, 100 * 2 ** (msg.info.deliveryCount - 1));
+      this.log?.warn(
+        { err: (err as Error).message, consumer: consumerName, seq: msg.seq, retryInMs: delayMs },
+        'event not handled, delivered again later',
+      );
+      settle(() => msg.nak(delayMs));
+    }
+  }
+
+  /** The durable consumers of the stream (the replays' ordered consumers are not listed). */
+  async consumerStatus(): Promise<ConsumerStatus[]> {
+    const { jsm } = await this.connection();
+    const infos: ConsumerInfo[] = [];
+    try {
+      for await (const info of jsm.consumers.list(this.stream))
+        if (info.config.durable_name) infos.push(info);
+    } catch (err) {
+      throw this.failure(err, `could not list the consumers of ${this.stream}`);
+    }
+    return infos
+      .map((info) => ({
+        name: info.name,
+        cursor: info.ack_floor.stream_seq,
+        lag: info.num_pending + info.num_ack_pending,
+        pending: info.num_pending,
+        ackPending: info.num_ack_pending,
+        failures: info.num_redelivered,
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Stops the consumers, then lets what is in flight finish (drain) and closes the connection. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.consumers].map((messages) => messages.close().catch(() => undefined)));
+    const connection = await this.connecting?.catch(() => undefined);
+    if (!connection || connection.nc.isClosed()) return;
+    // drain waits for the server; if it is gone, do not wait for it longer than a timeout.
+    const drained = connection.nc.drain().catch(() => undefined);
+    const timedOut = sleep(this.timeoutMs).then(() => 'timeout' as const);
+    if ((await Promise.race([drained, timedOut])) === 'timeout') await connection.nc.close();
+  }
+
+  /**
+   * The connection, made on first use. The client then reconnects forever by itself; while it is away,
+   * calls fail at once with a TransportError (a 503 for the routes), as they do when the HTTP bus is down.
+   */
+  private async connection(): Promise<Connection> {
+    if (this.closed) throw new TransportError('the NATS transport is closed');
+    this.connecting ??= this.open().catch((err: unknown) => {
+      this.connecting = undefined;
+      throw this.failure(err, 'unreachable');
+    });
+    const connection = await this.connecting;
+    if (!this.connected) throw new TransportError(`NATS at ${this.url} unreachable (reconnecting)`);
+    return connection;
+  }
+
+  private async open(): Promise<Connection> {
+    const ws = /^wss?:/i.test(this.url);
+    if (ws && typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
+      throw new TransportError(`${this.url}: a ws:// or wss:// NATS_URL needs Node 22 or later (WebSocket)`);
+    }
+    const nc = await (ws ? wsconnect : connect)({
+      servers: this.url,
+      name: this.name,
+      timeout: this.timeoutMs,
+      // Reconnect forever: NATS may be down for longer than any count we could pick.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1000,
+      // Notice a server that vanished without closing the connection within about half a minute.
+      pingInterval: 10_000,
+      maxPingOut: 2,
+    });
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: this.timeoutMs });
+      await this.ensureStream(jsm);
+      this.connected = true;
+      void this.watch(nc, jsm);
+      return { nc, js: jsm.jetstream(), jsm };
+    } catch (err) {
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Follows the connection's state; after a reconnect, makes sure the stream is still there. */
+  private async watch(nc: NatsConnection, jsm: JetStreamManager): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') {
+        this.connected = false;
+        this.log?.warn({ url: this.url }, 'NATS connection lost, reconnecting');
+      } else if (status.type === 'reconnect') {
+        this.connected = true;
+        this.log?.info({ url: this.url }, 'NATS connection back');
+        // A server that came back with an empty store has lost the stream: the first client makes it again.
+        this.ensureStream(jsm).catch((err: Error) =>
+          this.log?.error({ err: err.message }, 'could not make sure the stream exists'),
+        );
+      }
+    }
+  }
+
+  /**
+   * Creates the stream if it is missing. Every client does this, so the start order does not matter; when
+   * two race, JetStream answers the second as if it had created it (the same configuration). A stream
+   * made earlier with another configuration is used as it is, if it holds our subject.
+   */
+  private async ensureStream(jsm: JetStreamManager): Promise<void> {
+    const config = {
+      name: this.stream,
+      subjects: [this.subject],
+      storage: StorageType.File,
+      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    };
+    try {
+      await jsm.streams.add(config);
+    } catch (err) {
+      const existing = await jsm.streams.info(this.stream).catch(() => undefined);
+      if (!existing?.config.subjects?.includes(this.subject)) throw err;
+      this.log?.warn(
+        { stream: this.stream, err: (err as Error).message },
+        'the stream exists with another configuration: using it as it is',
+      );
+    }
+  }
+
+  /** A durable pull consumer that acknowledges explicitly and starts at the stream's first event. */
+  private async ensureConsumer(jsm: JetStreamManager, name: string): Promise<void> {
+    await jsm.consumers.add(this.stream, {
+      durable_name: name,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      // Never give up on an event: a handler fails only while something it needs is down.
+      max_deliver: -1,
+    });
+  }
+
+  /** Any failure as a TransportError (the 503s), saying whether NATS was unreachable or refused. */
+  private failure(err: unknown, doing: string): TransportError {
+    if (err instanceof TransportError) return err;
+    const message = (err as Error).message ?? String(err);
+    // JetStream answered and refused (a message too large, a bad configuration): repeating will not help.
+    const refused =
+      typeof (err as { code?: unknown }).code === 'number' && (err as { code: number }).code > 0;
+    return new TransportError(`NATS at ${this.url}: ${doing} (${message})`, refused);
+  }
+}
+
+/**
+ * Sends an ack, nak or term. On a connection closing under it this throws; the server then delivers the
+ * message again after its ack wait, which costs a duplicate and loses nothing.
+ */
+function settle(send: () => void): void {
+  try {
+    send();
+  } catch {
+    // see above
+  }
+}
+
+/**
+ * A stream message as the services see an event: `{seq, id, time, ...body}`, the seq and time the
+ * stream's. A body that is not a JSON object stays visible as `{seq, id, time, body}`, which no
+ * validation accepts, so a replay skips it with a warning and a consumer terminates it.
+ */
+function storedEvent(msg: JsMsg): StoredEvent {
+  let body: unknown;
+  try {
+    body = msg.json();
+  } catch {
+    body = undefined;
+  }
+  const fields: Record<string, unknown> =
+    typeof body === 'object' && body !== null && !Array.isArray(body) ? { ...body } : { body: msg.string() };
+  const { id, seq: _seq, time: _time, ...rest } = fields;
+  return {
+    seq: msg.seq,
+    id: typeof id === 'string' ? id : msg.headers?.get('Nats-Msg-Id') || `seq-${msg.seq}`,
+    time: msg.timestamp,
+    ...rest,
+  } as StoredEvent;
+}

@@ -1,0 +1,203 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/**
+ * A real nats-server with JetStream for tests and scripts (import from `@blog/common/testing`): started on a
+ * free port of 127.0.0.1 with its store in a temporary folder, and able to be SIGKILLed and started again on
+ * the same port and store, which is how the tests check what survives a crash of NATS.
+ *
+ * CI may start one server for everything and export its URL as BLOG_NATS_URL: tests that never kill the
+ * server use it (`natsForTests`), each on a stream of its own (`uniqueStreamName`), so they never collide.
+ */
+
+export interface NatsServer {
+  /** `nats://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly port: number;
+  /** JetStream's store (`-sd`): kept across `kill`/`restart`, removed by `stop` if this helper made it. */
+  readonly storeDir: string;
+  /** Whether the process is running. */
+  readonly running: boolean;
+  /** SIGKILL, as a crash: resolves once the process has exited. Nothing is flushed. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and store; resolves once it accepts connections. */
+  restart(): Promise<void>;
+  /** Kills it and removes the store folder (when the helper created it). */
+  stop(): Promise<void>;
+}
+
+/** What `describe.skipIf` needs to know, and why. */
+export interface NatsAvailability {
+  /** true when these tests cannot run here. */
+  skip: boolean;
+  reason: string;
+}
+
+const BINARY_CANDIDATES = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server', '/usr/bin/nats-server'];
+const START_TIMEOUT_MS = 15_000;
+
+/** The nats-server binary: on PATH, else at /usr/sbin/nats-server (Debian's package), or undefined. */
+export function findNatsServerBinary(): string | undefined {
+  const onPath = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
+  for (const candidate of [...onPath.map((dir) => path.join(dir, 'nats-server')), ...BINARY_CANDIDATES]) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not there: try the next
+    }
+  }
+  return undefined;
+}
+
+/** The server CI started for every test (BLOG_NATS_URL), if any. */
+export const sharedNatsUrl = (): string | undefined => process.env.BLOG_NATS_URL || undefined;
+
+/**
+ * Whether NATS tests can run: `needs: 'binary'` for tests that kill and restart the server themselves,
+ * `'any'` (default) for those a shared BLOG_NATS_URL server serves as well. When they cannot, the reason is
+ * printed once, so a skipped suite is never silent.
+ */
+export function natsAvailability({ needs = 'any' }: { needs?: 'any' | 'binary' } = {}): NatsAvailability {
+  if (findNatsServerBinary()) return { skip: false, reason: 'nats-server found' };
+  if (needs === 'any' && sharedNatsUrl()) return { skip: false, reason: 'BLOG_NATS_URL is set' };
+  const reason =
+    needs === 'binary'
+      ? 'skipped: nats-server not installed; apt-get install nats-server (these tests kill and restart it, so BLOG_NATS_URL does not do)'
+      : 'skipped: nats-server not installed; apt-get install nats-server (or set BLOG_NATS_URL)';
+  if (!printed.has(reason)) {
+    printed.add(reason);
+    console.warn(`NATS tests ${reason}`);
+  }
+  return { skip: true, reason };
+}
+const printed = new Set<string>();
+
+/** A stream name no other test uses (stream names may not contain `.`, `*`, `>`, spaces or path separators). */
+export const uniqueStreamName = (prefix = 'test'): string =>
+  `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_${randomBytes(6).toString('hex')}`;
+
+/**
+ * For tests that never kill the server: BLOG_NATS_URL if set, else a server of their own. `stop` stops only
+ * what this call started.
+ */
+export async function natsForTests(): Promise<{ url: string; stop(): Promise<void> }> {
+  const shared = sharedNatsUrl();
+  if (shared) return { url: shared, stop: async () => undefined };
+  const server = await startNatsServer();
+  return { url: server.url, stop: () => server.stop() };
+}
+
+/** Every server started here, killed if the test process exits without stopping them. */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Starts `nats-server -js -sd <storeDir> -a 127.0.0.1 -p <port>` and resolves once it accepts connections
+ * with JetStream ready. `port` defaults to a free one, `storeDir` to a new temporary folder.
+ */
+export async function startNatsServer(
+  options: { port?: number; storeDir?: string } = {},
+): Promise<NatsServer> {
+  const binary = findNatsServerBinary();
+  if (!binary) throw new Error('nats-server not installed; apt-get install nats-server');
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => live.forEach((child) => child.kill('SIGKILL')));
+  }
+  const ownStore = options.storeDir === undefined;
+  const storeDir = options.storeDir ?? mkdtempSync(path.join(tmpdir(), 'nats-store-'));
+
+  // A free port can be taken by someone else before the server binds it: then try another (unless the
+  // caller chose the port).
+  let port = options.port ?? (await freePort());
+  let child: ChildProcess;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      child = await spawnServer(binary, port, storeDir);
+      break;
+    } catch (err) {
+      if (options.port !== undefined || attempt >= 5 || !/address already in use/i.test(String(err))) {
+        if (ownStore) rmSync(storeDir, { recursive: true, force: true });
+        throw err;
+      }
+      port = await freePort();
+    }
+  }
+
+  const kill = async () => {
+    const exiting = child;
+    if (exiting.exitCode !== null || exiting.signalCode !== null) return;
+    const exited = new Promise((resolve) => exiting.once('exit', resolve));
+    exiting.kill('SIGKILL');
+    await exited;
+  };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
+    },
+    kill,
+    async restart() {
+      await kill();
+      child = await spawnServer(binary, port, storeDir);
+    },
+    async stop() {
+      await kill();
+      if (ownStore) rmSync(storeDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Spawns the server and resolves once it logs "Server is ready" (JetStream is up by then). */
+function spawnServer(binary: string, port: number, storeDir: string): Promise<ChildProcess> {
+  const args = ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`nats-server on port ${port} did not start: ${why}\n${output.slice(-2000)}`));
+    };
+    const timer = setTimeout(() => fail(`not ready after ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    const onOutput = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Server is ready')) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onOutput);
+        child.stderr!.off('data', onOutput);
+        // Keep draining its output, so a chatty server never blocks on a full pipe.
+        child.stdout!.resume();
+        child.stderr!.resume();
+        child.off('exit', onExit);
+        resolve(child);
+      }
+    };
+    const onExit = (code: number | null, signal: string | null) => fail(`exited (${code ?? signal})`);
+    child.stdout!.on('data', onOutput);
+    child.stderr!.on('data', onOutput);
+    child.once('exit', onExit);
+    child.once('error', (err) => fail(err.message));
+  });
+}
+
+/** A TCP port of 127.0.0.1 free right now (someone may take it before it is used). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,114 @@
+import {
+  defaults,
+  env,
+  outgoingEventSchema,
+  parseEventBody,
+  readConfig,
+  type Logger,
+  type Metrics,
+  type OutgoingEvent,
+  type Readiness,
+} from '@blog/common';
+import { Deliveries } from './delivery.js';
+import { EventStore, eventJson, type AppendResult } from './store.js';
+
+/**
+ * What the bus's routes need of the event log (docs/event-bus.md). Two kinds implement it: the SQLite log
+ * with its delivery loops (`sqliteLog`, the course's bus) and a NATS JetStream stream (`natsLog`), where
+ * the bus is only a gateway and JetStream delivers.
+ */
+export interface BusLog {
+  /** Stores validated events in order, each `id` once: a duplicate answers the first seq. */
+  append(events: OutgoingEvent[]): Promise<AppendResult[]>;
+  /** The newest seq (0: empty). */
+  head(): Promise<number>;
+  /**
+   * The events with `afterSeq < seq <= throughSeq`, each as its JSON text, in seq order, in chunks of at
+   * most `chunk`: the next chunk is read only when the caller asks for it.
+   */
+  read(afterSeq: number, throughSeq: number, chunk: number): AsyncIterable<string[]>;
+  subscribers(): Promise<unknown[]>;
+  deadLetters(subscriber?: string): Promise<unknown[]>;
+  readiness(): Promise<Readiness>;
+  /** What the "listening" log line says about the log. */
+  describe(): Promise<Record<string, unknown>>;
+  /** Starts delivering, if this log delivers. */
+  start(): void;
+  /** Stops delivering, and closes the log once `requestsDone` (the HTTP server's close) resolved. */
+  stop(requestsDone: Promise<void>): Promise<void>;
+}
+
+/** What both logs tell the bus of every publish (the `eventbus_published_total` counter, debug lines). */
+export type PublishedHook = (events: OutgoingEvent[], results: AppendResult[]) => void;
+
+/** The most events one `POST /events` may publish. */
+export const PUBLISH_MAX = 1000;
+
+/**
+ * The course's bus: the log in SQLite under DATA_DIR, delivered to SUBSCRIBERS by one loop each
+ * (delivery.ts), which also store the reactions subscribers send back in their answers.
+ */
+export function sqliteLog(
+  source: NodeJS.ProcessEnv | undefined,
+  log: Logger,
+  metrics: Metrics,
+  published: PublishedHook,
+) {
+  const config = readConfig(
+    {
+      DATA_DIR: env.text('./data'),
+      SUBSCRIBERS: env.subscribers(defaults.subscribers),
+      RETRY_MAX_MS: env.milliseconds(10_000),
+    },
+    source,
+  );
+  const store = new EventStore(config.DATA_DIR);
+
+  /** Stores validated events in one commit and wakes the delivery loops: every publish ends here. */
+  const storeEvents = (events: OutgoingEvent[]) => {
+    const results = store.appendMany(events);
+    published(events, results);
+    if (results.some((result) => !result.duplicate)) deliveries.wakeAll();
+    return results;
+  };
+
+  const deliveries = new Deliveries(config.SUBSCRIBERS, {
+    store,
+    log,
+    metrics,
+    retryMaxMs: config.RETRY_MAX_MS,
+    // A subscriber's reactions, sent back in its answer to a delivery, are published like any others.
+    storeReactions: (events) => storeEvents(parseEventBody(outgoingEventSchema, events, PUBLISH_MAX).events),
+  });
+
+  const busLog: BusLog = {
+    append: async (events) => storeEvents(events),
+    head: async () => store.headSeq(),
+    // Each chunk is a short query of its own, so nothing stays open in SQLite while a slow client is waited for.
+    async *read(afterSeq, throughSeq, chunk) {
+      for (let after = afterSeq; after < throughSeq;) {
+        const rows = store
+          .after(after, Math.min(chunk, throughSeq - after))
+          .filter((row) => row.seq <= throughSeq);
+        if (rows.length === 0) return;
+        after = rows.at(-1)!.seq;
+        yield rows.map(eventJson);
+      }
+    },
+    subscribers: async () => deliveries.status(),
+    deadLetters: async (subscriber) => store.deadLetters(subscriber),
+    readiness: async () =>
+      store.isOpen ? { ready: true } : { ready: false, reason: 'the event database is closed' },
+    describe: async () => ({
+      database: store.file,
+      headSeq: store.headSeq(),
+      subscribers: config.SUBSCRIBERS.map((s) => `${s.name}=${s.url}`),
+    }),
+    start: () => deliveries.start(),
+    async stop(requestsDone) {
+      await Promise.all([requestsDone, deliveries.stop()]);
+      store.close();
+    },
+  };
+  return { config, store, deliveries, log: busLog };
+}

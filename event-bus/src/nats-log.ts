@@ -1,0 +1,64 @@
+import { NatsTransport, readConfig, transportConfig, type Logger } from '@blog/common';
+import type { BusLog, PublishedHook } from './log.js';
+
+/**
+ * The bus with EVENT_TRANSPORT=nats (docs/event-bus.md): a gateway to the JetStream stream, so course-style
+ * tools keep working. The log is the stream, nothing is kept here, and JetStream delivers to the services'
+ * durable consumers, so there are no delivery loops and no dead letters: a message a consumer cannot ever
+ * take (not a JSON event) is terminated and logged by that consumer.
+ */
+export function natsLog(source: NodeJS.ProcessEnv | undefined, log: Logger, published: PublishedHook) {
+  const config = readConfig(transportConfig(), source);
+  const transport = new NatsTransport({
+    url: config.NATS_URL,
+    stream: config.NATS_STREAM,
+    log,
+    name: 'event-bus',
+  });
+
+  const busLog: BusLog = {
+    async append(events) {
+      // All sent at once, one message each: on the one connection they are stored in this order. Not
+      // atomic as SQLite's commit is: if NATS fails half-way, the first ones are stored (events that
+      // carry their own ids can be published again: only the rest is stored).
+      const settled = await Promise.allSettled(events.map((event) => transport.publish(event)));
+      const stored = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+      published(events.slice(0, stored.length), stored);
+      const failed = settled.find((result) => result.status === 'rejected');
+      if (failed) throw failed.reason;
+      return stored;
+    },
+    head: () => transport.headSeq(),
+    async *read(afterSeq, throughSeq, chunk) {
+      for await (const batch of transport.read(afterSeq, throughSeq)) {
+        for (let start = 0; start < batch.length; start += chunk) {
+          yield batch.slice(start, start + chunk).map((event) => JSON.stringify(event));
+        }
+      }
+    },
+    subscribers: () => transport.consumerStatus(),
+    // JetStream keeps no dead letters here: see above.
+    deadLetters: async () => [],
+    readiness: () =>
+      transport.headSeq().then(
+        () => ({ ready: true }),
+        (err: Error) => ({ ready: false, reason: err.message }),
+      ),
+    // Connects (and creates the stream if it is missing) at start, rather than on the first request.
+    describe: async () => ({
+      natsUrl: transport.url,
+      stream: transport.stream,
+      headSeq: await transport.headSeq().catch((err: Error) => {
+        log.warn({ err: err.message }, 'NATS not reachable yet');
+        return null;
+      }),
+    }),
+    // JetStream delivers.
+    start: () => undefined,
+    async stop(requestsDone) {
+      await requestsDone;
+      await transport.close();
+    },
+  };
+  return { config, transport, log: busLog };
+}

@@ -1,0 +1,119 @@
+import request from 'supertest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NatsTransport } from '@blog/common';
+import { natsAvailability, uniqueStreamName } from '@blog/common/testing';
+import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
+import { busRouteTests } from '../../test/support/bus-routes.js';
+import { waitFor } from '../../test/support/stack.js';
+import { createEventBus, createNatsBus, type NatsBus } from './app.js';
+
+// The bus with EVENT_TRANSPORT=nats: the course's routes as a gateway to a JetStream stream, through
+// supertest on the real app and a real nats-server, each test on a stream of its own.
+
+const envFor = (natsUrl: string, stream = uniqueStreamName('bus')) => ({
+  PORT: '0',
+  EVENT_TRANSPORT: 'nats',
+  NATS_URL: natsUrl,
+  NATS_STREAM: stream,
+  LOG_LEVEL: 'silent',
+});
+
+const shared = natsAvailability();
+
+describe.skipIf(shared.skip)('the NATS gateway', () => {
+  const nats = useNats();
+
+  const { bus, publish } = busRouteTests(() => createNatsBus({ env: envFor(nats().url) }));
+
+  it("lists the stream's durable consumers with their acknowledged seq and lag", async () => {
+    const subscribers = async () => (await request(bus().app).get('/subscribers').expect(200)).body;
+    expect(await subscribers()).toEqual([]);
+    await publish([
+      { type: 'T', data: {} },
+      { type: 'T', data: {} },
+    ]).expect(200);
+    const service = new NatsTransport({ url: nats().url, stream: bus().transport.stream });
+    try {
+      service.consume('query', async () => undefined);
+      await waitFor(async () => (await subscribers())[0]?.cursor === 2);
+      expect(await subscribers()).toEqual([
+        { name: 'query', cursor: 2, lag: 0, pending: 0, ackPending: 0, failures: 0 },
+      ]);
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('has no dead letters: JetStream keeps none here', async () => {
+    await publish({ type: 'T', data: {} }).expect(200);
+    expect((await request(bus().app).get('/dead-letters').expect(200)).body).toEqual([]);
+    expect((await request(bus().app).get('/dead-letters?subscriber=query').expect(200)).body).toEqual([]);
+  });
+});
+
+describe('choosing the bus by EVENT_TRANSPORT', () => {
+  it('stops at start on a malformed variable, naming it', () => {
+    expect(() => createEventBus({ env: { EVENT_TRANSPORT: 'kafka' } })).toThrow(/EVENT_TRANSPORT=/);
+    expect(() => createEventBus({ env: { EVENT_TRANSPORT: 'nats', NATS_URL: 'nats-srv:4222' } })).toThrow(
+      /NATS_URL=/,
+    );
+    expect(() => createEventBus({ env: { EVENT_TRANSPORT: 'nats', NATS_STREAM: 'a.b' } })).toThrow(
+      /NATS_STREAM=/,
+    );
+  });
+
+  it('makes the NATS gateway for nats, with the defaults of the design', async () => {
+    const natsBus = createEventBus({ env: { EVENT_TRANSPORT: 'nats', LOG_LEVEL: 'silent' } });
+    try {
+      expect(natsBus.config).toMatchObject({ NATS_URL: 'nats://nats-srv:4222', NATS_STREAM: 'blog' });
+      expect('transport' in natsBus && natsBus.transport).toBeInstanceOf(NatsTransport);
+    } finally {
+      await natsBus.stop();
+    }
+  });
+});
+
+const own = natsAvailability({ needs: 'binary' });
+
+describe.skipIf(own.skip)('the NATS gateway while NATS is down', () => {
+  const server = useOwnNatsServer();
+  let bus: NatsBus;
+  beforeEach(() => {
+    bus = createNatsBus({ env: envFor(server().url) });
+  });
+  afterEach(() => bus.stop());
+  const publish = () => request(bus.app).post('/events').send({ type: 'T', data: {} });
+  const ready = async () => (await request(bus.app).get('/readyz')).status === 200;
+
+  it('answers 503 JSON (not 500) to publishes and reads, not ready, and recovers after NATS restarts', async () => {
+    await publish().expect(200);
+    await server().kill();
+    const refused = await publish()
+      .expect(503)
+      .expect('Content-Type', /application\/json/);
+    expect(refused.body).toEqual({
+      errors: [{ message: expect.stringMatching(/^The event log is unavailable/) }],
+    });
+    await request(bus.app).get('/events').expect(503);
+    await request(bus.app).get('/events?after=0').expect(503);
+    await request(bus.app).get('/subscribers').expect(503);
+    const readyz = await request(bus.app).get('/readyz').expect(503);
+    expect(readyz.body.reason).toMatch(/NATS at nats:\/\/127\.0\.0\.1:\d+/);
+
+    await server().restart();
+    await waitFor(ready, { timeoutMs: 15_000, message: 'the gateway did not come back' });
+    expect((await publish().expect(200)).body.seq).toBe(2);
+    const events = (await request(bus.app).get('/events').expect(200)).body as { seq: number }[];
+    expect(events.map((e) => e.seq)).toEqual([1, 2]);
+  });
+
+  it('starts while NATS is down, not ready, and serves once it is up', async () => {
+    await server().kill();
+    await bus.start();
+    expect(await ready()).toBe(false);
+    await publish().expect(503);
+    await server().restart();
+    expect((await publish().expect(200)).body.seq).toBe(1);
+    expect(await ready()).toBe(true);
+  });
+});
