@@ -2,9 +2,9 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { natsAvailability } from '@blog/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  findNatsServer,
   freePorts,
   isPortFree,
   SERVICE_NAMES,
@@ -237,29 +237,13 @@ describe('transportOptions (--transport, EVENT_TRANSPORT, NATS_URL, NATS_STREAM)
     });
     expect(() => transportOptions('kafka', {})).toThrow('"http" or "nats", not "kafka"');
   });
-
-  it('finds nats-server on PATH first, then at the fallback, else nothing', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'blog-path-'));
-    try {
-      writeFileSync(path.join(dir, 'nats-server'), '#!/bin/sh\n', { mode: 0o755 });
-      expect(findNatsServer(`/nowhere${path.delimiter}${dir}`, '/nowhere/nats-server')).toBe(
-        path.join(dir, 'nats-server'),
-      );
-      expect(findNatsServer('/nowhere', path.join(dir, 'nats-server'))).toBe(path.join(dir, 'nats-server'));
-      expect(findNatsServer('/nowhere', '/nowhere/nats-server')).toBeUndefined();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
 });
 
-const natsMissing = findNatsServer()
-  ? undefined
-  : 'skipped: nats-server not installed; apt-get install nats-server';
-if (natsMissing) console.warn(`startSystem with transport nats: ${natsMissing}`);
+// These kill and restart the nats-server startSystem runs: they need the binary (natsAvailability prints why not).
+const ownNats = natsAvailability({ needs: 'binary' });
 
-describe.skipIf(!!natsMissing)(
-  `startSystem with transport nats${natsMissing ? ` (${natsMissing})` : ''}`,
+describe.skipIf(ownNats.skip)(
+  `startSystem with transport nats${ownNats.skip ? ` (${ownNats.reason})` : ''}`,
   () => {
     it('runs its own nats-server first, hands every service its URL and stream, and can kill and restart it', async () => {
       const system = await startSystem({ rootDir, ...quiet, transport: 'nats' });
@@ -302,7 +286,7 @@ describe.skipIf(!!natsMissing)(
         try {
           expect(guest.nats).toEqual({
             url: owner.nats!.url,
-            stream: expect.stringMatching(/^blog-[0-9a-f]{8}$/),
+            stream: expect.stringMatching(/^blog_[0-9a-f]{12}$/),
             ours: false,
           });
           expect(await env(guest, 'query')).toMatchObject({

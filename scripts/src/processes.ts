@@ -18,13 +18,13 @@
  * counts as started when `GET /readyz` answers 200; the nats-server when it greets a client (`INFO`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNatsServerBinary, uniqueStreamName } from '@blog/common/testing';
 import { formatServiceLine, LineSplitter, painter } from './logs.js';
 import { localBackends, startRouter, type Router } from './router.js';
 
@@ -72,30 +72,10 @@ export type ProcessName = ServiceName | 'nats';
 /** NATS's own port, the nats-server's under `ports: 'default'`. */
 export const DEFAULT_NATS_PORT = 4222;
 
-/** Where the nats-server binary is looked for after PATH (Debian's package puts it in /usr/sbin). */
-const NATS_SERVER_FALLBACK = '/usr/sbin/nats-server';
-
 /** How to get a nats-server, for the messages that need one. */
 export const NATS_INSTALL_HINT =
   'install it with `apt-get install nats-server` (Debian, Ubuntu) or `brew install nats-server` (macOS), ' +
   'or give the URL of a running one in NATS_URL';
-
-/** The nats-server binary: the first on PATH, else /usr/sbin/nats-server; undefined when there is none. */
-export function findNatsServer(
-  searchPath = process.env.PATH ?? '',
-  fallback = NATS_SERVER_FALLBACK,
-): string | undefined {
-  const dirs = searchPath.split(path.delimiter).filter(Boolean);
-  for (const candidate of [...dirs.map((dir) => path.join(dir, 'nats-server')), fallback]) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not there, or not executable
-    }
-  }
-  return undefined;
-}
 
 /** The repository root (this file is `scripts/src/processes.ts` or `scripts/dist/processes.js`). */
 export const ROOT_DIR = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -123,7 +103,7 @@ export interface SystemOptions {
   natsUrl?: string;
   /**
    * Transport `nats`: the JetStream stream (`NATS_STREAM`). Default `blog` on startSystem's own nats-server;
-   * on a server given by `natsUrl`, a fresh `blog-<random>` so that runs sharing the server do not mix.
+   * on a server given by `natsUrl`, a fresh `blog_<random>` so that runs sharing the server do not mix.
    */
   natsStream?: string;
   /** Added to every service's environment (e.g. `{ LOG_LEVEL: 'warn' }`); wins over what startSystem sets. */
@@ -424,10 +404,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'>
 
 /** The nats-server startSystem runs (transport `nats` without `natsUrl`): its binary. */
 function natsServerOrThrow(): string {
-  const binary = findNatsServer();
+  const binary = findNatsServerBinary();
   if (!binary) {
     throw new StartError(
-      `The nats transport needs a nats-server, and there is none on PATH or at ${NATS_SERVER_FALLBACK}: ` +
+      `The nats transport needs a nats-server, and there is none on PATH or at /usr/sbin/nats-server: ` +
         `${NATS_INSTALL_HINT}.`,
     );
   }
@@ -503,7 +483,7 @@ async function startOnce(
     transport === 'nats'
       ? {
           url: natsServer ? `nats://127.0.0.1:${ports.nats}` : options.natsUrl!,
-          stream: options.natsStream ?? (natsServer ? 'blog' : `blog-${randomBytes(4).toString('hex')}`),
+          stream: options.natsStream ?? (natsServer ? 'blog' : uniqueStreamName('blog')),
           ours: !!natsServer,
         }
       : undefined;
