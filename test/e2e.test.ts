@@ -35,7 +35,15 @@ describeEachTransport('the blog', (transport) => {
 
       const good = await blog.createComment(post.body.id, 'Nice post');
       expect(good.status).toBe(201);
-      expect(good.body).toEqual([{ id: expect.any(String), content: 'Nice post', status: 'pending' }]);
+      // The answer is the post's comments as the service has them: pending, or on a fast transport (nats)
+      // already moderated, the reaction applied before the answer left.
+      expect(good.body).toEqual([
+        {
+          id: expect.any(String),
+          content: 'Nice post',
+          status: expect.stringMatching(/^(pending|approved)$/),
+        },
+      ]);
       const bad = await blog.createComment(post.body.id, 'I prefer orange');
       const [goodId, badId] = [good.body[0].id, bad.body[1].id];
 

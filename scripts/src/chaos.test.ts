@@ -114,61 +114,63 @@ interface ChaosResults {
   discrepancies: string[];
 }
 
-/** Ours, without the shell's NATS_URL and NATS_STREAM: the script runs its own nats-server, or BLOG_NATS_URL's. */
-function chaosEnv(natsUrl: string | undefined): NodeJS.ProcessEnv {
+/** Ours, without the shell's NATS_URL and NATS_STREAM: on nats, the script runs (and kills) its own server. */
+function chaosEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NATS_URL;
   delete env.NATS_STREAM;
-  return natsUrl ? { ...env, NATS_URL: natsUrl } : env;
+  return env;
 }
 
-describeEachTransport('npm run chaos, short', (transport) => {
-  // On nats, a server given by BLOG_NATS_URL is used as it is (and not killed).
-  const sharedNats = transport === 'nats' ? process.env.BLOG_NATS_URL || undefined : undefined;
-  it(
-    `loses and doubles nothing while services (the bus${transport === 'nats' ? ', the nats-server' : ''} included) are SIGKILLed`,
-    { timeout: 150_000 },
-    async () => {
-      expect(existsSync(CHAOS), 'scripts/dist/chaos.js is missing: run `npm run build` first').toBe(true);
-      const { code, stdout, stderr } = await new Promise<{
-        code: number | null;
-        stdout: string;
-        stderr: string;
-      }>((resolve) =>
-        execFile(
-          process.execPath,
-          // Seed 3 draws the bus (on nats: the gateway, then the nats-server) among the first kills.
-          [
-            CHAOS,
-            ...['--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
-            ...['--transport', transport],
-          ],
-          {
-            cwd: ROOT,
-            timeout: 140_000,
-            maxBuffer: 16 * 1024 * 1024,
-            env: chaosEnv(sharedNats),
-          },
-          (error, out, err) =>
-            resolve({
-              code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
-              stdout: out,
-              stderr: err,
-            }),
-        ),
-      );
-      expect(code, `chaos failed:\n${stderr.slice(-4000)}`).toBe(0);
-      const results = JSON.parse(stdout) as ChaosResults;
-      expect(results.discrepancies).toEqual([]);
-      expect(results.kills.length).toBeGreaterThanOrEqual(5);
-      expect(results.killsByService['event-bus']).toBeGreaterThanOrEqual(1);
-      if (transport === 'nats' && !sharedNats) expect(results.killsByService.nats).toBeGreaterThanOrEqual(1);
-      expect(results.transport).toBe(transport);
-      expect(results.kills.every((kill) => kill.restartMs !== null)).toBe(true);
-      expect(results.writes.acknowledgedPosts).toBeGreaterThan(5);
-      expect(results.writes.acknowledgedComments).toBeGreaterThan(20);
-      expect(results.quietAfterMs).not.toBeNull();
-      expect(stderr).toContain('seed 3');
-    },
-  );
-});
+describeEachTransport(
+  'npm run chaos, short',
+  (transport) => {
+    it(
+      `loses and doubles nothing while services (the bus${transport === 'nats' ? ', the nats-server' : ''} included) are SIGKILLed`,
+      { timeout: 150_000 },
+      async () => {
+        expect(existsSync(CHAOS), 'scripts/dist/chaos.js is missing: run `npm run build` first').toBe(true);
+        const { code, stdout, stderr } = await new Promise<{
+          code: number | null;
+          stdout: string;
+          stderr: string;
+        }>((resolve) =>
+          execFile(
+            process.execPath,
+            // Seed 3 draws the bus (on nats: the gateway, then the nats-server) among the first kills.
+            [
+              CHAOS,
+              ...['--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
+              ...['--transport', transport],
+            ],
+            {
+              cwd: ROOT,
+              timeout: 140_000,
+              maxBuffer: 16 * 1024 * 1024,
+              env: chaosEnv(),
+            },
+            (error, out, err) =>
+              resolve({
+                code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
+                stdout: out,
+                stderr: err,
+              }),
+          ),
+        );
+        expect(code, `chaos failed:\n${stderr.slice(-4000)}`).toBe(0);
+        const results = JSON.parse(stdout) as ChaosResults;
+        expect(results.discrepancies).toEqual([]);
+        expect(results.kills.length).toBeGreaterThanOrEqual(5);
+        expect(results.killsByService['event-bus']).toBeGreaterThanOrEqual(1);
+        if (transport === 'nats') expect(results.killsByService.nats).toBeGreaterThanOrEqual(1);
+        expect(results.transport).toBe(transport);
+        expect(results.kills.every((kill) => kill.restartMs !== null)).toBe(true);
+        expect(results.writes.acknowledgedPosts).toBeGreaterThan(5);
+        expect(results.writes.acknowledgedComments).toBeGreaterThan(20);
+        expect(results.quietAfterMs).not.toBeNull();
+        expect(stderr).toContain('seed 3');
+      },
+    );
+  },
+  { needs: 'binary' }, // it kills the nats-server
+);
