@@ -267,13 +267,19 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+interface PollOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
 /**
- * Polls `GET <url>/readyz` until it answers 200. Rejects after `timeoutMs` with the last answer or error,
- * or as soon as `signal` aborts.
+ * Tries `attempt` (given how long it may take) every POLL_MS until it resolves. Rejects after `timeoutMs`
+ * with `${failure} within N s (last: <the last attempt's error>)`, or as soon as `signal` aborts.
  */
-export async function waitForReady(
-  url: string,
-  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+async function pollUntil(
+  failure: string,
+  attempt: (attemptTimeoutMs: number) => Promise<void>,
+  options: PollOptions,
 ): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const deadline = Date.now() + timeoutMs;
@@ -281,21 +287,38 @@ export async function waitForReady(
   for (;;) {
     options.signal?.throwIfAborted();
     try {
-      const response = await fetch(`${url}/readyz`, {
-        signal: AbortSignal.timeout(Math.max(100, Math.min(2000, deadline - Date.now()))),
-      });
-      const body = await response.text();
-      if (response.status === 200) return;
-      last = `${response.status} ${body.slice(0, 200)}`;
+      return await attempt(Math.max(100, Math.min(2000, deadline - Date.now())));
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      last = cause?.code ?? cause?.message ?? (err as Error).message;
+      last = (err as Error).message;
     }
     if (Date.now() >= deadline) {
-      throw new StartError(`${url}/readyz did not answer 200 within ${timeoutMs / 1000} s (last: ${last})`);
+      throw new StartError(`${failure} within ${timeoutMs / 1000} s (last: ${last})`);
     }
     await delay(POLL_MS, options.signal);
   }
+}
+
+/**
+ * Polls `GET <url>/readyz` until it answers 200. Rejects after `timeoutMs` with the last answer or error,
+ * or as soon as `signal` aborts.
+ */
+export function waitForReady(url: string, options: PollOptions = {}): Promise<void> {
+  return pollUntil(
+    `${url}/readyz did not answer 200`,
+    async (attemptTimeoutMs) => {
+      let response: Response;
+      let body: string;
+      try {
+        response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(attemptTimeoutMs) });
+        body = await response.text();
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        throw new Error(cause?.code ?? cause?.message ?? (err as Error).message);
+      }
+      if (response.status !== 200) throw new Error(`${response.status} ${body.slice(0, 200)}`);
+    },
+    options,
+  );
 }
 
 /** One attempt: connects and resolves once the server sends its `INFO` line, as NATS greets a client. */
@@ -322,26 +345,9 @@ function natsGreets(url: URL, timeoutMs: number): Promise<void> {
  * Polls `nats://host:port` until a connection is greeted with `INFO` (the nats-server accepts clients only
  * once JetStream has recovered its store). Rejects after `timeoutMs`, or as soon as `signal` aborts.
  */
-export async function waitForNats(
-  natsUrl: string,
-  options: { timeoutMs?: number; signal?: AbortSignal } = {},
-): Promise<void> {
-  const timeoutMs = options.timeoutMs ?? 60_000;
-  const deadline = Date.now() + timeoutMs;
+export function waitForNats(natsUrl: string, options: PollOptions = {}): Promise<void> {
   const url = new URL(natsUrl);
-  let last = 'no answer yet';
-  for (;;) {
-    options.signal?.throwIfAborted();
-    try {
-      return await natsGreets(url, Math.max(100, Math.min(2000, deadline - Date.now())));
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() >= deadline) {
-      throw new StartError(`${natsUrl} did not greet a client within ${timeoutMs / 1000} s (last: ${last})`);
-    }
-    await delay(POLL_MS, options.signal);
-  }
+  return pollUntil(`${natsUrl} did not greet a client`, (ms) => natsGreets(url, ms), options);
 }
 
 // ---------------------------------------------------------------------------------------------- processes
