@@ -1,13 +1,8 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runScript, scriptPath } from '../../test/support/scripts.js';
 import { describeEachTransport } from '../../test/support/transports.js';
 import { findDiscrepancies, type Expected, type LogEvent, type Observed } from './chaos-check.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHAOS = path.join(ROOT, 'scripts', 'dist', 'chaos.js');
 
 // ---------------------------------------------------------------------------------------------- the checker
 
@@ -129,33 +124,18 @@ describeEachTransport(
       `loses and doubles nothing while services (the bus${transport === 'nats' ? ', the nats-server' : ''} included) are SIGKILLed`,
       { timeout: 150_000 },
       async () => {
-        expect(existsSync(CHAOS), 'scripts/dist/chaos.js is missing: run `npm run build` first').toBe(true);
-        const { code, stdout, stderr } = await new Promise<{
-          code: number | null;
-          stdout: string;
-          stderr: string;
-        }>((resolve) =>
-          execFile(
-            process.execPath,
-            // Seed 3 draws the bus (on nats: the gateway, then the nats-server) among the first kills.
-            [
-              CHAOS,
-              ...['--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
-              ...['--transport', transport],
-            ],
-            {
-              cwd: ROOT,
-              timeout: 140_000,
-              maxBuffer: 16 * 1024 * 1024,
-              env: chaosEnv(),
-            },
-            (error, out, err) =>
-              resolve({
-                code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
-                stdout: out,
-                stderr: err,
-              }),
-          ),
+        expect(
+          existsSync(scriptPath('chaos')),
+          'scripts/dist/chaos.js is missing: run `npm run build` first',
+        ).toBe(true);
+        // Seed 3 draws the bus (on nats: the gateway, then the nats-server) among the first kills.
+        const { code, stdout, stderr } = await runScript(
+          'chaos',
+          [
+            ...['--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
+            ...['--transport', transport],
+          ],
+          { timeoutMs: 140_000, env: chaosEnv() },
         );
         expect(code, `chaos failed:\n${stderr.slice(-4000)}`).toBe(0);
         const results = JSON.parse(stdout) as ChaosResults;
