@@ -290,10 +290,15 @@ export class NatsTransport implements EventTransport {
     await Promise.all([...this.consumers].map((messages) => messages.close().catch(() => undefined)));
     const connection = await this.connecting?.catch(() => undefined);
     if (!connection || connection.nc.isClosed()) return;
-    // drain waits for the server; if it is gone, do not wait for it longer than a timeout.
+    // drain waits for the server; if it is gone, do not wait for it longer than a timeout (whose timer is
+    // cleared once drained: left running, it would keep a script's process alive for the whole timeout).
     const drained = connection.nc.drain().catch(() => undefined);
-    const timedOut = sleep(this.timeoutMs).then(() => 'timeout' as const);
-    if ((await Promise.race([drained, timedOut])) === 'timeout') await connection.nc.close();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>(
+      (resolve) => (timer = setTimeout(() => resolve('timeout'), this.timeoutMs)),
+    );
+    const outcome = await Promise.race([drained, timedOut]).finally(() => clearTimeout(timer));
+    if (outcome === 'timeout') await connection.nc.close();
   }
 
   /**

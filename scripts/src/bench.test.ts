@@ -1,9 +1,9 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { natsAvailability } from '@blog/common/testing';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runScript, scriptPath, type ScriptRun } from '../../test/support/scripts.js';
 import { chromiumMissing } from './browser.js';
 
 /**
@@ -11,29 +11,19 @@ import { chromiumMissing } from './browser.js';
  * first): it must produce every figure as a finite positive number. No thresholds: a shared 2-core machine
  * is too noisy for them, and `npm run bench` is where speed is judged (docs/performance.md).
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BENCH = path.join(ROOT, 'scripts', 'dist', 'bench.js');
 const outDir = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-test-'));
 
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
-function runQuickBench(out: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BENCH, '--quick', '--json', '--out', out],
-      { cwd: ROOT, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const runQuickBench = (out: string, extra: string[] = []): Promise<ScriptRun> =>
+  runScript('bench', ['--quick', '--json', '--out', out, ...extra], { timeoutMs: 120_000 });
 
 describe('npm run bench -- --quick', () => {
   it('measures every figure end to end on real processes', { timeout: 130_000 }, async () => {
-    expect(existsSync(BENCH), 'scripts/dist/bench.js is missing: run `npm run build` first').toBe(true);
+    expect(
+      existsSync(scriptPath('bench')),
+      'scripts/dist/bench.js is missing: run `npm run build` first',
+    ).toBe(true);
     const out = path.join(outDir, 'results.json');
     const { code, stdout, stderr } = await runQuickBench(out);
     expect(code, `the bench failed:\n${stderr.slice(-3000)}`).toBe(0);
@@ -86,5 +76,24 @@ describe('npm run bench -- --quick', () => {
     // The table goes to stderr with --json, and the same JSON to the file.
     expect(stderr).toContain('| figure');
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(results);
+  });
+});
+
+// The start-up phase on nats builds its log in a JetStream stream on a nats-server of its own.
+describe.skipIf(natsAvailability({ needs: 'binary' }).skip)('npm run bench -- --transport nats', () => {
+  it("measures query's start on a JetStream stream", { timeout: 60_000 }, async () => {
+    const out = path.join(outDir, 'results-nats.json');
+    const { code, stdout, stderr } = await runQuickBench(out, ['--only', 'replay', '--transport', 'nats']);
+    expect(code, `the bench failed:\n${stderr.slice(-3000)}`).toBe(0);
+    const results = JSON.parse(stdout) as {
+      transport: string;
+      figures: { readyMs: number };
+      details: { replay: { events: number; verified: boolean; databaseBytes: number } };
+    };
+    expect(results.transport).toBe('nats');
+    expect(results.details.replay).toMatchObject({ events: 10_000, verified: true });
+    expect(results.details.replay.databaseBytes).toBeGreaterThan(0);
+    expect(results.figures.readyMs).toBeGreaterThan(0);
+    expect(stderr).toContain('MiB of JetStream store');
   });
 });

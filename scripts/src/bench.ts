@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: how fast the blog is, measured end to end on real processes (docs/performance.md).
  *
- *   node scripts/dist/bench.js [--quick] [--json] [--out FILE] [--log-level LEVEL]
+ *   node scripts/dist/bench.js [--quick] [--json] [--out FILE] [--log-level LEVEL] [--transport http|nats]
  *   node scripts/dist/bench.js --posts URL --comments URL --query URL --bus URL   (a system already running)
  *   node scripts/dist/bench.js --only latency --hops            (where a comment's time goes, hop by hop)
  *   node scripts/dist/bench.js --only throughput --cpu-prof DIR (where each service spends its CPU)
@@ -17,7 +17,8 @@
  *      (through the local router, with the posts the phases before made; run after the rate phase).
  * It prints a markdown table with the targets and the course's figures beside ours, and writes everything
  * as JSON to `.bench/results.json` (`results-quick.json` for `--quick`, `results-partial.json` for a run
- * with --only, --hops, --cpu-prof or --poll-interval, so those never overwrite the standard results).
+ * with --only, --hops, --cpu-prof or --poll-interval, so those never overwrite the standard results; a
+ * `--transport nats` run adds `-nats` to the name).
  *
  * Every load goes to 127.0.0.1 only, and every phase is bounded in time.
  */
@@ -31,9 +32,18 @@ import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { NatsTransport } from '@blog/common';
+import { startNatsServer } from '@blog/common/testing';
 import { chromiumMissing, launchChromium } from './browser.js';
 import { mulberry32, sleep } from './harness.js';
-import { ROOT_DIR, freePorts, startSystem, type System } from './processes.js';
+import {
+  ROOT_DIR,
+  freePorts,
+  startSystem,
+  transportOptions,
+  type System,
+  type SystemOptions,
+} from './processes.js';
 
 // ---------------------------------------------------------------------------------------------- settings
 
@@ -86,6 +96,8 @@ Options:
   --json               print the results as JSON on stdout (the table goes to stderr)
   --out FILE           where to write the JSON (default .bench/results.json, or results-quick.json)
   --log-level LEVEL    the services' LOG_LEVEL (default info)
+  --transport T        http (the event-bus) or nats (NATS JetStream, on a nats-server of its own unless
+                       NATS_URL is set); default: EVENT_TRANSPORT, else http
   --only PHASES        some of latency,rate,throughput,replay,client (comma-separated; default all)
   --poll-interval MS   a pause between the latency phase's GET /posts polls (default 0: a tight loop)
   --cpu-prof DIR       CPU-profile every service (V8 inspector, via NODE_OPTIONS=--import) into DIR and
@@ -102,6 +114,7 @@ interface Options {
   json: boolean;
   out: string;
   logLevel: string;
+  transport: Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'>;
   urls: Urls | undefined;
   phases: Set<Phase>;
   pollIntervalMs: number;
@@ -127,6 +140,7 @@ function parseOptions(argv: string[]): Options {
       json: { type: 'boolean', default: false },
       out: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
+      transport: { type: 'string' },
       only: { type: 'string' },
       'poll-interval': { type: 'string', default: '0' },
       'cpu-prof': { type: 'string' },
@@ -169,8 +183,15 @@ function parseOptions(argv: string[]): Options {
   // A run that is not the standard one does not overwrite the standard results.
   const partial =
     phases.size < PHASES.length || pollIntervalMs > 0 || values['cpu-prof'] !== undefined || values.hops;
-  const name = values.quick ? 'results-quick' : partial ? 'results-partial' : 'results';
+  const transport = transportOptions(values.transport);
+  if (values.hops && transport.transport === 'nats') {
+    throw new Error("--hops reads the HTTP bus's log lines: it has no meaning with --transport nats");
+  }
+  const name =
+    (values.quick ? 'results-quick' : partial ? 'results-partial' : 'results') +
+    (transport.transport === 'nats' ? '-nats' : '');
   return {
+    transport,
     quick: values.quick,
     json: values.json,
     out: path.resolve(values.out ?? path.join(ROOT_DIR, '.bench', `${name}.json`)),
@@ -906,57 +927,65 @@ interface ReplayResult {
   verified: boolean;
 }
 
+/** A type, not an interface: it then fits the transport's `OutgoingEvent` (an index signature). */
+type LogEventIn = {
+  type: string;
+  data: Record<string, unknown>;
+  id: string;
+};
+
+interface BuiltLog {
+  posts: number;
+  comments: number;
+  rejected: number;
+}
+
 /**
- * A realistic log: posts, and per comment its CommentCreated, CommentModerated and CommentUpdated (ids as
- * the services derive them), comments spread over the posts created so far, one in five rejected.
+ * A realistic log of `events` events, handed to `append` in order: posts, and per comment its
+ * CommentCreated, CommentModerated and CommentUpdated (ids as the services derive them), comments spread
+ * over the posts created so far, one in five rejected.
  */
-async function buildLog(
-  dataDir: string,
-  events: number,
-): Promise<{ posts: number; comments: number; rejected: number }> {
-  const storeUrl = pathToFileURL(path.join(ROOT_DIR, 'event-bus', 'dist', 'store.js')).href;
-  const { EventStore } = (await import(storeUrl)) as StoreModule;
-  const store = new EventStore(dataDir);
+function realisticLog(events: number, append: (event: LogEventIn) => void): BuiltLog {
   const comments = Math.floor((events - Math.round(events / 100)) / 3);
   const posts = events - 3 * comments;
   const random = mulberry32(42);
   const hex = (n: number) => n.toString(16).padStart(8, '0');
   let rejected = 0;
-  const write = () => {
-    let postsMade = 0;
-    const newPost = () => {
-      const id = hex(postsMade++);
-      store.append({
-        type: 'PostCreated',
-        data: { id, title: `Post number ${postsMade}` },
-        id: randomUUID(),
-      });
-    };
-    newPost();
-    for (let c = 0; c < comments; c++) {
-      // The posts appear at an even pace among the comments.
-      while (postsMade < posts && postsMade <= (c * posts) / comments) newPost();
-      const postId = hex(Math.floor(random() * postsMade));
-      const id = `c${hex(c)}`;
-      const content = c % 5 === 2 ? `comment ${c} about an orange` : `comment ${c}, a fine one`;
-      const status = moderated(content);
-      if (status === 'rejected') rejected++;
-      const createdId = randomUUID();
-      store.append({
-        type: 'CommentCreated',
-        data: { id, content, postId, status: 'pending' },
-        id: createdId,
-      });
-      const moderatedId = `${createdId}/CommentModerated`;
-      store.append({ type: 'CommentModerated', data: { id, postId, status, content }, id: moderatedId });
-      store.append({
-        type: 'CommentUpdated',
-        data: { id, status, postId, content },
-        id: `${moderatedId}/CommentUpdated`,
-      });
-    }
-    while (postsMade < posts) newPost();
+  let postsMade = 0;
+  const newPost = () => {
+    const id = hex(postsMade++);
+    append({ type: 'PostCreated', data: { id, title: `Post number ${postsMade}` }, id: randomUUID() });
   };
+  newPost();
+  for (let c = 0; c < comments; c++) {
+    // The posts appear at an even pace among the comments.
+    while (postsMade < posts && postsMade <= (c * posts) / comments) newPost();
+    const postId = hex(Math.floor(random() * postsMade));
+    const id = `c${hex(c)}`;
+    const content = c % 5 === 2 ? `comment ${c} about an orange` : `comment ${c}, a fine one`;
+    const status = moderated(content);
+    if (status === 'rejected') rejected++;
+    const createdId = randomUUID();
+    append({ type: 'CommentCreated', data: { id, content, postId, status: 'pending' }, id: createdId });
+    const moderatedId = `${createdId}/CommentModerated`;
+    append({ type: 'CommentModerated', data: { id, postId, status, content }, id: moderatedId });
+    append({
+      type: 'CommentUpdated',
+      data: { id, status, postId, content },
+      id: `${moderatedId}/CommentUpdated`,
+    });
+  }
+  while (postsMade < posts) newPost();
+  return { posts, comments, rejected };
+}
+
+/** The log in the bus's SQLite store, written with the bus's own store module. */
+async function buildLog(dataDir: string, events: number): Promise<BuiltLog> {
+  const storeUrl = pathToFileURL(path.join(ROOT_DIR, 'event-bus', 'dist', 'store.js')).href;
+  const { EventStore } = (await import(storeUrl)) as StoreModule;
+  const store = new EventStore(dataDir);
+  let built: BuiltLog | undefined;
+  const write = () => (built = realisticLog(events, (event) => store.append(event)));
   // One transaction instead of one commit per event, when the store lets us reach its database.
   const db = (store as unknown as { db?: { transaction?: (fn: () => void) => () => void } }).db;
   if (typeof db?.transaction === 'function') db.transaction(write)();
@@ -966,34 +995,88 @@ async function buildLog(
   // The bus has already delivered all of it to query (as after a restart of query): it delivers nothing old.
   store.setCursor('query', head);
   store.close();
-  return { posts, comments, rejected };
+  return built!;
 }
 
-async function measureReplay(settings: Settings['replay'], logLevel: string): Promise<ReplayResult> {
+/** Every file's size under `dir`, in bytes. */
+function bytesUnder(dir: string): number {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .reduce((sum, entry) => sum + statSync(path.join(entry.parentPath, entry.name)).size, 0);
+}
+
+/**
+ * The log in a JetStream stream on a nats-server of its own (store in `<dataDir>/nats`), published through
+ * the services' own NatsTransport, a thousand at a time (pipelined on one connection, stored in order).
+ */
+async function buildStream(dataDir: string, events: number) {
+  const storeDir = path.join(dataDir, 'nats');
+  const server = await startNatsServer({ storeDir });
+  const stream = 'blog';
+  const transport = new NatsTransport({ url: server.url, stream, timeoutMs: 30_000 });
+  try {
+    const all: LogEventIn[] = [];
+    const log = realisticLog(events, (event) => all.push(event));
+    for (let i = 0; i < all.length; i += 1000) {
+      await Promise.all(all.slice(i, i + 1000).map((event) => transport.publish(event)));
+    }
+    const head = await transport.headSeq();
+    if (head !== events) throw new Error(`the built stream holds ${head} events, not ${events}`);
+    return { log, server, stream, bytes: bytesUnder(storeDir) };
+  } catch (err) {
+    await server.stop();
+    throw err;
+  } finally {
+    await transport.close();
+  }
+}
+
+async function measureReplay(
+  settings: Settings['replay'],
+  logLevel: string,
+  transport: Pick<SystemOptions, 'transport'>,
+): Promise<ReplayResult> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-replay-'));
   const children: ChildProcess[] = [];
+  const natsServers: { stop(): Promise<void> }[] = [];
   try {
-    const built = now();
-    const log = await buildLog(dataDir, settings.events);
-    const buildMs = now() - built;
-    const databaseBytes = statSync(path.join(dataDir, 'events.db')).size;
-
     const [busPort, queryPort] = await freePorts(2);
     const busUrl = `http://127.0.0.1:${busPort}`;
     const queryUrl = `http://127.0.0.1:${queryPort}`;
-    const bus = spawnService('event-bus', {
-      PORT: String(busPort),
-      DATA_DIR: dataDir,
-      SUBSCRIBERS: `query=${queryUrl}/events`,
-      LOG_LEVEL: logLevel,
-    });
-    children.push(bus.child);
-    await pollReady(busUrl, bus, 30_000, 20);
+    const built = now();
+    let log: BuiltLog;
+    let databaseBytes: number;
+    /** Where query reads the log: the bus, or (nats) the stream, with no bus at all. */
+    let source: Record<string, string>;
+    if (transport.transport === 'nats') {
+      const stream = await buildStream(dataDir, settings.events);
+      natsServers.push(stream.server);
+      log = stream.log;
+      databaseBytes = stream.bytes;
+      source = { EVENT_TRANSPORT: 'nats', NATS_URL: stream.server.url, NATS_STREAM: stream.stream };
+    } else {
+      log = await buildLog(dataDir, settings.events);
+      databaseBytes = statSync(path.join(dataDir, 'events.db')).size;
+      source = { EVENT_TRANSPORT: 'http', EVENT_BUS_URL: busUrl };
+    }
+    const buildMs = now() - built;
+
+    if (transport.transport !== 'nats') {
+      const bus = spawnService('event-bus', {
+        PORT: String(busPort),
+        EVENT_TRANSPORT: 'http',
+        DATA_DIR: dataDir,
+        SUBSCRIBERS: `query=${queryUrl}/events`,
+        LOG_LEVEL: logLevel,
+      });
+      children.push(bus.child);
+      await pollReady(busUrl, bus, 30_000, 20);
+    }
 
     const spawned = now();
     const query = spawnService('query', {
       PORT: String(queryPort),
-      EVENT_BUS_URL: busUrl,
+      ...source,
       LOG_LEVEL: logLevel,
     });
     children.push(query.child);
@@ -1038,6 +1121,7 @@ async function measureReplay(settings: Settings['replay'], logLevel: string): Pr
     };
   } finally {
     await Promise.all(children.map(stopChild));
+    await Promise.all(natsServers.map((server) => server.stop()));
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
@@ -1401,6 +1485,8 @@ interface Results {
     loadAfter: number;
   };
   system: string;
+  /** How the services exchanged events: `http` (the event-bus) or `nats` (NATS JetStream). */
+  transport: string;
   logLevel: string;
   phases: Phase[];
   /** The headline figures: every one a finite positive number when the run succeeded (null: phase not run). */
@@ -1478,8 +1564,10 @@ async function main(): Promise<void> {
     if (urls) {
       say(`Measuring the system at ${urls.posts}, ${urls.comments}, ${urls.query}, bus ${urls.bus}`);
     } else if (needsSystem) {
-      say(`Starting the five services (LOG_LEVEL=${options.logLevel}, a fresh temporary event log)...`);
+      const on = options.transport.transport === 'nats' ? ', on NATS JetStream' : '';
+      say(`Starting the five services (LOG_LEVEL=${options.logLevel}, a fresh temporary event log${on})...`);
       system = await startSystem({
+        ...options.transport,
         quiet: true,
         host: '127.0.0.1',
         env: { LOG_LEVEL: options.logLevel, ...profilerEnv() },
@@ -1546,7 +1634,7 @@ async function main(): Promise<void> {
     system = undefined;
     if (phases.has('replay')) {
       say(`start: query on a log of ${s.replay.events.toLocaleString('en')} events`);
-      replay = await measureReplay(s.replay, options.logLevel);
+      replay = await measureReplay(s.replay, options.logLevel, options.transport);
     }
 
     const cpus = os.cpus();
@@ -1564,6 +1652,7 @@ async function main(): Promise<void> {
         loadAfter: round(os.loadavg()[0] ?? 0, 2),
       },
       system: options.urls ? 'given URLs' : 'started by the bench (scripts/src/processes.ts)',
+      transport: options.urls ? 'as configured' : (options.transport.transport ?? 'http'),
       logLevel: options.urls ? 'as configured' : options.logLevel,
       phases: [...phases],
       figures: {
@@ -1734,7 +1823,8 @@ function formatTable(r: Results): string {
     ]);
     notes.push(
       `start: ${replay.posts} posts and ${replay.comments} comments in ${replay.events} events ` +
-        `(${(replay.databaseBytes / 2 ** 20).toFixed(1)} MiB of SQLite, built in ${replay.buildMs} ms); ` +
+        `(${(replay.databaseBytes / 2 ** 20).toFixed(1)} MiB of ${r.transport === 'nats' ? 'JetStream store' : 'SQLite'}, ` +
+        `built in ${replay.buildMs} ms); ` +
         `spawn → /readyz 200 in ${replay.readyMs} ms` +
         (replay.bootMs === null ? '' : ` (boot ${replay.bootMs} ms, catch-up ${replay.catchUpMs} ms)`) +
         '; ' +
@@ -1775,7 +1865,7 @@ function formatTable(r: Results): string {
     `${r.date} · ${r.command} · ${r.mode} run in ${d.totalSeconds} s`,
     `machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGB} GB, node ${m.node}, ${m.platform}; ` +
       `load average ${m.loadBefore} before, ${m.loadAfter} after`,
-    `system: ${r.system}, LOG_LEVEL=${r.logLevel}`,
+    `system: ${r.system}, transport ${r.transport}, LOG_LEVEL=${r.logLevel}`,
   ];
   const errors = `errors: ${Object.entries(r.errors)
     .map(([name, n]) => `${name} ${n}`)

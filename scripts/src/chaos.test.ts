@@ -1,12 +1,8 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runScript, scriptPath } from '../../test/support/scripts.js';
+import { describeEachTransport } from '../../test/support/transports.js';
 import { findDiscrepancies, type Expected, type LogEvent, type Observed } from './chaos-check.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHAOS = path.join(ROOT, 'scripts', 'dist', 'chaos.js');
 
 // ---------------------------------------------------------------------------------------------- the checker
 
@@ -105,6 +101,7 @@ describe('the chaos checker', () => {
 
 interface ChaosResults {
   seed: number;
+  transport: string;
   writes: { acknowledgedPosts: number; acknowledgedComments: number };
   kills: { service: string; restartMs: number | null }[];
   killsByService: Record<string, number>;
@@ -112,40 +109,48 @@ interface ChaosResults {
   discrepancies: string[];
 }
 
-describe('npm run chaos, short', () => {
-  it(
-    'loses and doubles nothing while services (the bus included) are SIGKILLed',
-    { timeout: 150_000 },
-    async () => {
-      expect(existsSync(CHAOS), 'scripts/dist/chaos.js is missing: run `npm run build` first').toBe(true);
-      const { code, stdout, stderr } = await new Promise<{
-        code: number | null;
-        stdout: string;
-        stderr: string;
-      }>((resolve) =>
-        execFile(
-          process.execPath,
-          // Seed 3 draws the bus among the first kills.
-          [CHAOS, '--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
-          { cwd: ROOT, timeout: 140_000, maxBuffer: 16 * 1024 * 1024 },
-          (error, out, err) =>
-            resolve({
-              code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
-              stdout: out,
-              stderr: err,
-            }),
-        ),
-      );
-      expect(code, `chaos failed:\n${stderr.slice(-4000)}`).toBe(0);
-      const results = JSON.parse(stdout) as ChaosResults;
-      expect(results.discrepancies).toEqual([]);
-      expect(results.kills.length).toBeGreaterThanOrEqual(5);
-      expect(results.killsByService['event-bus']).toBeGreaterThanOrEqual(1);
-      expect(results.kills.every((kill) => kill.restartMs !== null)).toBe(true);
-      expect(results.writes.acknowledgedPosts).toBeGreaterThan(5);
-      expect(results.writes.acknowledgedComments).toBeGreaterThan(20);
-      expect(results.quietAfterMs).not.toBeNull();
-      expect(stderr).toContain('seed 3');
-    },
-  );
-});
+/** Ours, without the shell's NATS_URL and NATS_STREAM: on nats, the script runs (and kills) its own server. */
+function chaosEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NATS_URL;
+  delete env.NATS_STREAM;
+  return env;
+}
+
+describeEachTransport(
+  'npm run chaos, short',
+  (transport) => {
+    it(
+      `loses and doubles nothing while services (the bus${transport === 'nats' ? ', the nats-server' : ''} included) are SIGKILLed`,
+      { timeout: 150_000 },
+      async () => {
+        expect(
+          existsSync(scriptPath('chaos')),
+          'scripts/dist/chaos.js is missing: run `npm run build` first',
+        ).toBe(true);
+        // Seed 3 draws the bus (on nats: the gateway, then the nats-server) among the first kills.
+        const { code, stdout, stderr } = await runScript(
+          'chaos',
+          [
+            ...['--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
+            ...['--transport', transport],
+          ],
+          { timeoutMs: 140_000, env: chaosEnv() },
+        );
+        expect(code, `chaos failed:\n${stderr.slice(-4000)}`).toBe(0);
+        const results = JSON.parse(stdout) as ChaosResults;
+        expect(results.discrepancies).toEqual([]);
+        expect(results.kills.length).toBeGreaterThanOrEqual(5);
+        expect(results.killsByService['event-bus']).toBeGreaterThanOrEqual(1);
+        if (transport === 'nats') expect(results.killsByService.nats).toBeGreaterThanOrEqual(1);
+        expect(results.transport).toBe(transport);
+        expect(results.kills.every((kill) => kill.restartMs !== null)).toBe(true);
+        expect(results.writes.acknowledgedPosts).toBeGreaterThan(5);
+        expect(results.writes.acknowledgedComments).toBeGreaterThan(20);
+        expect(results.quietAfterMs).not.toBeNull();
+        expect(stderr).toContain('seed 3');
+      },
+    );
+  },
+  { needs: 'binary' }, // it kills the nats-server
+);

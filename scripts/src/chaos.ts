@@ -3,8 +3,9 @@
  * SIGKILLs at random (the bus included), each service restarted after a random pause. At the end, once the
  * bus has delivered everything, every write that got its 201 must be there exactly once with its final
  * status, and the log must hold no event twice (scripts/src/chaos-check.ts). docs/reliability.md.
+ * With `--transport nats` the services run on NATS JetStream, and the nats-server is killed too.
  *
- *   node scripts/dist/chaos.js [--seed N] [--duration S] [--min-kills N] [--rate N] [--json]
+ *   node scripts/dist/chaos.js [--seed N] [--duration S] [--min-kills N] [--rate N] [--transport T] [--json]
  *
  * The seed fixes every random choice (what to write, what to kill, how long to wait); the timing of a real
  * run on a shared machine still differs, so a replay makes the same choices, not the same interleaving.
@@ -18,7 +19,14 @@ import {
   type Observed,
 } from './chaos-check.js';
 import { closeAgent, getJson, round, seededRandom, send, sleep, type Random } from './harness.js';
-import { SERVICE_NAMES, startSystem, type ServiceName, type System } from './processes.js';
+import {
+  SERVICE_NAMES,
+  startSystem,
+  transportOptions,
+  type ProcessName,
+  type System,
+  type SystemOptions,
+} from './processes.js';
 
 const USAGE = `Usage: npm run chaos [-- options]
 
@@ -31,6 +39,8 @@ Options:
   --duration S      how long to write and kill, in seconds (default 60)
   --min-kills N     the kills the schedule must reach within the duration (default 20)
   --rate N          writes started per second, at most (default 25)
+  --transport T     http (the event-bus) or nats (NATS JetStream: the nats-server is killed too; it
+                    runs its own unless NATS_URL is set); default: EVENT_TRANSPORT, else http
   --json            print the results as JSON on stdout (the report goes to stderr)
   --help            this text`;
 
@@ -40,6 +50,7 @@ interface Options {
   minKills: number;
   rate: number;
   json: boolean;
+  transport: Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'>;
 }
 
 /** Writes in flight at once, at most: the rate is a ceiling, not a promise, on a busy machine. */
@@ -49,8 +60,15 @@ const REFUSED_RETRIES = 5;
 const WRITE_TIMEOUT_MS = 5000;
 const QUIET_TIMEOUT_MS = 60_000;
 const RESTART_TIMEOUT_MS = 30_000;
-/** What to kill, drawn from this list: the bus, which holds the only state on disk, twice as often. */
-const KILL_WEIGHTS: readonly ServiceName[] = ['event-bus', ...SERVICE_NAMES];
+/**
+ * What to kill, drawn from this list: what holds the only state on disk twice as often, the bus or (on
+ * nats) the nats-server, whose gateway then counts as one more service; a nats-server we did not start
+ * (NATS_URL) is left alone.
+ */
+function killWeights(system: System): readonly ProcessName[] {
+  if (!system.nats) return ['event-bus', ...SERVICE_NAMES];
+  return system.nats.ours ? ['nats', 'nats', ...SERVICE_NAMES] : SERVICE_NAMES;
+}
 /** Services down at the same time, at most. */
 const MAX_DOWN = 2;
 
@@ -62,6 +80,7 @@ function parseOptions(argv: string[]): Options {
       duration: { type: 'string', default: '60' },
       'min-kills': { type: 'string', default: '20' },
       rate: { type: 'string', default: '25' },
+      transport: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -83,6 +102,7 @@ function parseOptions(argv: string[]): Options {
     minKills: whole('min-kills', values['min-kills'], 0),
     rate: whole('rate', values.rate, 1),
     json: values.json,
+    transport: transportOptions(values.transport),
   };
 }
 
@@ -186,7 +206,7 @@ function unexpectedAnswers(notAcknowledged: Record<string, number>): string[] {
 // ---------------------------------------------------------------------------------------------- kills
 
 interface Kill {
-  service: ServiceName;
+  service: ProcessName;
   /** When it was killed, from the start of the run. */
   atMs: number;
   /** How long it stayed down before its restart began. */
@@ -210,13 +230,14 @@ async function killUntil(
 ) {
   const kills: Kill[] = [];
   const restarts: Promise<void>[] = [];
-  const down = new Set<ServiceName>();
+  const down = new Set<ProcessName>();
+  const weights = killWeights(system);
   const durationMs = options.durationS * 1000;
   const cycleMs = (0.9 * durationMs) / Math.max(1, options.minKills);
   while (Date.now() < deadline) {
     const gapMs = random.between(0.3, 1.2) * cycleMs;
     const downMs = random.between(0.05, 0.5) * cycleMs;
-    const service = random.pick(KILL_WEIGHTS);
+    const service = random.pick(weights);
     const due = ((Date.now() - startedAt) / durationMs) * options.minKills;
     if (kills.length >= due) await sleep(gapMs);
     while (down.size >= MAX_DOWN || down.has(service)) await sleep(50);
@@ -237,7 +258,7 @@ async function killUntil(
 }
 
 /** Restarts a killed service after `downMs`: the time from the restart to its `/readyz` 200, or null. */
-async function restartAfter(system: System, service: ServiceName, downMs: number): Promise<number | null> {
+async function restartAfter(system: System, service: ProcessName, downMs: number): Promise<number | null> {
   await sleep(downMs);
   const restarting = Date.now();
   let timer: NodeJS.Timeout | undefined;
@@ -315,6 +336,7 @@ interface Results {
   durationS: number;
   minKills: number;
   rate: number;
+  transport: string;
   replay: string;
   writes: {
     attempted: number;
@@ -333,7 +355,7 @@ interface Results {
 
 function report(r: Results): string {
   const lines = [
-    `seed ${r.seed}, ${r.durationS} s, at most ${r.rate} writes/s`,
+    `seed ${r.seed}, ${r.durationS} s, at most ${r.rate} writes/s, transport ${r.transport}`,
     `writes: ${r.writes.attempted} attempted, ${r.writes.acknowledgedPosts} posts and ` +
       `${r.writes.acknowledgedComments} comments acknowledged (201), not acknowledged: ` +
       `${JSON.stringify(r.writes.notAcknowledged)}, ${r.writes.resentAfterRefused} sends repeated after ECONNREFUSED`,
@@ -363,9 +385,11 @@ async function main(): Promise<void> {
     say(`${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }
-  const replay = `npm run chaos -- --seed ${options.seed} --duration ${options.durationS} --min-kills ${options.minKills} --rate ${options.rate}`;
+  const transport = options.transport.transport ?? 'http';
+  const replay = `npm run chaos -- --seed ${options.seed} --duration ${options.durationS} --min-kills ${options.minKills} --rate ${options.rate} --transport ${transport}`;
   say(`chaos: seed ${options.seed} (${replay})`);
   const system = await startSystem({
+    ...options.transport,
     quiet: true,
     host: '127.0.0.1',
     env: { LOG_LEVEL: 'warn' },
@@ -404,6 +428,7 @@ async function main(): Promise<void> {
       durationS: options.durationS,
       minKills: options.minKills,
       rate: options.rate,
+      transport,
       replay,
       writes: {
         attempted: tally.attempted,
@@ -414,7 +439,7 @@ async function main(): Promise<void> {
       },
       kills,
       killsByService: Object.fromEntries(
-        SERVICE_NAMES.map((name) => [name, kills.filter((k) => k.service === name).length]),
+        system.status().map(({ name }) => [name, kills.filter((k) => k.service === name).length]),
       ),
       restarts: system.status().reduce((sum, s) => sum + s.restarts, 0),
       quietAfterMs,

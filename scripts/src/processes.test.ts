@@ -1,9 +1,19 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { natsAvailability } from '@blog/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts, isPortFree, SERVICE_NAMES, StartError, startSystem, type System } from './processes.js';
+import {
+  freePorts,
+  isPortFree,
+  SERVICE_NAMES,
+  StartError,
+  startSystem,
+  transportOptions,
+  waitForNats,
+  type System,
+} from './processes.js';
 
 /**
  * startSystem against stand-in services (a few lines of node:http each), so the process handling is tested
@@ -27,9 +37,11 @@ const server = http.createServer((req, res) => {
     return res.end(JSON.stringify({ ready }));
   }
   if (req.url === '/env') {
-    const { PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA } = process.env;
+    const { PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA, EVENT_TRANSPORT, NATS_URL, NATS_STREAM } = process.env;
     res.writeHead(200, { 'content-type': 'application/json' });
-    return res.end(JSON.stringify({ name, pid: process.pid, PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA }));
+    return res.end(JSON.stringify({
+      name, pid: process.pid, PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA, EVENT_TRANSPORT, NATS_URL, NATS_STREAM,
+    }));
   }
   if (req.url === '/crash') {
     res.end();
@@ -87,9 +99,13 @@ describe('startSystem', () => {
       const posts = await env(system, 'posts');
       expect(posts).toMatchObject({
         PORT: String(system.ports.posts),
+        EVENT_TRANSPORT: 'http',
         EVENT_BUS_URL: `http://localhost:${system.ports['event-bus']}`,
         EXTRA: 'for all',
       });
+      expect(posts.NATS_URL).toBeUndefined();
+      expect(system.nats).toBeUndefined();
+      await expect(system.kill('nats')).rejects.toThrow('There is no nats-server');
       expect(system.logs('posts')[0]).toContain('posts listening');
       expect(system.status().every((s) => s.running)).toBe(true);
     } finally {
@@ -202,3 +218,90 @@ describe('startSystem', () => {
     );
   });
 });
+
+describe('transportOptions (--transport, EVENT_TRANSPORT, NATS_URL, NATS_STREAM)', () => {
+  it('takes the flag, else EVENT_TRANSPORT, else http', () => {
+    expect(transportOptions(undefined, {})).toEqual({ transport: 'http' });
+    expect(transportOptions(undefined, { EVENT_TRANSPORT: 'nats' })).toEqual({
+      transport: 'nats',
+      natsUrl: undefined,
+      natsStream: undefined,
+    });
+    expect(transportOptions('http', { EVENT_TRANSPORT: 'nats', NATS_URL: 'nats://x:4222' })).toEqual({
+      transport: 'http',
+    });
+    expect(transportOptions('nats', { NATS_URL: 'nats://x:4222', NATS_STREAM: 'mine' })).toEqual({
+      transport: 'nats',
+      natsUrl: 'nats://x:4222',
+      natsStream: 'mine',
+    });
+    expect(() => transportOptions('kafka', {})).toThrow('"http" or "nats", not "kafka"');
+  });
+});
+
+// These kill and restart the nats-server startSystem runs: they need the binary (natsAvailability prints why not).
+const ownNats = natsAvailability({ needs: 'binary' });
+
+describe.skipIf(ownNats.skip)(
+  `startSystem with transport nats${ownNats.skip ? ` (${ownNats.reason})` : ''}`,
+  () => {
+    it('runs its own nats-server first, hands every service its URL and stream, and can kill and restart it', async () => {
+      const system = await startSystem({ rootDir, ...quiet, transport: 'nats' });
+      const url = system.nats?.url ?? '';
+      try {
+        expect(system.nats).toEqual({
+          url: expect.stringMatching(/^nats:\/\/127\.0\.0\.1:\d+$/),
+          stream: 'blog',
+          ours: true,
+        });
+        for (const name of SERVICE_NAMES) {
+          expect(await env(system, name), name).toMatchObject({
+            EVENT_TRANSPORT: 'nats',
+            NATS_URL: url,
+            NATS_STREAM: 'blog',
+          });
+        }
+        expect(
+          existsSync(path.join(system.dataDir, 'nats', 'jetstream')),
+          'JetStream store in <dataDir>/nats',
+        ).toBe(true);
+        expect(system.status().map((s) => s.name)).toEqual(['nats', ...SERVICE_NAMES]);
+
+        expect(await system.kill('nats')).toEqual({ code: null, signal: 'SIGKILL' });
+        await expect(waitForNats(url, { timeoutMs: 300 })).rejects.toThrow('did not greet a client');
+        await system.restart('nats');
+        await waitForNats(url, { timeoutMs: 1000 });
+        expect(system.status().find((s) => s.name === 'nats')).toMatchObject({ running: true, restarts: 1 });
+      } finally {
+        await system.stop();
+      }
+      expect(system.status().some((s) => s.running)).toBe(false);
+      expect(await isPortFree(Number(new URL(url).port))).toBe(true);
+    });
+
+    it('uses a server given by natsUrl as it is, in a stream of its own, and will not kill it', async () => {
+      const owner = await startSystem({ rootDir, ...quiet, transport: 'nats' });
+      try {
+        const guest = await startSystem({ rootDir, ...quiet, transport: 'nats', natsUrl: owner.nats!.url });
+        try {
+          expect(guest.nats).toEqual({
+            url: owner.nats!.url,
+            stream: expect.stringMatching(/^blog_[0-9a-f]{12}$/),
+            ours: false,
+          });
+          expect(await env(guest, 'query')).toMatchObject({
+            NATS_URL: owner.nats!.url,
+            NATS_STREAM: guest.nats!.stream,
+          });
+          await expect(guest.kill('nats')).rejects.toThrow('was not started by startSystem');
+          expect(guest.status().map((s) => s.name)).toEqual([...SERVICE_NAMES]);
+        } finally {
+          await guest.stop();
+        }
+        await waitForNats(owner.nats!.url, { timeoutMs: 1000 }); // still there
+      } finally {
+        await owner.stop();
+      }
+    });
+  },
+);

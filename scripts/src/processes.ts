@@ -8,9 +8,14 @@
  *   await system.restart('query');                             // back, and ready (caught up)
  *   await system.stop();                                       // SIGTERM all, SIGKILL after 10 s
  *
+ *   const onNats = await startSystem({ transport: 'nats' });   // its own nats-server, JetStream in dataDir
+ *   await onNats.kill('nats');                                 // the nats-server too: SIGKILL, stays down
+ *   await onNats.restart('nats');                              // same port, same store
+ *
  * Import it from `scripts/src/processes.ts` in vitest and from `scripts/dist/processes.js` in node. Each
- * service is `node <service>/dist/index.js` (run `npm run build` first) configured by PORT, EVENT_BUS_URL,
- * SUBSCRIBERS and DATA_DIR, and counts as started when `GET /readyz` answers 200.
+ * service is `node <service>/dist/index.js` (run `npm run build` first) configured by PORT, EVENT_TRANSPORT,
+ * EVENT_BUS_URL, SUBSCRIBERS and DATA_DIR (or, with `transport: 'nats'`, NATS_URL and NATS_STREAM), and
+ * counts as started when `GET /readyz` answers 200; the nats-server when it greets a client (`INFO`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +24,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNatsServerBinary, uniqueStreamName } from '@blog/common/testing';
 import { formatServiceLine, LineSplitter, painter } from './logs.js';
 import { localBackends, startRouter, type Router } from './router.js';
 
@@ -39,6 +45,38 @@ export const DEFAULT_PORTS: Readonly<Record<ServiceName, number>> = {
 /** The local router's port under `ports: 'default'`: the client's, where the Ingress's address stands. */
 export const DEFAULT_ROUTER_PORT = 3000;
 
+/** How the services exchange events (docs/event-bus.md): the HTTP bus, or NATS JetStream. */
+export const TRANSPORTS = ['http', 'nats'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+/**
+ * The transport options of `npm start`, `npm run chaos` and `npm run bench`: `--transport`, else
+ * EVENT_TRANSPORT, else http; with nats, a server already running at NATS_URL (else startSystem runs one)
+ * and the stream NATS_STREAM, when set.
+ */
+export function transportOptions(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'> {
+  const value = flag ?? (env.EVENT_TRANSPORT || 'http');
+  if (value === 'http') return { transport: 'http' };
+  if (value !== 'nats') {
+    throw new Error(`--transport (or EVENT_TRANSPORT) is "http" or "nats", not "${value}"`);
+  }
+  return { transport: 'nats', natsUrl: env.NATS_URL || undefined, natsStream: env.NATS_STREAM || undefined };
+}
+
+/** What startSystem runs: the five services, and with `transport: 'nats'` its own nats-server. */
+export type ProcessName = ServiceName | 'nats';
+
+/** NATS's own port, the nats-server's under `ports: 'default'`. */
+export const DEFAULT_NATS_PORT = 4222;
+
+/** How to get a nats-server, for the messages that need one. */
+export const NATS_INSTALL_HINT =
+  'install it with `apt-get install nats-server` (Debian, Ubuntu) or `brew install nats-server` (macOS), ' +
+  'or give the URL of a running one in NATS_URL';
+
 /** The repository root (this file is `scripts/src/processes.ts` or `scripts/dist/processes.js`). */
 export const ROOT_DIR = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -49,12 +87,25 @@ export interface ExitInfo {
 
 export interface SystemOptions {
   /**
-   * `'default'`: the course ports (4000-4003, 4005), checked free before anything is spawned.
-   * An object: those ports for those services, a free port for the others. Left out: free ports for all.
+   * `'default'`: the course ports (4000-4003, 4005; the nats-server on 4222), checked free before anything
+   * is spawned. An object: those ports for those processes, a free port for the others. Left out: free ports.
    */
-  ports?: 'default' | Partial<Record<ServiceName, number>>;
-  /** The bus's DATA_DIR. Left out: a fresh temporary directory, removed by `stop()`. */
+  ports?: 'default' | Partial<Record<ProcessName, number>>;
+  /** The bus's DATA_DIR (and the nats-server's store, `<dataDir>/nats`). Left out: a fresh temporary
+   * directory, removed by `stop()`. */
   dataDir?: string;
+  /** `EVENT_TRANSPORT` of every service and the bus. Default `http`. */
+  transport?: Transport;
+  /**
+   * Transport `nats`: the URL of a NATS server already running, used as it is (it cannot be killed or
+   * restarted). Left out: startSystem runs `nats-server -js` itself, on 127.0.0.1, stored in `<dataDir>/nats`.
+   */
+  natsUrl?: string;
+  /**
+   * Transport `nats`: the JetStream stream (`NATS_STREAM`). Default `blog` on startSystem's own nats-server;
+   * on a server given by `natsUrl`, a fresh `blog_<random>` so that runs sharing the server do not mix.
+   */
+  natsStream?: string;
   /** Added to every service's environment (e.g. `{ LOG_LEVEL: 'warn' }`); wins over what startSystem sets. */
   env?: NodeJS.ProcessEnv;
   /** Added to one service's environment; wins over `env`. */
@@ -88,7 +139,7 @@ export interface SystemOptions {
 }
 
 export interface ServiceStatus {
-  name: ServiceName;
+  name: ProcessName;
   port: number;
   url: string;
   pid: number | undefined;
@@ -101,19 +152,24 @@ export interface System {
   urls: Readonly<Record<ServiceName, string>>;
   ports: Readonly<Record<ServiceName, number>>;
   dataDir: string;
+  transport: Transport;
+  /** Transport `nats`: the server (`NATS_URL`), the stream (`NATS_STREAM`), and whether startSystem runs
+   * that nats-server (then `kill('nats')` and `restart('nats')` work on it). */
+  nats?: { url: string; stream: string; ours: boolean };
   /** SIGTERM to all, wait for them to exit (SIGKILL after `stopTimeoutMs`). Safe to call twice. */
   stop(): Promise<void>;
   /**
-   * Sends a signal to one service (default SIGKILL) and waits for it to exit; it stays down until `restart`.
-   * SIGSTOP / SIGCONT pause and resume it instead (no waiting).
+   * Sends a signal to one service, or to the nats-server startSystem runs (default SIGKILL), and waits for
+   * it to exit; it stays down until `restart`. SIGSTOP / SIGCONT pause and resume it instead (no waiting).
    */
-  kill(name: ServiceName, signal?: NodeJS.Signals): Promise<ExitInfo | undefined>;
-  /** Stops the service if it runs (SIGTERM), starts it again on the same port and waits until it is ready. */
-  restart(name: ServiceName): Promise<void>;
-  /** Waits until the service answers `GET /readyz` 200. */
-  waitReady(name: ServiceName, timeoutMs?: number): Promise<void>;
-  /** The last lines (up to 1000) the service wrote, stdout and stderr interleaved. */
-  logs(name: ServiceName): string[];
+  kill(name: ProcessName, signal?: NodeJS.Signals): Promise<ExitInfo | undefined>;
+  /** Stops the process if it runs (SIGTERM), starts it again on the same port and waits until it is ready. */
+  restart(name: ProcessName): Promise<void>;
+  /** Waits until the service answers `GET /readyz` 200 (the nats-server: greets a client). */
+  waitReady(name: ProcessName, timeoutMs?: number): Promise<void>;
+  /** The last lines (up to 1000) the process wrote, stdout and stderr interleaved. */
+  logs(name: ProcessName): string[];
+  /** The five services, then the nats-server when startSystem runs one. */
   status(): ServiceStatus[];
   /** The local router, when started (`router` option): the one address of the app and its API. */
   router?: { url: string; port: number };
@@ -211,13 +267,19 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+interface PollOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
 /**
- * Polls `GET <url>/readyz` until it answers 200. Rejects after `timeoutMs` with the last answer or error,
- * or as soon as `signal` aborts.
+ * Tries `attempt` (given how long it may take) every POLL_MS until it resolves. Rejects after `timeoutMs`
+ * with `${failure} within N s (last: <the last attempt's error>)`, or as soon as `signal` aborts.
  */
-export async function waitForReady(
-  url: string,
-  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+async function pollUntil(
+  failure: string,
+  attempt: (attemptTimeoutMs: number) => Promise<void>,
+  options: PollOptions,
 ): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const deadline = Date.now() + timeoutMs;
@@ -225,27 +287,73 @@ export async function waitForReady(
   for (;;) {
     options.signal?.throwIfAborted();
     try {
-      const response = await fetch(`${url}/readyz`, {
-        signal: AbortSignal.timeout(Math.max(100, Math.min(2000, deadline - Date.now()))),
-      });
-      const body = await response.text();
-      if (response.status === 200) return;
-      last = `${response.status} ${body.slice(0, 200)}`;
+      return await attempt(Math.max(100, Math.min(2000, deadline - Date.now())));
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      last = cause?.code ?? cause?.message ?? (err as Error).message;
+      last = (err as Error).message;
     }
     if (Date.now() >= deadline) {
-      throw new StartError(`${url}/readyz did not answer 200 within ${timeoutMs / 1000} s (last: ${last})`);
+      throw new StartError(`${failure} within ${timeoutMs / 1000} s (last: ${last})`);
     }
     await delay(POLL_MS, options.signal);
   }
 }
 
+/**
+ * Polls `GET <url>/readyz` until it answers 200. Rejects after `timeoutMs` with the last answer or error,
+ * or as soon as `signal` aborts.
+ */
+export function waitForReady(url: string, options: PollOptions = {}): Promise<void> {
+  return pollUntil(
+    `${url}/readyz did not answer 200`,
+    async (attemptTimeoutMs) => {
+      let response: Response;
+      let body: string;
+      try {
+        response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(attemptTimeoutMs) });
+        body = await response.text();
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        throw new Error(cause?.code ?? cause?.message ?? (err as Error).message);
+      }
+      if (response.status !== 200) throw new Error(`${response.status} ${body.slice(0, 200)}`);
+    },
+    options,
+  );
+}
+
+/** One attempt: connects and resolves once the server sends its `INFO` line, as NATS greets a client. */
+function natsGreets(url: URL, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: url.hostname, port: Number(url.port || DEFAULT_NATS_PORT) });
+    let received = '';
+    const done = (err?: Error) => {
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    socket.setTimeout(timeoutMs, () => done(new Error('no INFO line')));
+    socket.on('error', (err: NodeJS.ErrnoException) => done(new Error(err.code ?? err.message)));
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (received.startsWith('INFO ')) done();
+      else if (received.length >= 5) done(new Error(`not a NATS server: ${received.slice(0, 60)}`));
+    });
+  });
+}
+
+/**
+ * Polls `nats://host:port` until a connection is greeted with `INFO` (the nats-server accepts clients only
+ * once JetStream has recovered its store). Rejects after `timeoutMs`, or as soon as `signal` aborts.
+ */
+export function waitForNats(natsUrl: string, options: PollOptions = {}): Promise<void> {
+  const url = new URL(natsUrl);
+  return pollUntil(`${natsUrl} did not greet a client`, (ms) => natsGreets(url, ms), options);
+}
+
 // ---------------------------------------------------------------------------------------------- processes
 
 interface Proc {
-  name: ServiceName;
+  name: ProcessName;
   port: number;
   url: string;
   env: NodeJS.ProcessEnv;
@@ -300,6 +408,18 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'>
   ]).finally(() => clearTimeout(timer));
 }
 
+/** The nats-server startSystem runs (transport `nats` without `natsUrl`): its binary. */
+function natsServerOrThrow(): string {
+  const binary = findNatsServerBinary();
+  if (!binary) {
+    throw new StartError(
+      `The nats transport needs a nats-server, and there is none on PATH or at /usr/sbin/nats-server: ` +
+        `${NATS_INSTALL_HINT}.`,
+    );
+  }
+  return binary;
+}
+
 export async function startSystem(options: SystemOptions = {}): Promise<System> {
   const rootDir = options.rootDir ?? ROOT_DIR;
   const missing = SERVICE_NAMES.filter((name) => !existsSync(path.join(rootDir, name, 'dist', 'index.js')));
@@ -308,23 +428,30 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       `Not built: ${missing.map((name) => `${name}/dist/index.js`).join(', ')}. Run \`npm run build\` first.`,
     );
   }
+  const transport = options.transport ?? 'http';
+  const natsServer = transport === 'nats' && options.natsUrl === undefined ? natsServerOrThrow() : undefined;
 
   const ownDataDir = options.dataDir === undefined;
   const dataDir = path.resolve(options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'blog-data-')));
   mkdirSync(dataDir, { recursive: true });
 
-  const fixed = options.ports === 'default' ? { ...DEFAULT_PORTS } : { ...(options.ports ?? {}) };
-  const attempts = SERVICE_NAMES.every((name) => fixed[name] !== undefined) ? 1 : 3;
+  const fixed: Partial<Record<ProcessName, number>> =
+    options.ports === 'default'
+      ? { ...DEFAULT_PORTS, nats: DEFAULT_NATS_PORT }
+      : { ...(options.ports ?? {}) };
+  if (!natsServer) delete fixed.nats;
+  const names: ProcessName[] = natsServer ? ['nats', ...SERVICE_NAMES] : [...SERVICE_NAMES];
+  const attempts = names.every((name) => fixed[name] !== undefined) ? 1 : 3;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(options, rootDir, dataDir, ownDataDir, fixed);
+      return await startOnce(options, rootDir, dataDir, ownDataDir, fixed, natsServer);
     } catch (err) {
-      // A port picked free can be taken by someone else before the service binds it: pick again.
+      // A port picked free can be taken by someone else before the process binds it: pick again.
       const raced =
         err instanceof StartError &&
         err.service !== undefined &&
-        fixed[err.service as ServiceName] === undefined &&
-        err.output.some((line) => line.includes('EADDRINUSE'));
+        fixed[err.service as ProcessName] === undefined &&
+        err.output.some((line) => line.includes('EADDRINUSE') || line.includes('address already in use'));
       if (!raced || attempt >= attempts) {
         if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
         throw err;
@@ -338,14 +465,17 @@ async function startOnce(
   rootDir: string,
   dataDir: string,
   ownDataDir: boolean,
-  fixed: Partial<Record<ServiceName, number>>,
+  fixed: Partial<Record<ProcessName, number>>,
+  /** The nats-server binary to run, or undefined: transport http, or a server given by `natsUrl`. */
+  natsServer: string | undefined,
 ): Promise<System> {
   const routerOptions = options.router === true ? {} : options.router || undefined;
   const routerPort = routerOptions?.port ?? (options.ports === 'default' ? DEFAULT_ROUTER_PORT : undefined);
   await assertPortsFree({ ...fixed, ...(routerOptions && routerPort ? { router: routerPort } : {}) });
-  const toPick = SERVICE_NAMES.filter((name) => fixed[name] === undefined);
+  const names: ProcessName[] = natsServer ? ['nats', ...SERVICE_NAMES] : [...SERVICE_NAMES];
+  const toPick = names.filter((name) => fixed[name] === undefined);
   const picked = await freePorts(toPick.length);
-  const ports = { ...fixed } as Record<ServiceName, number>;
+  const ports = { ...fixed } as Record<ProcessName, number>;
   toPick.forEach((name, i) => (ports[name] = picked[i]!));
 
   const host = options.host ?? 'localhost';
@@ -353,30 +483,43 @@ async function startOnce(
     ServiceName,
     string
   >;
+  const transport = options.transport ?? 'http';
+  // The nats-server listens on 127.0.0.1 only: no name to resolve, and nothing reachable from elsewhere.
+  const nats =
+    transport === 'nats'
+      ? {
+          url: natsServer ? `nats://127.0.0.1:${ports.nats}` : options.natsUrl!,
+          stream: options.natsStream ?? (natsServer ? 'blog' : uniqueStreamName('blog')),
+          ours: !!natsServer,
+        }
+      : undefined;
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
   const paint = painter(process.stdout);
   const status = options.onStatus ?? ((message: string) => process.stderr.write(`${message}\n`));
   const require = createRequire(import.meta.url);
 
-  const envFor = (name: ServiceName): NodeJS.ProcessEnv => {
-    const own: NodeJS.ProcessEnv = { PORT: String(ports[name]) };
+  const envFor = (name: ProcessName): NodeJS.ProcessEnv => {
+    if (name === 'nats') return { ...process.env };
+    // EVENT_TRANSPORT always: one set in the shell (`EVENT_TRANSPORT=nats npm test`) must not leak in.
+    const own: NodeJS.ProcessEnv = { PORT: String(ports[name]), EVENT_TRANSPORT: transport };
     if (name === 'event-bus') {
       own.DATA_DIR = dataDir;
       own.SUBSCRIBERS = SUBSCRIBER_NAMES.map((n) => `${n}=${urls[n]}/events`).join(',');
     } else {
       own.EVENT_BUS_URL = urls['event-bus'];
     }
+    if (nats) Object.assign(own, { NATS_URL: nats.url, NATS_STREAM: nats.stream });
     return { ...process.env, ...own, ...options.env, ...options.serviceEnv?.[name] };
   };
 
   const procs = Object.fromEntries(
-    SERVICE_NAMES.map((name): [ServiceName, Proc] => [
+    names.map((name): [ProcessName, Proc] => [
       name,
       {
         name,
         port: ports[name],
-        url: urls[name],
+        url: name === 'nats' ? nats!.url : urls[name],
         env: envFor(name),
         child: undefined,
         exited: undefined,
@@ -388,7 +531,16 @@ async function startOnce(
         logs: [],
       },
     ]),
-  ) as Record<ServiceName, Proc>;
+  ) as Record<ServiceName, Proc> & { nats?: Proc };
+  const procOf = (name: ProcessName): Proc => {
+    const proc = procs[name];
+    if (proc) return proc;
+    throw new Error(
+      nats
+        ? `The NATS server at ${nats.url} was not started by startSystem: it cannot be killed or restarted`
+        : 'There is no nats-server: this system runs on the HTTP bus (transport http)',
+    );
+  };
 
   let stopping: Promise<void> | undefined;
   let startedAll = false;
@@ -399,7 +551,9 @@ async function startOnce(
   const print = (name: string, line: string, stream: 'stdout' | 'stderr') => {
     options.onLine?.(name, line, stream);
     if (!options.quiet) {
-      process.stdout.write(`${formatServiceLine(name, line, { paint, stderr: stream === 'stderr' })}\n`);
+      // The nats-server logs everything on stderr: only its errors are shown as such.
+      const error = name === 'nats' ? /\[(ERR|FTL)\]/.test(line) : stream === 'stderr';
+      process.stdout.write(`${formatServiceLine(name, line, { paint, stderr: error })}\n`);
     }
   };
 
@@ -417,9 +571,17 @@ async function startOnce(
     }
   };
 
-  const spawnProc = (proc: Proc): void => {
-    const cwd = path.join(rootDir, proc.name);
-    const args = options.dev
+  /** The nats-server with JetStream, stored in `<dataDir>/nats` so a restart (or the next run) finds it all. */
+  const natsCommand = (proc: Proc) => ({
+    command: natsServer!,
+    args: ['-js', '-sd', path.join(dataDir, 'nats'), '-a', '127.0.0.1', '-p', String(proc.port)],
+    cwd: dataDir,
+  });
+
+  const serviceCommand = (proc: Proc) => ({
+    command: process.execPath,
+    cwd: path.join(rootDir, proc.name),
+    args: options.dev
       ? [
           require.resolve('nodemon/bin/nodemon.js'),
           '--quiet',
@@ -434,8 +596,12 @@ async function startOnce(
           '0.5',
           'dist/index.js',
         ]
-      : ['dist/index.js'];
-    const child = spawn(process.execPath, args, {
+      : ['dist/index.js'],
+  });
+
+  const spawnProc = (proc: Proc): void => {
+    const { command, args, cwd } = proc.name === 'nats' ? natsCommand(proc) : serviceCommand(proc);
+    const child = spawn(command, args, {
       cwd,
       env: proc.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -495,9 +661,10 @@ async function startOnce(
         ...proc.logs,
       ]);
     });
+    const ready = proc.name === 'nats' ? waitForNats : waitForReady;
     try {
       await Promise.race([
-        waitForReady(proc.url, { timeoutMs, signal: abort.signal }).catch((err: unknown) => {
+        ready(proc.url, { timeoutMs, signal: abort.signal }).catch((err: unknown) => {
           if (options.signal?.aborted) throw new StartError('Start aborted');
           throw new StartError(`${proc.name} is not ready: ${(err as Error).message}`, proc.name, [
             ...proc.logs,
@@ -531,7 +698,9 @@ async function startOnce(
     stopping ??= (async () => {
       await router?.close();
       for (const helper of helpers) signalTree(helper, 'SIGTERM');
-      await Promise.all(Object.values(procs).map((proc) => terminate(proc, stopTimeoutMs)));
+      await Promise.all(SERVICE_NAMES.map((name) => terminate(procs[name], stopTimeoutMs)));
+      // The nats-server last, so that no service is left waiting on it while it shuts down.
+      if (procs.nats) await terminate(procs.nats, stopTimeoutMs);
       for (const helper of helpers) signalTree(helper, 'SIGKILL');
       if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
     })();
@@ -589,6 +758,11 @@ async function startOnce(
   };
 
   try {
+    if (procs.nats) {
+      mkdirSync(path.join(dataDir, 'nats'), { recursive: true });
+      spawnProc(procs.nats);
+      await waitUp(procs.nats);
+    }
     spawnProc(procs['event-bus']);
     await waitUp(procs['event-bus']);
     for (const name of SUBSCRIBER_NAMES) spawnProc(procs[name]);
@@ -613,7 +787,8 @@ async function startOnce(
     // Keep the data directory: startSystem decides whether to retry in it or remove it.
     await router?.close();
     for (const helper of helpers) signalTree(helper, 'SIGKILL');
-    await Promise.all(Object.values(procs).map((proc) => terminate(proc, 2000)));
+    await Promise.all(SERVICE_NAMES.map((name) => terminate(procs[name], 2000)));
+    if (procs.nats) await terminate(procs.nats, 2000);
     throw err;
   }
 
@@ -621,10 +796,12 @@ async function startOnce(
     urls,
     ports,
     dataDir,
+    transport,
+    nats,
     router: router && { url: router.url, port: router.port },
     stop,
     async kill(name, signal = 'SIGKILL') {
-      const proc = procs[name];
+      const proc = procOf(name);
       const child = proc.child;
       if (!child || child.exitCode !== null || child.signalCode !== null) return undefined;
       if (signal === 'SIGSTOP' || signal === 'SIGCONT' || signal === 'SIGTSTP') {
@@ -638,21 +815,22 @@ async function startOnce(
     },
     async restart(name) {
       if (stopping) throw new Error('The system is stopped');
-      const proc = procs[name];
+      const proc = procOf(name);
       await terminate(proc, stopTimeoutMs);
       proc.restarts++;
       spawnProc(proc);
       await waitUp(proc);
     },
     waitReady(name, timeoutMs = readyTimeoutMs) {
+      if (name === 'nats') return waitForNats(nats?.url ?? procOf(name).url, { timeoutMs });
       return waitForReady(procs[name].url, { timeoutMs });
     },
     logs(name) {
-      return [...procs[name].logs];
+      return [...procOf(name).logs];
     },
     status() {
-      return SERVICE_NAMES.map((name) => {
-        const proc = procs[name];
+      return names.map((name) => {
+        const proc = procOf(name);
         const child = proc.child;
         return {
           name,

@@ -1,16 +1,12 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runScript, scriptPath } from '../../test/support/scripts.js';
 
 /**
  * `npm run soak`, short, as a child process on the built services: no request may fail, and every figure
  * (per-interval percentiles, each service's RSS, the growth verdict) must be there. No thresholds on speed
  * or memory: 10 s on a shared machine says nothing about either; the full run is in docs/reliability.md.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SOAK = path.join(ROOT, 'scripts', 'dist', 'soak.js');
 
 interface SoakResults {
   requests: number;
@@ -25,23 +21,14 @@ describe('npm run soak, short', () => {
     'carries a steady mix for 10 s without an error, and reports latency and memory',
     { timeout: 90_000 },
     async () => {
-      expect(existsSync(SOAK), 'scripts/dist/soak.js is missing: run `npm run build` first').toBe(true);
-      const { code, stdout, stderr } = await new Promise<{
-        code: number | null;
-        stdout: string;
-        stderr: string;
-      }>((resolve) =>
-        execFile(
-          process.execPath,
-          [SOAK, '--duration', '10', '--interval', '2', '--rate', '50', '--json'],
-          { cwd: ROOT, timeout: 80_000, maxBuffer: 16 * 1024 * 1024 },
-          (error, out, err) =>
-            resolve({
-              code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
-              stdout: out,
-              stderr: err,
-            }),
-        ),
+      expect(
+        existsSync(scriptPath('soak')),
+        'scripts/dist/soak.js is missing: run `npm run build` first',
+      ).toBe(true);
+      const { code, stdout, stderr } = await runScript(
+        'soak',
+        ['--duration', '10', '--interval', '2', '--rate', '50', '--json'],
+        { timeoutMs: 80_000 },
       );
       expect(code, `soak failed:\n${stderr.slice(-3000)}`).toBe(0);
       const results = JSON.parse(stdout) as SoakResults;

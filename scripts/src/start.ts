@@ -2,20 +2,25 @@
  * `npm start` (after `npm run build`): the five services as separate processes on the course's ports, the
  * bus first, then the local router on :3000 (the client and the API, routed as the Ingress says). Prints
  * each service's log lines, then what runs where once every one answers `/readyz`; restarts a service
- * that dies; stops them all on Ctrl-C.
+ * that dies; stops them all on Ctrl-C. With `--transport nats` (or EVENT_TRANSPORT=nats) the services
+ * exchange events through NATS JetStream: a nats-server started here (store in ./data/nats), or the one at
+ * NATS_URL.
  *
- *   node scripts/dist/start.js [--dev] [--quiet] [--port 3000]
+ *   node scripts/dist/start.js [--dev] [--quiet] [--port 3000] [--transport http|nats]
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { painter } from './logs.js';
 import {
+  DEFAULT_NATS_PORT,
   DEFAULT_PORTS,
   DEFAULT_ROUTER_PORT,
   ROOT_DIR,
   SERVICE_NAMES,
   startSystem,
+  transportOptions,
   type System,
+  type SystemOptions,
 } from './processes.js';
 
 const USAGE = `Usage: npm start [-- --quiet]      (or: npm run dev)
@@ -29,9 +34,14 @@ Options:
               the client is served by Vite with hot reload, behind the same router
   --quiet     do not print the services' log lines
   --port N    the router's port (default ${DEFAULT_ROUTER_PORT})
+  --transport http|nats
+              how the services exchange events (default: EVENT_TRANSPORT, else http): the event-bus
+              service, or NATS JetStream with the event-bus as a gateway to the stream; nats starts
+              nats-server -js on ${DEFAULT_NATS_PORT} (from PATH or /usr/sbin) unless NATS_URL names a running one
   --help      this text
 
-The event log is kept in ./data (delete it to start from an empty blog).`;
+The event log is kept in ./data (delete it to start from an empty blog): the bus's events.db, or with
+nats the JetStream store in ./data/nats (stream NATS_STREAM, default blog).`;
 
 /** What to try on each service, for the table printed once everything is ready. */
 const ROUTES: Record<(typeof SERVICE_NAMES)[number], string> = {
@@ -42,13 +52,25 @@ const ROUTES: Record<(typeof SERVICE_NAMES)[number], string> = {
   moderation: 'POST /events (approves or rejects comments)',
 };
 
-function parseOptions(): { dev: boolean; quiet: boolean; port: number } {
+/** The bus under nats: the same routes, as a gateway to the stream. */
+const NATS_BUS_ROUTES =
+  'POST /events · GET /events?after=&limit= · GET /subscribers (a gateway to the stream)';
+
+interface Options {
+  dev: boolean;
+  quiet: boolean;
+  port: number;
+  transport: Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'>;
+}
+
+function parseOptions(): Options {
   try {
     const { values } = parseArgs({
       options: {
         dev: { type: 'boolean', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
         port: { type: 'string', default: String(DEFAULT_ROUTER_PORT) },
+        transport: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -62,7 +84,7 @@ function parseOptions(): { dev: boolean; quiet: boolean; port: number } {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new Error(`--port must be a port number (1-65535), not "${values.port}"`);
     }
-    return { dev: values.dev, quiet: values.quiet, port };
+    return { dev: values.dev, quiet: values.quiet, port, transport: transportOptions(values.transport) };
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
@@ -107,14 +129,24 @@ async function main(): Promise<void> {
     if (process.ppid !== parent && !stopping) onSignal('Parent process gone');
   }, 500).unref();
 
+  const { transport, natsUrl } = options.transport;
+  const logIn = path.relative(process.cwd(), dataDir) || '.';
+  const where =
+    transport !== 'nats'
+      ? `event log in ${logIn}`
+      : natsUrl
+        ? `events through NATS JetStream at ${natsUrl}`
+        : `events through NATS JetStream, stored in ${path.join(logIn, 'nats')}`;
+  const natsFirst = transport === 'nats' && !natsUrl ? 'nats-server, ' : '';
   say(
     paint(
       'bold',
-      `Starting ${SERVICE_NAMES.join(', ')} and the router${options.dev ? ' in dev mode (watching)' : ''}`,
-    ) + paint('gray', ` (event log in ${path.relative(process.cwd(), dataDir) || '.'})`),
+      `Starting ${natsFirst}${SERVICE_NAMES.join(', ')} and the router${options.dev ? ' in dev mode (watching)' : ''}`,
+    ) + paint('gray', ` (${where})`),
   );
   try {
     system = await startSystem({
+      ...options.transport,
       ports: 'default',
       dataDir,
       quiet: options.quiet,
@@ -136,9 +168,24 @@ async function main(): Promise<void> {
   if (stopping) return shutdown();
 
   // The router first: it is the one address of the app, as posts.com is in the cluster.
+  const nats = system.nats;
   const table: Array<[string, string, string]> = [
     ['app', system.router!.url, 'the client; its API calls routed as infra/k8s/ingress-srv.yaml says'],
-    ...SERVICE_NAMES.map((name): [string, string, string] => [name, system!.urls[name], ROUTES[name]]),
+    ...SERVICE_NAMES.map((name): [string, string, string] => [
+      name,
+      system!.urls[name],
+      nats && name === 'event-bus' ? NATS_BUS_ROUTES : ROUTES[name],
+    ]),
+    ...(nats
+      ? [
+          [
+            'nats',
+            nats.url,
+            `JetStream, stream "${nats.stream}" (subject ${nats.stream}.events)` +
+              (nats.ours ? `, stored in ${path.join(logIn, 'nats')}` : ', given by NATS_URL'),
+          ] as [string, string, string],
+        ]
+      : []),
   ];
   const width = Math.max(...table.map(([name]) => name.length));
   const urlWidth = Math.max(...table.map(([, url]) => url.length));
