@@ -706,7 +706,9 @@ export function checkTransportCode(
     }
   }
   for (const { file, text } of sources) {
-    for (const [, url] of text.matchAll(/['"`](nats:\/\/[^'"`\s$]+)['"`]/g)) {
+    // Real addresses only (a host, perhaps a port number): a placeholder such as `nats://host:port` in a
+    // message is not one.
+    for (const [, url] of text.matchAll(/['"`](nats:\/\/[a-z0-9.-]+(?::\d+)?)['"`]/gi)) {
       if (/^nats:\/\/(127\.0\.0\.1|localhost|\[::1\])(:|$)/.test(url!)) continue;
       problems.push(...checkNatsUrl(objects, `${file} ${url}`, url!));
     }
