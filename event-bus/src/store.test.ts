@@ -73,6 +73,32 @@ describe('EventStore', () => {
     expect(store.after(10, 100)).toEqual([]);
   });
 
+  it('builds the same JSON in SQLite for pages as eventJson does, whatever the id and texts hold', () => {
+    const store = open();
+    const odd = [
+      'plain',
+      'quote " and \\ backslash',
+      'tab\tnew\nline',
+      'é ü 漢字 🙂',
+      '\u0001 control',
+      '</script>',
+    ];
+    odd.forEach((text, i) => store.append({ type: 'T', data: { text, i }, id: `id ${text}` }));
+    // A row of a log written before `time` was stored (null), as an old file may have.
+    const db = new Database(path.join(dir, 'events.db'));
+    db.prepare('UPDATE events SET time = NULL WHERE seq = 2').run();
+    db.close();
+
+    const pages = store.jsonAfter(0, 100);
+    // The in-memory tail of `after` still has seq 2's time: read the rows from a fresh store.
+    expect(pages).toEqual(open().after(0, 100).map(eventJson));
+    expect(
+      pages.map((json) => JSON.parse(json) as { data: { text: string } }).map((e) => e.data.text),
+    ).toEqual(odd);
+    expect(store.jsonAfter(2, 4).map((json) => (JSON.parse(json) as { seq: number }).seq)).toEqual([3, 4]);
+    expect(store.jsonAfter(6, 100)).toEqual([]);
+  });
+
   it('keeps cursors and dead letters', () => {
     const store = open();
     store.append({ type: 'T', data: {}, id: 'one' });
