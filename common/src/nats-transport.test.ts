@@ -179,17 +179,115 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     for (let i = 1; i <= 4; i++) await transport.publish({ type: 'T', data: { i } });
     const attempts = new Map<number, number>();
     const handled: number[] = [];
-    transport.consume('moderation', async ([event]) => {
-      const seq = event!.seq;
-      attempts.set(seq, (attempts.get(seq) ?? 0) + 1);
-      if (seq === 2 && attempts.get(seq)! < 3) throw new Error('the database is busy');
-      handled.push(seq);
+    // Events come in batches: a batch holding seq 2 fails (twice), and nothing of it counts.
+    transport.consume('moderation', async (events) => {
+      for (const { seq } of events) attempts.set(seq, (attempts.get(seq) ?? 0) + 1);
+      if (events.some(({ seq }) => seq === 2) && attempts.get(2)! < 3)
+        throw new Error('the database is busy');
+      handled.push(...events.map(({ seq }) => seq));
     });
     await waitFor(() => handled.length === 4);
     expect(attempts.get(2)).toBe(3);
     expect([...handled].sort()).toEqual([1, 2, 3, 4]);
-    expect(lines.filter((line) => line.msg === 'event not handled, delivered again later')).toHaveLength(2);
+    expect(lines.filter((line) => line.msg === 'events not handled, delivered again later')).toHaveLength(2);
     await waitFor(async () => (await transport.consumerStatus())[0]?.lag === 0);
+  });
+
+  it('hands every message already there to one handle call, in order, acknowledged by one ack', async () => {
+    const transport = transportOn(nats().url, uniqueStreamName('batch'));
+    await Promise.all(Array.from({ length: 150 }, (_, i) => transport.publish({ type: 'T', data: { i } })));
+    const calls: number[][] = [];
+    transport.consume('query', async (events) => {
+      calls.push(events.map((event) => event.seq));
+    });
+    await waitFor(() => calls.flat().length === 150);
+    expect(calls).toEqual([Array.from({ length: 150 }, (_, i) => i + 1)]);
+    await waitFor(async () => (await transport.consumerStatus())[0]?.cursor === 150);
+    expect((await transport.consumerStatus())[0]).toMatchObject({ lag: 0, ackPending: 0 });
+
+    // One event alone is handed over at once, never held back to fill a batch.
+    const started = Date.now();
+    await transport.publish({ type: 'T', data: { i: 150 } });
+    await waitFor(() => calls.length === 2, { intervalMs: 1 });
+    expect(calls[1]).toEqual([151]);
+    expect(Date.now() - started).toBeLessThan(200);
+  });
+
+  it('delivers a failed batch again whole, and acknowledges nothing of it meanwhile', async () => {
+    const { log } = capturedLog();
+    const transport = transportOn(nats().url, uniqueStreamName('batch-fail'), log);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => transport.publish({ type: 'T', data: { i } })));
+    const failed: number[][] = [];
+    const handled: number[][] = [];
+    let fail = true;
+    transport.consume('query', async (events) => {
+      if (!fail) return void handled.push(events.map((event) => event.seq));
+      failed.push(events.map((event) => event.seq));
+      throw new Error('the database is busy');
+    });
+    await waitFor(() => failed.length === 1);
+    expect(failed[0]).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    const status = (await transport.consumerStatus())[0]!;
+    expect(status.cursor).toBe(0);
+    expect(status.lag).toBe(20);
+    fail = false;
+    await waitFor(async () => (await transport.consumerStatus())[0]?.cursor === 20);
+    // Delivered again, every event of it, in order (in one batch or several, as they come back).
+    expect(handled.flat()).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect((await transport.consumerStatus())[0]).toMatchObject({ lag: 0, ackPending: 0 });
+  });
+
+  it('starts a new consumer at the seq given, and an existing one where it was', async () => {
+    const stream = uniqueStreamName('start-seq');
+    const transport = transportOn(nats().url, stream);
+    for (let i = 1; i <= 10; i++) await transport.publish({ type: 'T', data: { i } });
+    const seen: number[] = [];
+    transport.consume('query', async (events) => void seen.push(...events.map((event) => event.seq)), 8);
+    await waitFor(() => seen.length === 3);
+    await waitFor(async () => (await transport.consumerStatus())[0]?.cursor === 10);
+    expect(seen).toEqual([8, 9, 10]);
+    await transport.close();
+
+    // The consumer exists: the start seq given now changes nothing.
+    const again = transportOn(nats().url, stream);
+    await again.publish({ type: 'T', data: { i: 11 } });
+    const later: number[] = [];
+    again.consume('query', async (events) => void later.push(...events.map((event) => event.seq)), 2);
+    await waitFor(() => later.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(later).toEqual([11]);
+  });
+
+  it('makes a consumer of an earlier version (explicit acks) again, acknowledging all, from the seq given', async () => {
+    const stream = uniqueStreamName('upgrade');
+    const transport = transportOn(nats().url, stream);
+    for (let i = 1; i <= 6; i++) await transport.publish({ type: 'T', data: { i } });
+    // As the earlier version made it, with 3 events acknowledged.
+    const { jetstreamManager, AckPolicy, DeliverPolicy } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: nats().url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.consumers.add(stream, {
+        durable_name: 'query',
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        max_deliver: -1,
+      });
+      const old = await (await jsm.jetstream().consumers.get(stream, 'query')).fetch({ max_messages: 3 });
+      for await (const msg of old) msg.ack();
+      const seen: number[] = [];
+      // The service replayed the stream up to 6: its consumer starts at 7.
+      transport.consume('query', async (events) => void seen.push(...events.map((event) => event.seq)), 7);
+      await waitFor(
+        async () => (await jsm.consumers.info(stream, 'query')).config.ack_policy === AckPolicy.All,
+      );
+      await transport.publish({ type: 'T', data: { i: 7 } });
+      await waitFor(() => seen.length === 1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(seen).toEqual([7]);
+    } finally {
+      await nc.close();
+    }
   });
 
   it('terminates a message that is not a JSON event, logging it, and goes on', async () => {

@@ -52,8 +52,10 @@ export interface ConsumerStatus {
 
 /** JetStream keeps an id for this long: a publish retried within it is stored once (the design's 1 h). */
 const DUPLICATE_WINDOW_MS = 60 * 60 * 1000;
-/** How many messages a service's consumer holds ready for it; they are handled one at a time anyway. */
-const CONSUME_BUFFER = 100;
+/** How many messages a service's consumer asks the server for at a time, to hold ready for it. */
+const CONSUME_BUFFER = 200;
+/** The most messages handed to a consumer's handler in one call (one `receive`, one ack). */
+const DELIVERY_BATCH = 200;
 /** Redelivery after a failed handler: 100 ms doubling up to this, as the HTTP bus's RETRY_MAX_MS default. */
 const NAK_DELAY_MAX_MS = 10_000;
 /** A replay's consumer is deleted when done; should that be lost, the server drops it after this idle time. */
@@ -193,29 +195,45 @@ export class NatsTransport implements EventTransport {
   }
 
   /**
-   * Delivers every event of the stream to `handle`, one at a time and in order, through the durable pull
-   * consumer `consumerName` (created if missing): a message is acknowledged once `handle` resolved, `nak`ed
-   * with a growing delay if it threw (JetStream delivers it again), and terminated, with an error logged,
-   * if it is not a JSON event at all, since no retry could help. Runs until `close`, through any outage.
+   * Delivers every event of the stream to `handle`, in order, through the durable pull consumer
+   * `consumerName`, in batches: each call gets every message already buffered (up to `DELIVERY_BATCH`),
+   * without ever waiting to fill a batch, so one event alone is handed over at once. Once `handle` resolved,
+   * the batch is acknowledged with one ack (the consumer acknowledges all: see `ensureConsumer`); if it
+   * threw, nothing of the batch counts: every message is `nak`ed with a growing delay and JetStream
+   * delivers it again. A message that is not a JSON event at all is terminated, with an error logged, since
+   * no retry could help. A consumer made now starts at `startSeq` (the first seq the caller has not yet
+   * handled; the stream's first by default). Runs until `close`, through any outage.
    */
-  consume(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>): void {
+  consume(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>, startSeq = 1): void {
     const run = async () => {
       for (let attempt = 0; !this.closed; attempt++) {
         try {
           const { js, jsm } = await this.connection();
-          await this.ensureConsumer(jsm, consumerName);
+          await this.ensureConsumer(jsm, consumerName, startSeq);
           const consumer = await js.consumers.get(this.stream, consumerName);
           // abort_on_missing_resource: if the stream or consumer vanished (a NATS with a new, empty
-          // store), the loop ends and this creates them again, rather than waiting forever.
+          // store), the loop ends and this creates them again, rather than waiting forever. The client
+          // calls back for each message as it reads them off the connection, all of a read at once, so
+          // the queue holds every message that came while the batch before was being handled.
+          const queue = new DeliveryQueue();
           const messages = await consumer.consume({
             max_messages: CONSUME_BUFFER,
             abort_on_missing_resource: true,
+            callback: queue.push,
           });
+          void messages.closed().then(
+            (err) => queue.end(err ?? undefined),
+            (err: unknown) => queue.end(err),
+          );
           this.consumers.add(messages);
           if (this.closed) await messages.close();
           attempt = 0;
           try {
-            for await (const msg of messages) await this.deliver(consumerName, msg, handle);
+            for await (const batch of queue.batches(DELIVERY_BATCH)) {
+              // Closed: what is left is delivered again to the next process, after the ack wait.
+              if (this.closed) break;
+              await this.deliver(consumerName, batch, handle);
+            }
           } finally {
             this.consumers.delete(messages);
           }
@@ -235,30 +253,48 @@ export class NatsTransport implements EventTransport {
 
   private async deliver(
     consumerName: string,
-    msg: JsMsg,
+    batch: JsMsg[],
     handle: (events: StoredEvent[]) => Promise<void>,
   ): Promise<void> {
-    const event = storedEvent(msg);
-    const { issues } = validateEvent(incomingEventSchema, event);
-    if (issues.length > 0) {
-      this.log?.error(
-        { consumer: consumerName, seq: msg.seq, issues, body: msg.string().slice(0, 300) },
-        'a message of the stream is not a JSON event: terminated, it will not be delivered again',
+    const events: StoredEvent[] = [];
+    const taken: JsMsg[] = [];
+    for (const msg of batch) {
+      const event = storedEvent(msg);
+      const { issues } = validateEvent(incomingEventSchema, event);
+      if (issues.length > 0) {
+        this.log?.error(
+          { consumer: consumerName, seq: msg.seq, issues, body: msg.string().slice(0, 300) },
+          'a message of the stream is not a JSON event: terminated, it will not be delivered again',
+        );
+        settle(() => msg.term());
+        continue;
+      }
+      events.push(event);
+      taken.push(msg);
+    }
+    if (taken.length === 0) return;
+    try {
+      await handle(events);
+    } catch (err) {
+      const delays = taken.map((msg) => Math.min(NAK_DELAY_MAX_MS, 100 * 2 ** (msg.info.deliveryCount - 1)));
+      this.log?.warn(
+        {
+          err: (err as Error).message,
+          consumer: consumerName,
+          seqs: `${taken[0]!.seq}..${taken.at(-1)!.seq}`,
+          count: taken.length,
+          retryInMs: Math.min(...delays),
+        },
+        'events not handled, delivered again later',
       );
-      settle(() => msg.term());
+      taken.forEach((msg, index) => settle(() => msg.nak(delays[index])));
       return;
     }
-    try {
-      await handle([event]);
-      settle(() => msg.ack());
-    } catch (err) {
-      const delayMs = Math.min(NAK_DELAY_MAX_MS, 100 * 2 ** (msg.info.deliveryCount - 1));
-      this.log?.warn(
-        { err: (err as Error).message, consumer: consumerName, seq: msg.seq, retryInMs: delayMs },
-        'event not handled, delivered again later',
-      );
-      settle(() => msg.nak(delayMs));
-    }
+    // Acknowledging all: one ack of the highest seq covers the batch and every seq below it. That is
+    // right because `handle` (the subscriber's receive) fills any gap before applying an event: once it
+    // resolved, every event up to the batch's highest seq is applied and its reactions stored.
+    const highest = taken.reduce((max, msg) => (msg.seq > max.seq ? msg : max));
+    settle(() => highest.ack());
   }
 
   /** The durable consumers of the stream (the replays' ordered consumers are not listed). */
@@ -387,16 +423,53 @@ export class NatsTransport implements EventTransport {
     }
   }
 
-  /** A durable pull consumer that acknowledges explicitly and starts at the stream's first event. */
-  private async ensureConsumer(jsm: JetStreamManager, name: string): Promise<void> {
+  /**
+   * A durable pull consumer that acknowledges all (an ack covers every seq up to it) and, when made now,
+   * starts at `startSeq`. One made by an earlier version, acknowledging explicitly, is deleted and made
+   * again so (a consumer's ack policy cannot be changed in place); nothing is lost, since the caller has
+   * handled everything before `startSeq`. One that already acknowledges all is used as it is.
+   */
+  private async ensureConsumer(jsm: JetStreamManager, name: string, startSeq: number): Promise<void> {
     const { AckPolicy, DeliverPolicy } = await loadNats();
-    await jsm.consumers.add(this.stream, {
-      durable_name: name,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      // Never give up on an event: a handler fails only while something it needs is down.
-      max_deliver: -1,
-    });
+    const existing = await this.consumerInfo(jsm, name);
+    if (existing?.config.ack_policy === AckPolicy.All) return;
+    if (existing) {
+      this.log?.info(
+        { consumer: name, ackPolicy: existing.config.ack_policy, startSeq },
+        'the consumer acknowledges explicitly: made again to acknowledge all, from the first seq not yet handled',
+      );
+      await jsm.consumers.delete(this.stream, name).catch(async (err: unknown) => {
+        // Another process of the service may have just done the same.
+        if ((await this.consumerInfo(jsm, name))?.config.ack_policy !== AckPolicy.Explicit) return;
+        throw err;
+      });
+    }
+    try {
+      await jsm.consumers.add(this.stream, {
+        durable_name: name,
+        ack_policy: AckPolicy.All,
+        ...(startSeq > 1
+          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }
+          : { deliver_policy: DeliverPolicy.All }),
+        // Never give up on an event: a handler fails only while something it needs is down.
+        max_deliver: -1,
+      });
+    } catch (err) {
+      // Made meanwhile by another process of the service, from its own start: that one is used.
+      if ((await this.consumerInfo(jsm, name))?.config.ack_policy !== AckPolicy.All) throw err;
+    }
+  }
+
+  /** The consumer's info, or undefined if there is no such consumer. */
+  private async consumerInfo(jsm: JetStreamManager, name: string): Promise<ConsumerInfo | undefined> {
+    const { JetStreamApiCodes, JetStreamApiError } = await loadNats();
+    try {
+      return await jsm.consumers.info(this.stream, name);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)
+        return undefined;
+      throw err;
+    }
   }
 
   /** Any failure as a TransportError (the 503s), saying whether NATS was unreachable or refused. */
@@ -407,6 +480,43 @@ export class NatsTransport implements EventTransport {
     const refused =
       typeof (err as { code?: unknown }).code === 'number' && (err as { code: number }).code > 0;
     return new TransportError(`NATS at ${this.url}: ${doing} (${message})`, refused);
+  }
+}
+
+/**
+ * The messages a consumer received and not yet handed over, given out in batches, in order: each batch is
+ * every message that came meanwhile, up to `max`. It never waits for more: with nothing buffered, the next
+ * message alone is a batch, handed over as soon as it comes.
+ */
+class DeliveryQueue {
+  private readonly messages: JsMsg[] = [];
+  private wake: (() => void) | undefined;
+  private ended: { err: unknown } | undefined;
+
+  readonly push = (msg: JsMsg): void => {
+    this.messages.push(msg);
+    this.wake?.();
+  };
+
+  /** No more messages: `batches` ends, throwing `err` if there is one (what is left is delivered again). */
+  end(err?: unknown): void {
+    this.ended = { err };
+    this.wake?.();
+  }
+
+  async *batches(max: number): AsyncGenerator<JsMsg[]> {
+    while (true) {
+      if (this.ended) {
+        if (this.ended.err) throw this.ended.err;
+        return;
+      }
+      if (this.messages.length > 0) {
+        yield this.messages.splice(0, max);
+        continue;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
   }
 }
 

@@ -15,10 +15,13 @@ export interface EventTransport {
   /** At most `limit` events with `seq > afterSeq`, in order. */
   fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]>;
   /**
-   * Delivery run by the transport itself (NATS): `handle` gets every event of the log, in order, and an
-   * event counts as delivered once it resolved. Absent for HTTP, where the bus POSTs to `/events`.
+   * Delivery run by the transport itself (NATS): `handle` gets every event of the log, in order, in
+   * batches, and a batch counts as delivered once it resolved; if it throws, the whole batch is delivered
+   * again. `handle` must fill gaps (as the subscriber's `receive` does): once it resolved, every event up
+   * to the batch's highest seq counts as delivered. A consumer made for the first time starts at
+   * `startSeq` (default 1). Absent for HTTP, where the bus POSTs to `/events`.
    */
-  consume?(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>): void;
+  consume?(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>, startSeq?: number): void;
   close(): void | Promise<void>;
 }
 
