@@ -1,3 +1,4 @@
+import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { natsAvailability } from '@blog/common/testing';
 import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
@@ -32,6 +33,15 @@ async function courseFlow(api: ReturnType<typeof blogClient>) {
     },
     { message: 'query did not see both comments moderated' },
   );
+  return postId;
+}
+
+/** The course's flow without query running: a post and two comments, until both are updated in comments. */
+async function courseFlowWithoutQuery(api: ReturnType<typeof blogClient>) {
+  const postId = ((await api.createPost('Before query')).body as { id: string }).id;
+  expect((await api.createComment(postId, 'nice')).status).toBe(201);
+  expect((await api.createComment(postId, 'orange')).status).toBe(201);
+  await waitFor(async () => (await api.events()).length === 7, { message: 'the flow did not complete' });
   return postId;
 }
 
@@ -126,6 +136,30 @@ describe.skipIf(shared.skip)('the services over NATS JetStream', () => {
     const events = await restarted.events();
     expect(events.filter((event: StoredEvent) => event.type === 'CommentModerated')).toHaveLength(3);
     expect(query.subscriber.appliedSeq).toBe(events.length);
+  });
+
+  it('start a new consumer after what they replayed: a first start gets nothing twice', async () => {
+    stack = await startNatsStack(nats().url, { names: ['posts', 'comments', 'moderation'] });
+    const api = blogClient(stack.urls);
+    const postId = await courseFlowWithoutQuery(api);
+    const replayed = (await api.events()).length;
+
+    // query's first start on this stream: its replay brings the 7 events, its new consumer only later ones.
+    const query = await stack.startService('query');
+    expect(query.subscriber.appliedSeq).toBe(replayed);
+    expect((await api.createComment(postId, 'after query came')).status).toBe(201);
+    await waitFor(async () => (await api.query())[postId]?.comments[2]?.status === 'approved');
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: nats().url });
+    try {
+      const info = await (await jetstreamManager(nc)).consumers.info(stack.stream, 'query');
+      expect(info.config).toMatchObject({ ack_policy: 'all', opt_start_seq: replayed + 1 });
+      // Delivered: the comment, its moderation and its update; none of the 7 replayed.
+      expect(info.delivered.consumer_seq).toBe(3);
+      expect(info.num_redelivered).toBe(0);
+    } finally {
+      await nc.close();
+    }
   });
 });
 

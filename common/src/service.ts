@@ -121,11 +121,16 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
           ? { natsUrl: transport.url, stream: transport.stream }
           : { eventBusUrl: config.EVENT_BUS_URL };
       log.info({ port: config.PORT, ...where }, `${definition.name} listening`);
-      void subscriber.start().then(() => {
-        if (stopping) return;
-        transport.consume?.(definition.name, async (events) => {
-          await subscriber.receive(events);
-        });
+      void subscriber.start().then((handledSeq) => {
+        if (stopping || handledSeq === undefined) return;
+        // A consumer made now starts after what the catch-up handled, not at the log's first event.
+        transport.consume?.(
+          definition.name,
+          async (events) => {
+            await subscriber.receive(events);
+          },
+          handledSeq + 1,
+        );
       });
       return server;
     },

@@ -78,21 +78,30 @@ export class Subscriber<State> {
     this.state = projection.initial();
   }
 
-  /** Catches up with the log, retrying while the bus is unreachable; resolves once caught up. */
-  async start(): Promise<void> {
+  /**
+   * Catches up with the log, retrying while the bus is unreachable; resolves once caught up, with the seq
+   * up to which every event is applied and its reactions are stored (a delivery may start after it), or
+   * with undefined if stopped before.
+   */
+  async start(): Promise<number | undefined> {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
         await this.enqueue(() => this.fetchUntil(Infinity));
-        await this.enqueue(() => this.flushOutbox());
+        // Read in the same step as the flush: an event applied later may still owe its reactions.
+        const handledSeq = await this.enqueue(async () => {
+          await this.flushOutbox();
+          return this.appliedSeq;
+        });
         this.caughtUp = true;
         this.log.info({ appliedSeq: this.appliedSeq }, 'caught up with the event log');
-        return;
+        return handledSeq;
       } catch (err) {
         const delay = Math.min(5000, 100 * 2 ** attempt);
         this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'catch-up failed, retrying');
         await sleep(delay);
       }
     }
+    return undefined;
   }
 
   stop(): void {
