@@ -30,12 +30,11 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { NatsTransport } from '@blog/common';
 import { startNatsServer } from '@blog/common/testing';
 import { chromiumMissing, launchChromium } from './browser.js';
-import { mulberry32, sleep } from './harness.js';
+import { mulberry32, parseScriptArgs, say, sleep } from './harness.js';
 import {
   ROOT_DIR,
   freePorts,
@@ -133,9 +132,9 @@ interface Urls {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseScriptArgs(
+    argv,
+    {
       quick: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       out: { type: 'string' },
@@ -149,15 +148,9 @@ function parseOptions(argv: string[]): Options {
       comments: { type: 'string' },
       query: { type: 'string' },
       bus: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
+    USAGE,
+  );
   const given = (['posts', 'comments', 'query', 'bus'] as const).filter((name) => values[name] !== undefined);
   let urls: Urls | undefined;
   if (given.length > 0) {
@@ -382,8 +375,6 @@ class LiveView {
 // ---------------------------------------------------------------------------------------------- helpers
 
 const now = () => performance.now();
-const say = (message: string) => process.stderr.write(`${message}\n`);
-
 interface Distribution {
   count: number;
   p50: number;

@@ -10,7 +10,6 @@
  * The seed fixes every random choice (what to write, what to kill, how long to wait); the timing of a real
  * run on a shared machine still differs, so a replay makes the same choices, not the same interleaving.
  */
-import { parseArgs } from 'node:util';
 import {
   findDiscrepancies,
   type AckedComment,
@@ -18,7 +17,18 @@ import {
   type LogEvent,
   type Observed,
 } from './chaos-check.js';
-import { closeAgent, getJson, round, seededRandom, send, sleep, type Random } from './harness.js';
+import {
+  closeAgent,
+  getJson,
+  parseScriptArgs,
+  round,
+  runScript,
+  say,
+  seededRandom,
+  send,
+  sleep,
+  type Random,
+} from './harness.js';
 import {
   SERVICE_NAMES,
   startSystem,
@@ -73,24 +83,18 @@ function killWeights(system: System): readonly ProcessName[] {
 const MAX_DOWN = 2;
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseScriptArgs(
+    argv,
+    {
       seed: { type: 'string' },
       duration: { type: 'string', default: '60' },
       'min-kills': { type: 'string', default: '20' },
       rate: { type: 'string', default: '25' },
       transport: { type: 'string' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
+    USAGE,
+  );
   const whole = (name: string, value: string, min: number) => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: a whole number, ${min} or more`);
@@ -105,8 +109,6 @@ function parseOptions(argv: string[]): Options {
     transport: transportOptions(values.transport),
   };
 }
-
-const say = (message: string) => process.stderr.write(`${message}\n`);
 
 // ---------------------------------------------------------------------------------------------- writes
 
@@ -456,7 +458,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  say(`chaos failed: ${(err as Error).stack ?? String(err)}`);
-  process.exit(1);
-});
+runScript('chaos', main);

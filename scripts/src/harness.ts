@@ -1,9 +1,51 @@
 /**
- * What the reliability scripts (`npm run chaos`, `npm run soak`) share: a seeded random generator, a small
- * HTTP client that reports failures as values, percentiles, and a process's memory from /proc.
+ * What the measuring scripts (`npm run bench`, `npm run chaos`, `npm run soak`) share: their command line
+ * and messages, a seeded random generator, a small HTTP client that reports failures as values,
+ * percentiles, and a process's memory from /proc.
  */
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+/** What parseArgs gives for these options, strict and without positionals. */
+type ScriptArgs<O extends ParseArgsOptionsConfig> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>
+>['values'];
+
+/**
+ * A script's options by node:util's parseArgs, strict and without positionals, plus `-h/--help`, which
+ * prints `usage` and exits. An unknown or malformed option throws, naming it.
+ */
+export function parseScriptArgs<const O extends ParseArgsOptionsConfig>(
+  argv: string[],
+  options: O,
+  usage: string,
+): ScriptArgs<O> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...options, help: { type: 'boolean', short: 'h', default: false } },
+    strict: true,
+    allowPositionals: false,
+  });
+  if ((values as { help?: boolean }).help) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  return values as ScriptArgs<O>;
+}
+
+/** Progress and results go to stderr, so that `--json` leaves stdout to the JSON. */
+export const say = (message: string) => process.stderr.write(`${message}\n`);
+
+/** Runs a script's `main`; a failure prints its stack and exits 1. */
+export function runScript(name: string, main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    say(`${name} failed: ${(err as Error).stack ?? String(err)}`);
+    process.exit(1);
+  });
+}
 
 /** mulberry32: a tiny seeded generator, so a run's choices can be replayed from its seed. */
 export function mulberry32(seed: number): () => number {

@@ -7,12 +7,14 @@
  *
  * Every request goes to 127.0.0.1; the load is bounded (a rate, and at most 64 requests in flight).
  */
-import { parseArgs } from 'node:util';
 import {
   closeAgent,
+  parseScriptArgs,
   percentile,
   round,
   rssMiB,
+  runScript,
+  say,
   seededRandom,
   send,
   sleep,
@@ -50,24 +52,18 @@ const MAX_IN_FLIGHT = 64;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseScriptArgs(
+    argv,
+    {
       duration: { type: 'string', default: '120' },
       rate: { type: 'string', default: '100' },
       interval: { type: 'string', default: '10' },
       'growth-limit': { type: 'string', default: '16' },
       seed: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
+    USAGE,
+  );
   const positive = (name: string, value: string) => {
     const n = Number(value);
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: a number above 0`);
@@ -82,8 +78,6 @@ function parseOptions(argv: string[]): Options {
     json: values.json,
   };
 }
-
-const say = (message: string) => process.stderr.write(`${message}\n`);
 
 // ---------------------------------------------------------------------------------------------- the load
 
@@ -325,7 +319,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  say(`soak failed: ${(err as Error).stack ?? String(err)}`);
-  process.exit(1);
-});
+runScript('soak', main);
