@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   errorShapeProblem,
   fingerprint,
+  keptPost,
   raw,
   SERVICES,
   settled,
@@ -25,19 +26,7 @@ let postId: string;
 beforeAll(async () => {
   stack = await startBlog();
   // Something to protect: a post with a comment, moderated.
-  const post = await raw(stack.urls.posts!, {
-    method: 'POST',
-    path: '/posts/create',
-    headers: { 'content-type': 'application/json' },
-    body: '{"title":"kept"}',
-  });
-  postId = (JSON.parse(post.body) as { id: string }).id;
-  await raw(stack.urls.comments!, {
-    method: 'POST',
-    path: `/posts/${postId}/comments`,
-    headers: { 'content-type': 'application/json' },
-    body: '{"content":"kept too"}',
-  });
+  postId = await keptPost(stack, 'kept too');
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && !stack.bus.deliveries.status().every((s) => s.lag === 0)) {
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   errorShapeProblem,
   fingerprint,
+  keptPost,
   raw,
   SERVICES,
   settled,
@@ -21,13 +22,7 @@ let postId: string;
 
 beforeAll(async () => {
   stack = await startBlog();
-  const post = await raw(stack.urls.posts!, {
-    method: 'POST',
-    path: '/posts/create',
-    headers: { 'content-type': 'application/json' },
-    body: '{"title":"kept"}',
-  });
-  postId = (JSON.parse(post.body) as { id: string }).id;
+  postId = await keptPost(stack);
 });
 afterAll(() => stack?.stop());
 

@@ -115,6 +115,27 @@ export function startBlog() {
   return startStack([...definitions]);
 }
 
+/** Something for bad input to leave alone: a post, and a comment on it if `comment` is given; its id. */
+export async function keptPost(stack: Stack, comment?: string): Promise<string> {
+  const json = { 'content-type': 'application/json' };
+  const post = await raw(stack.urls.posts!, {
+    method: 'POST',
+    path: '/posts/create',
+    headers: json,
+    body: '{"title":"kept"}',
+  });
+  const postId = (JSON.parse(post.body) as { id: string }).id;
+  if (comment !== undefined) {
+    await raw(stack.urls.comments!, {
+      method: 'POST',
+      path: `/posts/${postId}/comments`,
+      headers: json,
+      body: JSON.stringify({ content: comment }),
+    });
+  }
+  return postId;
+}
+
 /** Until every service has applied the whole log (so a fingerprint is not taken mid-delivery). */
 export async function settled(stack: Stack, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
