@@ -1,4 +1,6 @@
 import { defaults } from '@blog/common';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   clone,
@@ -6,6 +8,7 @@ import {
   documentedTransportVariables,
   imageServices,
   loadStack,
+  ROOT,
   type Data,
   type K8sObject,
 } from './support/files.js';
@@ -22,6 +25,7 @@ import {
   checkNats,
   checkNatsProfile,
   checkNetworkPolicies,
+  checkSharedDeps,
   checkSkaffold,
   checkTransport,
   checkTransportCode,
@@ -44,6 +48,11 @@ function k8sWith(file: string, kind: string, change: (object: Data) => void): K8
   return copy;
 }
 const podOf = (object: Data) => object.spec.template.spec;
+/** The images' Dockerfiles and the local router's (scripts/Dockerfile), by folder. */
+const withRouter = (dockerfiles: Record<string, string>): Record<string, string> => ({
+  ...clone(dockerfiles),
+  scripts: readFileSync(path.join(ROOT, 'scripts/Dockerfile'), 'utf8'),
+});
 const containerOf = (object: Data) => object.spec.template.spec.containers[0];
 
 describe('the real files agree with each other and with the course', () => {
@@ -75,6 +84,10 @@ describe('the real files agree with each other and with the course', () => {
   it('every workspace with a service (and the client) has a Dockerfile that matches the course', () => {
     expect(imageServices().sort()).toEqual(Object.keys(COURSE).sort());
     expect(checkDockerfiles(stack.dockerfiles, stack.dockerignore, imageServices())).toEqual([]);
+  });
+
+  it('every Dockerfile shares one npm ci layer and names what it copies', () => {
+    expect(checkSharedDeps(withRouter(stack.dockerfiles), stack.workspaces)).toEqual([]);
   });
 
   it("the code's default ports are the course's", () => {
@@ -198,6 +211,16 @@ describe('each checker reports a broken file', () => {
     expect(problems.some((p) => p.startsWith('query/Dockerfile: runtime runs as'))).toBe(true);
     expect(problems).toContain('moderation: no Dockerfile');
     expect(problems).toContain('.dockerignore: does not exclude **/node_modules');
+  });
+
+  it('Dockerfiles: a deps stage of its own, a copy of the whole context', () => {
+    const files = withRouter(stack.dockerfiles);
+    files.query = files.query!.replace('COPY client/package.json client/\n', '');
+    files.posts = files.posts!.replace('COPY common/ common/', 'COPY . .');
+    const problems = checkSharedDeps(files, stack.workspaces);
+    expect(problems).toContain("query/Dockerfile: the deps stage differs from posts/Dockerfile's");
+    expect(problems.some((p) => p.startsWith('query/Dockerfile: deps copies'))).toBe(true);
+    expect(problems).toContain('posts/Dockerfile: COPY . . copies the whole context');
   });
 
   it('hardening: root, a writable root filesystem, no limits, :latest, Always, no probes', () => {

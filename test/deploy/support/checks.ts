@@ -456,6 +456,40 @@ export function checkDockerfiles(
   return problems;
 }
 
+/**
+ * The `deps` stage (the one `npm ci`) is the same in every Dockerfile, so the layer is built once and
+ * cached for all images; it copies the package files of every workspace by name, and no Dockerfile copies
+ * the whole context (which would make every save under `skaffold dev` rebuild every image).
+ */
+export function checkSharedDeps(dockerfiles: Record<string, string>, workspaces: string[]): string[] {
+  const problems: string[] = [];
+  const expected = [
+    'COPY package.json package-lock.json .npmrc ./',
+    ...workspaces.map((w) => `COPY ${w}/package.json ${w}/`),
+  ];
+  let first: { name: string; deps: string[] } | undefined;
+  for (const [name, text] of Object.entries(dockerfiles)) {
+    const where = `${name}/Dockerfile`;
+    const stages = dockerStages(text);
+    const deps = stages.get('deps');
+    if (!deps) {
+      problems.push(`${where}: no deps stage`);
+      continue;
+    }
+    const copies = deps.filter((l) => l.startsWith('COPY'));
+    if (JSON.stringify([...copies].sort()) !== JSON.stringify([...expected].sort()))
+      problems.push(`${where}: deps copies ${copies.join('; ')}, expected ${expected.join('; ')}`);
+    first ??= { name, deps };
+    if (JSON.stringify(deps) !== JSON.stringify(first.deps))
+      problems.push(`${where}: the deps stage differs from ${first.name}/Dockerfile's`);
+    for (const line of [...stages.values()].flat()) {
+      if (/^(COPY|ADD)\s+(--\S+\s+)*\.\/?\s/.test(line) && !/--from=/.test(line))
+        problems.push(`${where}: ${line} copies the whole context`);
+    }
+  }
+  return problems;
+}
+
 /** The paths each probe asks: the app's own routes, or NATS's monitoring endpoint. */
 export interface ProbePaths {
   startupProbe: string;
