@@ -29,15 +29,18 @@ const ARGS = [
   '--disable-sync',
 ];
 
-/** A new Chromium with an empty profile; `close()` ends it and removes the profile. */
+/**
+ * A new Chromium with an empty profile; `close()` ends it and removes the profile. `args` adds flags, such
+ * as `--host-resolver-rules=MAP posts.com 127.0.0.1:8080` to reach a host name as a hosts file would.
+ */
 export async function launchChromium(
-  options: { width?: number; height?: number } = {},
+  options: { width?: number; height?: number; args?: string[] } = {},
 ): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   const profile = mkdtempSync(path.join(os.tmpdir(), 'blog-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: ARGS,
+    args: [...ARGS, ...(options.args ?? [])],
     viewport: { width: options.width ?? 1200, height: options.height ?? 900 },
   });
   return {

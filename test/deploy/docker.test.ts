@@ -10,13 +10,21 @@
  * Without a Docker engine the test is skipped with the reason printed; CI starts one (.ci/run).
  * Time here (2 cores, shared): about 12 minutes cold (base images 4-5 min, the first image 4 min with
  * better-sqlite3's compile, the other four 2-3 min, then the checks), under 3 minutes warm (every layer
- * cached: the stack's start, the checks, and the dev stage's first compile and restart).
+ * cached: the stack's start and the checks). The dev images are dev-images.test.ts's.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composeCommand, dockerUnavailable, must, nodeIn, run } from './support/docker.js';
+import {
+  buildImage,
+  composeCommand,
+  dockerUnavailable,
+  localBaseImages,
+  must,
+  nodeIn,
+  run,
+} from './support/docker.js';
 import { ROOT } from './support/files.js';
 
 const unavailable = dockerUnavailable();
@@ -42,8 +50,6 @@ const image = (service: string) => `blog-test/${service}:ci`;
 let compose: string[] = [];
 const containers: Record<string, string> = {};
 let started = false;
-let bases: string[] = [];
-let devContainer = '';
 
 async function composeRun(args: string[], timeoutMs = 300_000) {
   const [command, ...base] = compose;
@@ -100,32 +106,14 @@ describe.skipIf(unavailable !== undefined)(
     beforeAll(async () => {
       compose = composeCommand()!;
       const t0 = Date.now();
-      const base = await must('bash', [path.join(ROOT, 'test/deploy/local-base-image.sh')], {
-        timeoutMs: 900_000,
-      });
-      bases = base.stdout.trim().split('\n').at(-1)!.split(' ');
-      const [runtimeBase, buildBase] = bases;
+      const bases = await localBaseImages();
       // The ingress is the local router's image (scripts/Dockerfile), docker-compose.yml's way in.
       const build = (service: string) =>
-        must(
-          'docker',
-          [
-            'build',
-            '--network',
-            'host',
-            '-f',
-            `${service === 'ingress' ? 'scripts' : service}/Dockerfile`,
-            '--target',
-            'runtime',
-            '--build-arg',
-            `NODE_IMAGE=${runtimeBase}`,
-            '--build-arg',
-            `NODE_BUILD_IMAGE=${buildBase}`,
-            '-t',
-            image(service),
-            '.',
-          ],
-          { timeoutMs: 900_000, env: { DOCKER_BUILDKIT: '0' } },
+        buildImage(
+          `${service === 'ingress' ? 'scripts' : service}/Dockerfile`,
+          'runtime',
+          image(service),
+          bases,
         );
       // The bus first: it fills the `npm ci` layer every Dockerfile shares; the others reuse it.
       await build('event-bus');
@@ -157,7 +145,6 @@ describe.skipIf(unavailable !== undefined)(
     }, 1_800_000);
 
     afterAll(async () => {
-      if (devContainer) await run('docker', ['rm', '-f', devContainer]);
       if (started)
         await composeRun(['down', '-v', '--remove-orphans'], 120_000).catch((err) => console.error(err));
       rmSync(tmp, { recursive: true, force: true });
@@ -273,69 +260,6 @@ describe.skipIf(unavailable !== undefined)(
         expect(env).toBe('production /app node');
       }
     }, 120_000);
-
-    it('the dev stage (what skaffold dev runs) restarts on a synced source, on a read-only root', async () => {
-      await must(
-        'docker',
-        [
-          'build',
-          '--network',
-          'host',
-          '-f',
-          'posts/Dockerfile',
-          '--target',
-          'dev',
-          '--build-arg',
-          `NODE_IMAGE=${bases[0]}`,
-          '--build-arg',
-          `NODE_BUILD_IMAGE=${bases[1]}`,
-          '-t',
-          image('posts-dev'),
-          '.',
-        ],
-        { timeoutMs: 600_000, env: { DOCKER_BUILDKIT: '0' } },
-      );
-      // As in the pods: read-only root, user 1000, /tmp an emptyDir (here a tmpfs), no capabilities.
-      const { stdout } = await must('docker', [
-        'run',
-        '-d',
-        '--read-only',
-        '--tmpfs',
-        '/tmp:exec,mode=1777',
-        '--user',
-        '1000',
-        '--cap-drop',
-        'ALL',
-        image('posts-dev'),
-      ]);
-      devContainer = stdout.trim();
-      const healthz = `fetch('http://127.0.0.1:4000/healthz').then(r=>console.log(r.status),()=>console.log('down'))`;
-      const waitUp = async () => {
-        const deadline = Date.now() + 90_000;
-        while ((await nodeIn(devContainer, healthz)).stdout.trim() !== '200') {
-          if (Date.now() > deadline) throw new Error((await run('docker', ['logs', devContainer])).stdout);
-          await new Promise((resolve) => setTimeout(resolve, 500));
-        }
-      };
-      await waitUp();
-      // What skaffold's sync does: write the changed file where the dev stage runs from.
-      await must('docker', [
-        'exec',
-        devContainer,
-        'sh',
-        '-c',
-        'echo "// synced" >> /tmp/app/posts/src/index.ts',
-      ]);
-      const deadline = Date.now() + 60_000;
-      let logs = '';
-      while (!/restarting due to changes/.test(logs)) {
-        if (Date.now() > deadline) throw new Error(`no restart:\n${logs}`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        const result = await run('docker', ['logs', devContainer]);
-        logs = result.stdout + result.stderr;
-      }
-      await waitUp();
-    }, 600_000);
 
     // Registered only where the client exists (a skipped test would break CI's no-skip rule on this branch).
     if (withClient)

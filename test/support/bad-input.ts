@@ -1,4 +1,3 @@
-import http from 'node:http';
 import { commentsProjection } from '../../comments/src/projection.js';
 import { commentsRoutes } from '../../comments/src/routes.js';
 import { moderationProjection } from '../../moderation/src/projection.js';
@@ -6,12 +5,13 @@ import { postsProjection } from '../../posts/src/projection.js';
 import { postsRoutes } from '../../posts/src/routes.js';
 import { queryProjection } from '../../query/src/projection.js';
 import { queryRawRoutes } from '../../query/src/routes.js';
+import { raw, type RawAnswer } from './raw-http.js';
 import { startStack } from './stack.js';
 
 /**
  * What the bad-input tests share: the whole blog in this process (a real bus on SQLite, the four services,
- * real HTTP), a raw HTTP client that sends any bytes, paths and headers, and a fingerprint of all state, so
- * a test can tell that bad input changed nothing.
+ * real HTTP), a raw HTTP client that sends any bytes, paths and headers (raw-http.ts), and a fingerprint of
+ * all state, so a test can tell that bad input changed nothing.
  */
 
 export const definitions = [
@@ -28,47 +28,7 @@ export type Target = (typeof SERVICES)[number];
 export const urlOf = (stack: Stack, target: Target) =>
   target === 'bus' ? stack.busUrl : stack.urls[target]!;
 
-export interface RawAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** Any method, path (bytes 0x21-0xff, as Node lets a client send), headers and body bytes. */
-export function raw(
-  baseUrl: string,
-  options: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
-): Promise<RawAnswer> {
-  const { hostname, port } = new URL(baseUrl);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        hostname,
-        port,
-        method: options.method ?? 'GET',
-        path: options.path,
-        headers: options.headers,
-        agent: false,
-        timeout: 10_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${options.method} ${options.path}: no answer in time`)));
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
+export { raw, type RawAnswer } from './raw-http.js';
 
 /** The error shape every 4xx/5xx must have: JSON `{errors: [{message}, ...]}`, nothing else. */
 export function errorShapeProblem(answer: RawAnswer): string | undefined {

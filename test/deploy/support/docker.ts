@@ -1,5 +1,8 @@
 /** Running docker and docker-compose from the tests: plain child processes, output kept for messages. */
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ROOT } from './files.js';
 
 export interface Result {
@@ -72,4 +75,73 @@ export function composeCommand(): string[] | undefined {
 /** `node -e SCRIPT` inside a running container: how the test talks to services that publish no port. */
 export function nodeIn(container: string, script: string, timeoutMs = 30_000): Promise<Result> {
   return run('docker', ['exec', container, 'node', '-e', script], { timeoutMs });
+}
+
+/**
+ * The base images the real Dockerfiles are built on here (local-base-image.sh: this machine's Node, since
+ * no image can be pulled), as `{ runtime, build }`: NODE_IMAGE and NODE_BUILD_IMAGE.
+ */
+export async function localBaseImages(): Promise<{ runtime: string; build: string }> {
+  const { stdout } = await must('bash', [path.join(ROOT, 'test/deploy/local-base-image.sh')], {
+    timeoutMs: 900_000,
+  });
+  const [runtime, build] = stdout.trim().split('\n').at(-1)!.split(' ');
+  return { runtime: runtime!, build: build! };
+}
+
+/**
+ * `docker build` of one stage of a Dockerfile of the repository, from the repository root (the context
+ * every Dockerfile here expects), on the local base images. The classic builder: Debian's engine comes
+ * without buildx, and the Dockerfiles use nothing BuildKit-only.
+ */
+export function buildImage(
+  dockerfile: string,
+  target: string,
+  tag: string,
+  bases: { runtime: string; build: string },
+): Promise<Result> {
+  return must(
+    'docker',
+    [
+      'build',
+      '--network',
+      'host',
+      '-f',
+      dockerfile,
+      '--target',
+      target,
+      '--build-arg',
+      `NODE_IMAGE=${bases.runtime}`,
+      '--build-arg',
+      `NODE_BUILD_IMAGE=${bases.build}`,
+      '-t',
+      tag,
+      '.',
+    ],
+    { timeoutMs: 900_000, env: { DOCKER_BUILDKIT: '0' } },
+  );
+}
+
+/**
+ * What skaffold's manual sync does with a saved file: a tar of it, under its path in the container,
+ * unpacked by `tar xmf - -C / --no-same-owner` run in the container (skaffold runs it through
+ * `kubectl exec -i`). `m` gives the file the time of the copy, so a watcher sees it change.
+ */
+export async function syncFile(container: string, containerPath: string, content: string): Promise<void> {
+  const stage = mkdtempSync(path.join(os.tmpdir(), 'blog-sync-'));
+  try {
+    const relative = containerPath.replace(/^\/+/, '');
+    mkdirSync(path.dirname(path.join(stage, relative)), { recursive: true });
+    writeFileSync(path.join(stage, relative), content);
+    await must('bash', [
+      '-c',
+      'tar -C "$1" -cf - "$2" | docker exec -i "$3" tar xmf - -C / --no-same-owner',
+      'sync',
+      stage,
+      relative,
+      container,
+    ]);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
 }
