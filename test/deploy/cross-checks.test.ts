@@ -22,6 +22,7 @@ import {
   checkEventBusStorage,
   checkHardening,
   checkIngress,
+  checkLessons,
   checkNats,
   checkNatsProfile,
   checkNetworkPolicies,
@@ -243,6 +244,26 @@ describe('each checker reports a broken file', () => {
       `${c} container client: imagePullPolicy is not IfNotPresent`,
       `${c} container client: no readinessProbe on /readyz`,
     ]);
+  });
+
+  it('lessons: an untagged image, Always, a second container, a renamed Pod', () => {
+    const lessons = clone(stack.lessons);
+    const pod = lessons.find((o) => o.object.kind === 'Pod')!.object;
+    pod.spec.containers[0].image = 'blog/posts';
+    pod.spec.containers[0].imagePullPolicy = 'Always';
+    const deployment = lessons.find((o) => o.object.kind === 'Deployment')!.object;
+    deployment.spec.template.spec.containers.push({
+      name: 'sidecar',
+      image: 'x:1',
+      imagePullPolicy: 'IfNotPresent',
+    });
+    expect(checkLessons(lessons)).toEqual([
+      'infra/lessons/posts-depl.yaml Deployment/posts-depl: not one container named posts',
+      'infra/lessons/posts.yaml Pod/posts container posts: image blog/posts has no tag',
+      'infra/lessons/posts.yaml Pod/posts container posts: imagePullPolicy is not IfNotPresent',
+    ]);
+    pod.metadata.name = 'posts-pod';
+    expect(checkLessons(lessons)).toContain('infra/lessons: no Pod posts');
   });
 
   it('event-bus storage: two replicas, a rolling update, no volume', () => {

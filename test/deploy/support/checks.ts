@@ -512,7 +512,44 @@ export const NATS_PROBES: ProbePaths = {
 };
 
 /** Pod Security "restricted", resources, probes (when given their paths), image tags and pull policy. */
-export function checkHardening(objects: K8sObject[], { probes }: { probes: ProbePaths | false }): string[] {
+/** A tagged image (never `:latest`) with `IfNotPresent`: the cluster uses the local image, never pulls it. */
+function imageProblems(where: string, container: Data): string[] {
+  const problems: string[] = [];
+  const image = String(container.image ?? '');
+  if (!/:[^:/]+$/.test(image)) problems.push(`${where}: image ${image} has no tag`);
+  else if (image.endsWith(':latest')) problems.push(`${where}: image ${image} is :latest`);
+  if (container.imagePullPolicy !== 'IfNotPresent')
+    problems.push(`${where}: imagePullPolicy is not IfNotPresent`);
+  return problems;
+}
+
+/**
+ * The lectures' files (infra/lessons) as the lectures write them: the Pod `posts` and the Deployment
+ * `posts-depl`, one container `posts` each, a tagged image with `IfNotPresent`. Their hardening is a later
+ * step (infra/k8s), so it is not asked here.
+ */
+export function checkLessons(lessons: K8sObject[]): string[] {
+  const problems: string[] = [];
+  const pod = named(lessons, 'Pod', 'posts')?.object;
+  const deployment = named(lessons, 'Deployment', 'posts-depl')?.object;
+  if (!pod) problems.push('infra/lessons: no Pod posts');
+  if (!deployment) problems.push('infra/lessons: no Deployment posts-depl');
+  for (const { name, spec } of podSpecs(lessons)) {
+    const containers: Data[] = spec?.containers ?? [];
+    if (containers.length !== 1 || containers[0].name !== 'posts')
+      problems.push(`${name}: not one container named posts`);
+    for (const container of containers)
+      problems.push(...imageProblems(`${name} container ${container.name}`, container));
+  }
+  if (
+    deployment &&
+    deployment.spec?.selector?.matchLabels?.app !== deployment.spec?.template?.metadata?.labels?.app
+  )
+    problems.push('posts-depl: the selector does not match the pod template');
+  return problems;
+}
+
+export function checkHardening(objects: K8sObject[], { probes }: { probes: ProbePaths }): string[] {
   const problems: string[] = [];
   for (const { name, spec } of podSpecs(objects)) {
     const pod = spec?.securityContext ?? {};
@@ -536,18 +573,12 @@ export function checkHardening(objects: K8sObject[], { probes }: { probes: Probe
           if (!container.resources?.[kind]?.[resource]) problems.push(`${c}: no ${kind}.${resource}`);
         }
       }
-      const image = String(container.image ?? '');
-      if (!/:[^:/]+$/.test(image)) problems.push(`${c}: image ${image} has no tag`);
-      else if (image.endsWith(':latest')) problems.push(`${c}: image ${image} is :latest`);
-      if (container.imagePullPolicy !== 'IfNotPresent')
-        problems.push(`${c}: imagePullPolicy is not IfNotPresent`);
+      problems.push(...imageProblems(c, container));
       const tmp = (container.volumeMounts ?? []).find((m: Data) => m.mountPath === '/tmp');
       if (!tmp || !volumes.some((v) => v.name === tmp.name && v.emptyDir))
         problems.push(`${c}: no emptyDir at /tmp`);
-      if (probes) {
-        for (const [probe, path] of Object.entries(probes)) {
-          if (container[probe]?.httpGet?.path !== path) problems.push(`${c}: no ${probe} on ${path}`);
-        }
+      for (const [probe, path] of Object.entries(probes)) {
+        if (container[probe]?.httpGet?.path !== path) problems.push(`${c}: no ${probe} on ${path}`);
       }
     }
   }
@@ -866,7 +897,7 @@ export function checkAll(
     ...checkSkaffold(stack.skaffold, stack.k8s),
     ...checkCompose(stack.compose, stack.k8s),
     ...checkHardening(stack.k8s, { probes: APP_PROBES }),
-    ...checkHardening(stack.lessons, { probes: false }),
+    ...checkLessons(stack.lessons),
     ...checkEventBusStorage(stack.k8s),
     ...checkNetworkPolicies(stack.netpol),
     ...checkTransport(stack.k8s, 'http', documented),
