@@ -104,8 +104,14 @@ describe('the decision, as skaffold makes it', () => {
       'COPY --chown=node:node src/ src/',
       'COPY --from=base /app ./',
       'ADD a.tar.gz https://example.com/x ./',
+      'COPY ["server.mjs", "index.html", "./"]',
     ].join('\n');
-    expect(copySources(text)).toEqual([['package.json', 'package-lock.json'], ['src/'], ['a.tar.gz']]);
+    expect(copySources(text)).toEqual([
+      ['package.json', 'package-lock.json'],
+      ['src/'],
+      ['a.tar.gz'],
+      ['server.mjs', 'index.html'],
+    ]);
   });
 
   it('sees that a Dockerfile copying the whole context makes a save in query/src rebuild posts', () => {

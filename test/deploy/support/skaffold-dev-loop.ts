@@ -13,7 +13,7 @@
  *    rule's `strip` prefix); any other dependency rebuilds and redeploys the image.
  */
 import type { Ignore } from '@balena/dockerignore';
-import { DockerfileParser, type Instruction } from 'dockerfile-ast';
+import { DockerfileParser, JSONInstruction } from 'dockerfile-ast';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -61,19 +61,15 @@ export function skaffoldArtifacts(skaffold: Data, profile?: string): Artifact[] 
 
 /** The context sources of each COPY/ADD of every stage, as written (one list per instruction). */
 export function copySources(dockerfileText: string): string[][] {
-  const instructions: Instruction[] = DockerfileParser.parse(dockerfileText).getInstructions();
   const copies: string[][] = [];
-  for (const instruction of instructions) {
+  for (const instruction of DockerfileParser.parse(dockerfileText).getInstructions()) {
     const keyword = instruction.getKeyword();
-    if (keyword !== 'COPY' && keyword !== 'ADD') continue;
-    const flags =
-      'getFlags' in instruction ? (instruction as unknown as { getFlags(): Data[] }).getFlags() : [];
-    if (flags.some((flag) => flag.getName() === 'from')) continue;
-    const words = instruction.getArguments().map((argument) => argument.getValue());
-    const sources = words
-      .slice(0, -1)
-      .filter((source) => !/^https?:\/\//.test(source))
-      .map((source) => source.replace(/^"(.*)"$/, '$1').replace(/,$/, ''));
+    if ((keyword !== 'COPY' && keyword !== 'ADD') || !(instruction instanceof JSONInstruction)) continue;
+    if (instruction.getFlags().some((flag) => flag.getName() === 'from')) continue;
+    // The JSON form (`COPY ["a", "b", "./"]`) or the plain one; the last word is the destination.
+    const json = instruction.getJSONStrings().map((word) => JSON.parse(word.getValue()) as string);
+    const words = json.length > 0 ? json : instruction.getArguments().map((word) => word.getValue());
+    const sources = words.slice(0, -1).filter((source) => !/^https?:\/\//.test(source));
     if (sources.some((source) => source.includes('$')))
       throw new Error(`${keyword} ${words.join(' ')}: variables in COPY sources are not read here`);
     if (sources.length > 0) copies.push(sources);
