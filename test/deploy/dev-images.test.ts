@@ -221,6 +221,9 @@ describe.skipIf(unavailable !== undefined)(
         const [uid, gid, touch] = inside.stdout.trim().split('\n');
         expect([uid, gid], pod.name).toEqual(['1000', '1000']);
         expect(touch, `${pod.name}: the root filesystem is read-only`).toMatch(/read-only/i);
+        // The process listens on the container port the manifest declares, on the pod's address.
+        const alive = await fetch(`http://${pod.ip}:${pod.port}/healthz`).then((res) => res.status);
+        expect(alive, `${pod.name} on its containerPort ${pod.port}`).toBe(200);
       }
     }, 60_000);
 
