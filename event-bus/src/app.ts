@@ -14,14 +14,12 @@ import {
   listen,
   type Logger,
   type Metrics,
-  outgoingEventSchema,
-  parseEventBody,
   parseOr400,
   readConfig,
   transportConfig,
   type Readiness,
 } from '@blog/common';
-import { PUBLISH_MAX, sqliteLog, type BusLog, type PublishedHook } from './log.js';
+import { parsePublished, sqliteLog, type BusLog, type PublishedHook } from './log.js';
 import { natsLog } from './nats-log.js';
 
 /**
@@ -132,7 +130,7 @@ function busServer(
   const publish = async (body: unknown) => {
     // An array publishes several events at once (a subscriber's reactions to a batch); a plain object is
     // the course's single event and gets the course's answer.
-    const { events, batch } = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX);
+    const { events, batch } = parsePublished(body);
     const results = await eventLog.append(events);
     const answer = results.map(({ seq, id, duplicate }) => ({
       seq,

@@ -83,6 +83,21 @@ export function eventJson(row: EventRow): string {
   return `{"seq":${row.seq},"id":${JSON.stringify(row.id)},"time":${JSON.stringify(row.time)},${row.body.slice(1)}`;
 }
 
+/** What the log keeps of a published event: its id (the publisher's, else a new UUID), type and body. */
+export function storedForm(event: OutgoingEvent): Pick<EventRow, 'id' | 'type' | 'body'> {
+  // seq, id and time are the bus's to assign: a publisher's own copies would clash with them in the JSON.
+  const { id = randomUUID(), seq: _seq, time: _time, type, data, ...extra } = event;
+  return { id, type, body: JSON.stringify({ type, data, ...extra }) };
+}
+
+/** The widest seq and time an event can be given: an event is measured with them before it has its own. */
+const WIDEST = { seq: Number.MAX_SAFE_INTEGER, time: new Date(0).toISOString() };
+
+/** The bytes of the JSON `eventJson` will give for this event, whatever seq it gets. */
+export function deliveredBytes(form: Pick<EventRow, 'id' | 'type' | 'body'>): number {
+  return Buffer.byteLength(eventJson({ ...form, ...WIDEST }));
+}
+
 export class EventStore {
   readonly file: string;
   private readonly db: Database.Database;
@@ -165,9 +180,7 @@ export class EventStore {
    * again: the answer is the first seq, with `duplicate: true`, so a publisher can retry safely.
    */
   append(event: OutgoingEvent): AppendResult {
-    // seq, id and time are the bus's to assign: a publisher's own copies would clash with them in the JSON.
-    const { id = randomUUID(), seq: _seq, time: _time, type, data, ...extra } = event;
-    const body = JSON.stringify({ type, data, ...extra });
+    const { id, type, body } = storedForm(event);
     const time = new Date().toISOString();
     const inserted = this.insertEvent.get(id, type, body, time);
     if (inserted) {
