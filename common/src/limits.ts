@@ -16,3 +16,11 @@ export const EVENT_MAX_BYTES = BODY_MAX_BYTES - 2;
 
 /** The largest answer HttpClient reads unless told otherwise. */
 export const ANSWER_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A page of the log (`GET /events?after=&limit=`, a transport's `fetchAfter`) ends once it holds this many
+ * bytes of events, or `limit` events, whichever comes first, and always holds at least one: a sixteenth of
+ * ANSWER_MAX_BYTES, so a page is always read whole, and small enough that four services catching up at once
+ * cost the bus a few tens of MiB. Events of the course's size (about 300 bytes) fill 10,000 first.
+ */
+export const PAGE_MAX_BYTES = 4 * 1024 * 1024;

@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EVENT_MAX_BYTES } from '@blog/common';
+import { EVENT_MAX_BYTES, PAGE_MAX_BYTES } from '@blog/common';
 
 /**
  * The routes of docs/event-bus.md that every bus answers alike, the SQLite bus and the NATS gateway:
@@ -241,6 +241,23 @@ export function busRouteTests<Bus extends BusUnderTest>(create: () => Bus | Prom
       const inArray = await publish([{ type: 'Small', data: {} }, tooLarge]).expect(413);
       expect(inArray.body.errors).toEqual([{ message: expect.stringMatching(/too large/), field: '1' }]);
       expect(await allEvents()).toEqual([]);
+    });
+
+    it('ends a page at PAGE_MAX_BYTES; the next page, after its last seq, goes on until one is empty', async () => {
+      // 50 events of about 90 KB: 4.5 MB, more than one page carries.
+      for (let i = 1; i <= 50; i++) await publish(eventOfDeliveredSize(90_000, `big-${i}`)).expect(200);
+      const pages: number[][] = [];
+      for (let after = 0; ;) {
+        const res = await request(bus.app).get(`/events?after=${after}&limit=10000`).expect(200);
+        expect(res.headers['x-last-seq']).toBe('50');
+        expect(Buffer.byteLength(res.text)).toBeLessThanOrEqual(PAGE_MAX_BYTES);
+        const seqs = (res.body as { seq: number }[]).map((e) => e.seq);
+        if (seqs.length === 0) break;
+        pages.push(seqs);
+        after = seqs.at(-1)!;
+      }
+      expect(pages.length).toBeGreaterThan(1);
+      expect(pages.flat()).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     });
   });
 
