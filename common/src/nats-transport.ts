@@ -9,7 +9,7 @@ import type {
 import type { NatsConnection } from '@nats-io/transport-node';
 import { validateEvent, incomingEventSchema, type OutgoingEvent, type StoredEvent } from './events.js';
 import type { Logger } from './logger.js';
-import { sleep, TransportError, type EventTransport } from './transport.js';
+import { sleep, TransportError, type EventPage, type EventTransport } from './transport.js';
 
 /**
  * The event log on NATS JetStream (docs/event-bus.md, "The NATS JetStream transport"): one stream, whose
@@ -124,14 +124,15 @@ export class NatsTransport implements EventTransport {
   }
 
   /**
-   * At most `limit` events with `seq > afterSeq`, bounded by the stream's last seq at the time of the call:
-   * it never waits for events still to come, and answers [] after a single request when there are none.
+   * At most `limit` events with `seq > afterSeq`, bounded by the stream's last seq at the time of the call
+   * (`headSeq`): it never waits for events still to come, and answers no events after a single request when
+   * there are none.
    */
-  async fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]> {
+  async fetchAfter(afterSeq: number, limit: number): Promise<EventPage> {
     const head = await this.headSeq();
     const events: StoredEvent[] = [];
     for await (const batch of this.read(afterSeq, Math.min(head, afterSeq + limit))) events.push(...batch);
-    return events;
+    return { events, headSeq: head };
   }
 
   /** The stream's last seq (0 when empty). */

@@ -12,8 +12,11 @@ export interface EventTransport {
    * published one after the other are stored in that order.
    */
   publish(event: OutgoingEvent): Promise<{ seq: number; id: string }>;
-  /** At most `limit` events with `seq > afterSeq`, in order. */
-  fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]>;
+  /**
+   * A page of the log after `afterSeq`: at most `limit` events, fewer once they fill PAGE_MAX_BYTES (never
+   * none while there is one). Only an empty page says the log has nothing more (see `EventPage`).
+   */
+  fetchAfter(afterSeq: number, limit: number): Promise<EventPage>;
   /**
    * Delivery run by the transport itself (NATS): `handle` gets every event of the log, in order, in
    * batches, and a batch counts as delivered once it resolved; if it throws, the whole batch is delivered
@@ -23,6 +26,17 @@ export interface EventTransport {
    */
   consume?(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>, startSeq?: number): void;
   close(): void | Promise<void>;
+}
+
+/** What `fetchAfter` resolves with. */
+export interface EventPage {
+  /** In seq order, from `afterSeq + 1`; a short page is not the end of the log, an empty one is. */
+  events: StoredEvent[];
+  /**
+   * The head of the log when the page was read, if the transport knows it (every event of the page is at or
+   * below it): a reader catching up may stop there, and leave what comes later to delivery.
+   */
+  headSeq?: number;
 }
 
 export class TransportError extends Error {
@@ -124,7 +138,7 @@ export class HttpTransport implements EventTransport {
     }
   }
 
-  async fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]> {
+  async fetchAfter(afterSeq: number, limit: number): Promise<EventPage> {
     let res;
     try {
       res = await this.client.request(`${this.eventsUrl}?after=${afterSeq}&limit=${limit}`, {
@@ -138,7 +152,8 @@ export class HttpTransport implements EventTransport {
     if (!Array.isArray(events)) {
       throw new TransportError(`event bus answered GET /events with ${res.status}`);
     }
-    return events as StoredEvent[];
+    const head = Number(res.headers['x-last-seq']);
+    return { events: events as StoredEvent[], headSeq: Number.isSafeInteger(head) ? head : undefined };
   }
 
   close(): void {
