@@ -6,6 +6,7 @@ import { natsAvailability, uniqueStreamName } from '@blog/common/testing';
 import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
 import { waitFor } from '../../test/support/stack.js';
 import type { StoredEvent } from './events.js';
+import { PAGE_MAX_BYTES } from './limits.js';
 import { NatsTransport } from './nats-transport.js';
 import { TransportError } from './transport.js';
 
@@ -126,11 +127,38 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     await Promise.all(Array.from({ length: 2500 }, (_, i) => transport.publish({ type: 'T', data: { i } })));
     const batches: number[][] = [];
     for await (const batch of transport.read(0, 2500, 1000)) batches.push(batch.map((e) => e.seq));
-    expect(batches.map((batch) => batch.length)).toEqual([1000, 1000, 500]);
+    // The first pull is sized for events as large as the bus takes (1 MiB of them); the next ones for the
+    // largest seen so far, up to 1000.
+    expect(batches.map((batch) => batch.length)).toEqual([10, 1000, 1000, 490]);
     expect(batches.flat()).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1));
     // A page from the middle, as a catch-up asks for it.
     const { events: page } = await transport.fetchAfter(1200, 100);
     expect(page.map((event) => event.seq)).toEqual(Array.from({ length: 100 }, (_, i) => 1201 + i));
+  });
+
+  it('ends a page of fetchAfter at PAGE_MAX_BYTES of messages; the next page goes on from its last seq', async () => {
+    const transport = transportOn(nats().url);
+    // 60 events of 90 KB: 5.4 MB, more than one page carries.
+    const text = 'x'.repeat(90_000);
+    for (let i = 1; i <= 60; i++) await transport.publish({ type: 'Big', data: { text }, id: `big-${i}` });
+    const pages: StoredEvent[][] = [];
+    for (let after = 0; ;) {
+      const { events, headSeq } = await transport.fetchAfter(after, 10_000);
+      expect(headSeq).toBe(60);
+      if (events.length === 0) break;
+      // What each message holds: the event as published.
+      const bytes = events.reduce(
+        (sum, { type, data, id }) => sum + Buffer.byteLength(JSON.stringify({ type, data, id })),
+        0,
+      );
+      expect(bytes).toBeLessThanOrEqual(PAGE_MAX_BYTES);
+      pages.push(events);
+      after = events.at(-1)!.seq;
+    }
+    expect(pages.length).toBeGreaterThan(1);
+    expect(pages.flat().map((event) => event.id)).toEqual(
+      Array.from({ length: 60 }, (_, i) => `big-${i + 1}`),
+    );
   });
 
   it('lets two clients create the same stream at once', async () => {
