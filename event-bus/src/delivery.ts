@@ -232,7 +232,7 @@ export class SubscriberLoop {
   /** The next events after the cursor: one, or a batch if the subscriber takes them. */
   private next(): Delivery | undefined {
     const batch = this.batches && this.cursor >= this.singlesUntil;
-    const rows = this.store.after(this.cursor, batch ? BATCH_MAX_EVENTS : 1);
+    const rows = this.store.after(this.cursor, batch ? BATCH_MAX_EVENTS : 1, BATCH_MAX_BYTES);
     return rows.length === 0 ? undefined : { rows, batch };
   }
 
