@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { OutgoingEvent, StoredEvent } from './events.js';
 import { HttpClient } from './http-client.js';
+import { BODY_MAX_BYTES } from './limits.js';
 
 /**
  * How a service reaches the event log. The HTTP event-bus is the default; NATS JetStream implements the
@@ -53,16 +54,21 @@ export class TransportError extends Error {
 type WithId<T> = T & { id: string };
 
 const NETWORK_RETRIES = 2;
+/** The most events one publish request carries; and its body is at most BODY_MAX_BYTES, what the bus takes. */
 const MAX_EVENTS_PER_PUBLISH = 500;
+
+interface Pending {
+  event: WithId<OutgoingEvent>;
+  /** The event as JSON, made once: it sizes the request and is sent as it is. */
+  json: string;
+  resolve: (stored: { seq: number; id: string }) => void;
+  reject: (err: unknown) => void;
+}
 
 export class HttpTransport implements EventTransport {
   private readonly client = new HttpClient();
   private readonly eventsUrl: string;
-  private readonly waiting: {
-    event: WithId<OutgoingEvent>;
-    resolve: (stored: { seq: number; id: string }) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
+  private readonly waiting: Pending[] = [];
   private sending = false;
 
   constructor(
@@ -80,7 +86,8 @@ export class HttpTransport implements EventTransport {
   publish(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
     return new Promise((resolve, reject) => {
       // The id is fixed now, so a retry after a lost answer is stored once.
-      this.waiting.push({ event: { ...event, id: event.id ?? randomUUID() }, resolve, reject });
+      const withId = { ...event, id: event.id ?? randomUUID() };
+      this.waiting.push({ event: withId, json: JSON.stringify(withId), resolve, reject });
       if (!this.sending) void this.sendWaiting();
     });
   }
@@ -88,9 +95,9 @@ export class HttpTransport implements EventTransport {
   private async sendWaiting(): Promise<void> {
     this.sending = true;
     while (this.waiting.length > 0) {
-      const group = this.waiting.splice(0, MAX_EVENTS_PER_PUBLISH);
+      const group = this.nextGroup();
       try {
-        const stored = await this.send(group.length === 1 ? group[0]!.event : group.map((p) => p.event));
+        const stored = await this.send(group);
         group.forEach((pending, index) => pending.resolve(stored[index]!));
       } catch (err) {
         if (group.length === 1 || !(err instanceof TransportError && err.refused)) {
@@ -98,7 +105,7 @@ export class HttpTransport implements EventTransport {
         } else {
           // The bus refused the array: send each alone, so only the event at fault fails.
           for (const pending of group) {
-            await this.send(pending.event).then(([stored]) => pending.resolve(stored!), pending.reject);
+            await this.send([pending]).then(([stored]) => pending.resolve(stored!), pending.reject);
           }
         }
       }
@@ -106,21 +113,33 @@ export class HttpTransport implements EventTransport {
     this.sending = false;
   }
 
+  /** The waiting events that fit one request: up to MAX_EVENTS_PER_PUBLISH, within BODY_MAX_BYTES (one at least). */
+  private nextGroup(): Pending[] {
+    let count = 0;
+    let bytes = 1; // `[`, then each event with the `,` or `]` after it
+    for (const pending of this.waiting) {
+      bytes += Buffer.byteLength(pending.json) + 1;
+      if (count > 0 && (count === MAX_EVENTS_PER_PUBLISH || bytes > BODY_MAX_BYTES)) break;
+      count++;
+    }
+    return this.waiting.splice(0, count);
+  }
+
   /** One event as the course sends it, or an array stored in one commit; retried with the same ids. */
-  private async send(
-    input: WithId<OutgoingEvent> | WithId<OutgoingEvent>[],
-  ): Promise<{ seq: number; id: string }[]> {
-    const withIds = Array.isArray(input) ? input : [input];
+  private async send(group: Pending[]): Promise<{ seq: number; id: string }[]> {
+    const batch = group.length > 1;
+    const body = batch ? `[${group.map((pending) => pending.json).join(',')}]` : group[0]!.json;
+    const withIds = group.map((pending) => pending.event);
     const what = `${withIds.map((e) => `${e.type} ${e.id}`).join(', ')}`.slice(0, 300);
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.client.request(this.eventsUrl, {
           method: 'POST',
-          body: JSON.stringify(input),
+          body,
           timeoutMs: this.timeoutMs,
         });
         const answer = parseJson(res.body) as { events?: unknown } | undefined;
-        const stored: unknown = Array.isArray(input) ? answer?.events : [answer];
+        const stored: unknown = batch ? answer?.events : [answer];
         if (res.status >= 200 && res.status < 300 && isStoredList(stored, withIds.length)) {
           return stored.map((result, index) => ({
             seq: result.seq,
