@@ -214,10 +214,10 @@ export class Subscriber<State> {
   }
 
   /**
-   * Fetches and applies pages after `appliedSeq` until `targetSeq` is applied, the head of the log as the
-   * first page found it is, or a page comes back empty. A page may be short and not the last (it ends at a
-   * byte budget, PAGE_MAX_BYTES), so only those end it. The next page is requested before the current one is
-   * applied, so the bus reads while this service applies.
+   * Fetches and applies pages after `appliedSeq` until a page comes back empty, or `targetSeq` is applied, or
+   * the head of the log as the first page reported it. Only these end it: a short page may not be the last
+   * (a page also ends at a byte budget, PAGE_MAX_BYTES). The next page is requested before the current one
+   * is applied, so the bus reads while this service applies.
    */
   private async fetchUntil(targetSeq: number): Promise<void> {
     const fetchPage = (afterSeq: number) => {

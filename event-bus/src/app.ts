@@ -200,8 +200,9 @@ function busServer(
       res.destroy();
       return;
     }
-    if (!res.headersSent) res.type('application/json').send('[]');
-    else if (!res.destroyed) res.end(']');
+    if (res.destroyed) return;
+    if (res.headersSent) res.end(']');
+    else res.type('application/json').send('[]');
   }
 
   app.get('/subscribers', async (_req, res) => {
