@@ -115,7 +115,8 @@ describe('comments API, the bus gone between the publish and the read', () => {
       publish: async () => ({ seq: 3, id: 'stored-before-the-crash' }),
       fetchAfter: async (after) => {
         if (!busUp) throw new Error('connect ECONNREFUSED');
-        return after === 0 ? [{ seq: 1, id: 'e1', type: 'PostCreated', data: { id: 'p1', title: 'T' } }] : [];
+        const first = { seq: 1, id: 'e1', type: 'PostCreated', data: { id: 'p1', title: 'T' } };
+        return { events: after === 0 ? [first] : [] };
       },
       close: () => undefined,
     };

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { ANSWER_MAX_BYTES } from './limits.js';
 
 /**
  * The one HTTP client between services: a JSON request on a keep-alive connection, the answer as text.
@@ -24,11 +25,9 @@ export interface HttpRequestOptions {
   /** The whole exchange, from sending to the last byte of the answer; past it the error has code ETIMEDOUT. */
   timeoutMs: number;
   signal?: AbortSignal;
-  /** A larger answer is cut off with an error (code ERR_ANSWER_TOO_LARGE). */
+  /** A larger answer is cut off with an error (code ERR_ANSWER_TOO_LARGE); default ANSWER_MAX_BYTES. */
   maxAnswerBytes?: number;
 }
-
-const DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /** Keep-alive agents, one pair per caller, so `close()` ends only that caller's connections. */
 export class HttpClient {
@@ -45,7 +44,7 @@ export class HttpClient {
       headers['Content-Type'] = 'application/json';
       headers['Content-Length'] = Buffer.byteLength(options.body);
     }
-    const maxBytes = options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
+    const maxBytes = options.maxAnswerBytes ?? ANSWER_MAX_BYTES;
     return new Promise((resolve, reject) => {
       const send = secure ? https.request : http.request;
       const req = send(

@@ -4,6 +4,7 @@ import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { describeError, errorHandler, notFoundHandler } from './errors.js';
+import { BODY_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -17,7 +18,8 @@ export interface HttpAppOptions {
   /** posts, comments and query allow CORS, as in the course (the React app calls them from the browser). */
   cors?: boolean;
   readiness: () => Readiness | Promise<Readiness>;
-  bodyLimit?: string;
+  /** The largest JSON body taken, in bytes (default BODY_MAX_BYTES). */
+  bodyLimit?: number;
   /**
    * The hottest reads, answered by node:http before Express sees the request (an exact `METHOD /path`,
    * any query string): they get the same security and CORS headers, computed once (`headers`), and skip
@@ -82,7 +84,7 @@ const bodyRefusal = (type: string) => Object.assign(new Error(type), { status: 4
  * express.json, plus two refusals before parsing: bytes that are not UTF-8 (else they would be stored as
  * U+FFFD, silently changed) and nesting deeper than MAX_JSON_DEPTH. Both answer 400 JSON (errors.ts).
  */
-function jsonBodyParser(limit: string) {
+function jsonBodyParser(limit: number) {
   return express.json({
     limit,
     verify: (_req, _res, buffer, encoding) => {
@@ -116,7 +118,7 @@ function staticHeaders(withCors: boolean): Record<string, string> {
 
 function rawKit(options: HttpAppOptions): RawKit {
   const headers = staticHeaders(options.cors ?? false);
-  const parseJson = jsonBodyParser(options.bodyLimit ?? '100kb') as unknown as (
+  const parseJson = jsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES) as unknown as (
     req: IncomingMessage,
     res: ServerResponse,
     next: (err?: unknown) => void,
@@ -170,7 +172,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
   app.use(options.metrics.timeRequests);
   app.use(helmet());
   if (options.cors) app.use(cors());
-  app.use(jsonBodyParser(options.bodyLimit ?? '100kb'));
+  app.use(jsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './events.js';
 export * from './http.js';
 export * from './http-client.js';
+export * from './limits.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './nats-transport.js';

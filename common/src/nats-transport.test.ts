@@ -6,6 +6,7 @@ import { natsAvailability, uniqueStreamName } from '@blog/common/testing';
 import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
 import { waitFor } from '../../test/support/stack.js';
 import type { StoredEvent } from './events.js';
+import { PAGE_MAX_BYTES } from './limits.js';
 import { NatsTransport } from './nats-transport.js';
 import { TransportError } from './transport.js';
 
@@ -60,7 +61,8 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     expect(third.seq).toBe(3);
     expect(third.id).not.toBe(second.id);
 
-    const events = await transport.fetchAfter(0, 10);
+    const { events, headSeq } = await transport.fetchAfter(0, 10);
+    expect(headSeq).toBe(3);
     expect(events).toEqual([
       { seq: 1, id: 'mine', time: expect.any(String), type: 'PostCreated', data: { id: 'p1', title: 'Hi' } },
       // The publisher's seq and time are dropped: the stream's own are the event's.
@@ -84,19 +86,19 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
       seq: 1,
       duplicate: true,
     });
-    expect((await transport.fetchAfter(0, 100)).map((e) => e.seq)).toEqual([1, 2]);
+    expect((await transport.fetchAfter(0, 100)).events.map((e) => e.seq)).toEqual([1, 2]);
   });
 
   it('fetchAfter answers at most limit events after the seq, bounded by the head, [] at once at the end', async () => {
     const transport = transportOn(nats().url);
     // An empty stream: nothing, without waiting.
     let started = Date.now();
-    expect(await transport.fetchAfter(0, 10_000)).toEqual([]);
+    expect(await transport.fetchAfter(0, 10_000)).toEqual({ events: [], headSeq: 0 });
     expect(Date.now() - started).toBeLessThan(500);
 
     for (let i = 1; i <= 12; i++) await transport.publish({ type: 'T', data: { i } });
     const seqs = async (after: number, limit: number) =>
-      (await transport.fetchAfter(after, limit)).map((event) => event.seq);
+      (await transport.fetchAfter(after, limit)).events.map((event) => event.seq);
     expect(await seqs(0, 3)).toEqual([1, 2, 3]);
     expect(await seqs(3, 4)).toEqual([4, 5, 6, 7]);
     expect(await seqs(10, 100)).toEqual([11, 12]);
@@ -114,7 +116,7 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
       Array.from({ length: 300 }, (_, i) => transport.publish({ type: 'T', data: { i }, id: `e-${i}` })),
     );
     expect(results.map((result) => result.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
-    const events = await transport.fetchAfter(0, 10_000);
+    const { events } = await transport.fetchAfter(0, 10_000);
     expect(events.map((event) => (event.data as { i: number }).i)).toEqual(
       Array.from({ length: 300 }, (_, i) => i),
     );
@@ -125,11 +127,38 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     await Promise.all(Array.from({ length: 2500 }, (_, i) => transport.publish({ type: 'T', data: { i } })));
     const batches: number[][] = [];
     for await (const batch of transport.read(0, 2500, 1000)) batches.push(batch.map((e) => e.seq));
-    expect(batches.map((batch) => batch.length)).toEqual([1000, 1000, 500]);
+    // The first pull is sized for events as large as the bus takes (1 MiB of them); the next ones for the
+    // largest seen so far, up to 1000.
+    expect(batches.map((batch) => batch.length)).toEqual([10, 1000, 1000, 490]);
     expect(batches.flat()).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1));
     // A page from the middle, as a catch-up asks for it.
-    const page = await transport.fetchAfter(1200, 100);
+    const { events: page } = await transport.fetchAfter(1200, 100);
     expect(page.map((event) => event.seq)).toEqual(Array.from({ length: 100 }, (_, i) => 1201 + i));
+  });
+
+  it('ends a page of fetchAfter at PAGE_MAX_BYTES of messages; the next page goes on from its last seq', async () => {
+    const transport = transportOn(nats().url);
+    // 60 events of 90 KB: 5.4 MB, more than one page carries.
+    const text = 'x'.repeat(90_000);
+    for (let i = 1; i <= 60; i++) await transport.publish({ type: 'Big', data: { text }, id: `big-${i}` });
+    const pages: StoredEvent[][] = [];
+    for (let after = 0; ;) {
+      const { events, headSeq } = await transport.fetchAfter(after, 10_000);
+      expect(headSeq).toBe(60);
+      if (events.length === 0) break;
+      // What each message holds: the event as published.
+      const bytes = events.reduce(
+        (sum, { type, data, id }) => sum + Buffer.byteLength(JSON.stringify({ type, data, id })),
+        0,
+      );
+      expect(bytes).toBeLessThanOrEqual(PAGE_MAX_BYTES);
+      pages.push(events);
+      after = events.at(-1)!.seq;
+    }
+    expect(pages.length).toBeGreaterThan(1);
+    expect(pages.flat().map((event) => event.id)).toEqual(
+      Array.from({ length: 60 }, (_, i) => `big-${i + 1}`),
+    );
   });
 
   it('lets two clients create the same stream at once', async () => {
@@ -140,7 +169,7 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
       b.publish({ type: 'B', data: {} }),
     ]);
     expect(results.map((result) => result.seq).sort()).toEqual([1, 2]);
-    expect(await a.fetchAfter(0, 10)).toHaveLength(2);
+    expect((await a.fetchAfter(0, 10)).events).toHaveLength(2);
   });
 
   it('consume delivers every event in order once acknowledged, and resumes after the last ack', async () => {
@@ -313,7 +342,7 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     await waitFor(async () => (await transport.consumerStatus())[0]?.lag === 0);
 
     // A replay still counts it (no holes) and shows what it is, for the subscriber to skip.
-    const replay = await transport.fetchAfter(0, 10);
+    const { events: replay } = await transport.fetchAfter(0, 10);
     expect(replay.map((event) => event.seq)).toEqual([1, 2, 3, 4]);
     expect(replay[1]).toMatchObject({ seq: 2, body: 'not json at all' });
     expect(replay[1]!.type).toBeUndefined();

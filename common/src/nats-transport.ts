@@ -8,8 +8,9 @@ import type {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { validateEvent, incomingEventSchema, type OutgoingEvent, type StoredEvent } from './events.js';
+import { EVENT_MAX_BYTES, PAGE_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
-import { sleep, TransportError, type EventTransport } from './transport.js';
+import { sleep, TransportError, type EventPage, type EventTransport } from './transport.js';
 
 /**
  * The event log on NATS JetStream (docs/event-bus.md, "The NATS JetStream transport"): one stream, whose
@@ -60,8 +61,13 @@ const DELIVERY_BATCH = 200;
 const NAK_DELAY_MAX_MS = 10_000;
 /** A replay's consumer is deleted when done; should that be lost, the server drops it after this idle time. */
 const REPLAY_CONSUMER_IDLE_MS = 30_000;
-/** How many events one pull of a replay asks for. */
+/** How many events one pull of a replay asks for, at most. */
 const REPLAY_BATCH = 1000;
+/**
+ * How many bytes of messages one pull of a replay asks for, judged by the largest message it has read so
+ * far (before the first, the largest event the bus takes): the messages of a pull arrive all at once.
+ */
+const REPLAY_PULL_BYTES = 1024 * 1024;
 
 interface Connection {
   nc: NatsConnection;
@@ -124,14 +130,17 @@ export class NatsTransport implements EventTransport {
   }
 
   /**
-   * At most `limit` events with `seq > afterSeq`, bounded by the stream's last seq at the time of the call:
-   * it never waits for events still to come, and answers [] after a single request when there are none.
+   * At most `limit` events with `seq > afterSeq`, fewer once their messages fill PAGE_MAX_BYTES, bounded by
+   * the stream's last seq at the time of the call (`headSeq`): it never waits for events still to come, and
+   * answers no events after a single request when there are none.
    */
-  async fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]> {
+  async fetchAfter(afterSeq: number, limit: number): Promise<EventPage> {
     const head = await this.headSeq();
     const events: StoredEvent[] = [];
-    for await (const batch of this.read(afterSeq, Math.min(head, afterSeq + limit))) events.push(...batch);
-    return events;
+    const through = Math.min(head, afterSeq + limit);
+    for await (const batch of this.read(afterSeq, through, REPLAY_BATCH, PAGE_MAX_BYTES))
+      events.push(...batch);
+    return { events, headSeq: head };
   }
 
   /** The stream's last seq (0 when empty). */
@@ -147,8 +156,15 @@ export class NatsTransport implements EventTransport {
   /**
    * The events with `afterSeq < seq <= throughSeq`, in order, in batches, read by one ordered consumer:
    * the next batch is asked for only when the caller wants it, so a slow reader holds one batch at a time.
+   * A batch is one pull: at most `batch` events and about REPLAY_PULL_BYTES. It ends before the event that
+   * would take its messages past `maxBytes` in all (the first event always comes).
    */
-  async *read(afterSeq: number, throughSeq: number, batch = REPLAY_BATCH): AsyncGenerator<StoredEvent[]> {
+  async *read(
+    afterSeq: number,
+    throughSeq: number,
+    batch = REPLAY_BATCH,
+    maxBytes = Infinity,
+  ): AsyncGenerator<StoredEvent[]> {
     if (throughSeq <= afterSeq) return;
     const { js } = await this.connection();
     let consumer;
@@ -163,17 +179,31 @@ export class NatsTransport implements EventTransport {
     try {
       // Nothing stored from there on (the stream was purged): nothing to wait for.
       if ((await consumer.info(true)).num_pending === 0) return;
+      let taken = 0;
+      let bytes = 0;
+      let largest = 0;
       for (let last = afterSeq; last < throughSeq;) {
-        const want = Math.min(batch, throughSeq - last);
+        const perPull = Math.max(1, Math.floor(REPLAY_PULL_BYTES / (largest || EVENT_MAX_BYTES)));
+        const want = Math.min(batch, throughSeq - last, perPull);
         const events: StoredEvent[] = [];
         let end = false;
+        let full = false;
         try {
           const messages = await consumer.fetch({
             max_messages: want,
             expires: Math.max(1000, this.timeoutMs),
           });
           for await (const msg of messages) {
+            const size = msg.data.length;
+            // Past the byte budget: the rest stays in the stream (the consumer is deleted below).
+            if (taken > 0 && bytes + size > maxBytes) {
+              full = true;
+              break;
+            }
             events.push(storedEvent(msg));
+            taken++;
+            bytes += size;
+            largest = Math.max(largest, size);
             last = msg.seq;
             // `pending` is what the stream holds after this message: 0 means its end.
             end = msg.seq >= throughSeq || msg.info.pending === 0;
@@ -182,11 +212,10 @@ export class NatsTransport implements EventTransport {
         } catch (err) {
           throw this.failure(err, `could not read the stream ${this.stream}`);
         }
-        if (events.length === 0) {
+        if (events.length > 0) yield events;
+        else if (!full)
           throw new TransportError(`NATS at ${this.url} sent no events after seq ${last} in time`);
-        }
-        yield events;
-        if (end) return;
+        if (end || full) return;
       }
     } finally {
       // Done with it: removed now rather than left to idle out.

@@ -8,7 +8,7 @@ import type { EventTransport } from './transport.js';
 // A log in memory behind the transport interface: enough to watch onApplied without a bus.
 const logOf = (events: StoredEvent[]): EventTransport => ({
   publish: async () => ({ seq: events.length + 1, id: 'x' }),
-  fetchAfter: async (after, limit) => events.filter((e) => e.seq > after).slice(0, limit),
+  fetchAfter: async (after, limit) => ({ events: events.filter((e) => e.seq > after).slice(0, limit) }),
   close: () => undefined,
 });
 const titles: Projection<string[]> = {
@@ -53,6 +53,37 @@ describe('Subscriber.onApplied', () => {
   });
 });
 
+describe('Subscriber.start', () => {
+  const subscriberOn = (transport: EventTransport) =>
+    new Subscriber(titles, transport, createLogger('posts', 'silent'), createMetrics('posts'));
+
+  it('reads on past a short page until one comes back empty', async () => {
+    const log = [1, 2, 3, 4, 5].map(post);
+    // Pages of two events, as a bus ends a page of large events at its byte budget; no head given.
+    const subscriber = subscriberOn({
+      ...logOf(log),
+      fetchAfter: async (after) => ({ events: log.filter((e) => e.seq > after).slice(0, 2) }),
+    });
+    expect(await subscriber.start()).toBe(5);
+    expect(subscriber.state).toEqual(['T1', 'T2', 'T3', 'T4', 'T5']);
+  });
+
+  it('stops at the head the first page reported, though events keep coming', async () => {
+    const log = [1, 2, 3].map(post);
+    // Every read finds one more event published since: only the head ends this catch-up.
+    const subscriber = subscriberOn({
+      ...logOf(log),
+      async fetchAfter(after) {
+        const headSeq = log.length;
+        log.push(post(log.length + 1));
+        return { events: log.filter((e) => e.seq > after && e.seq <= headSeq).slice(0, 1), headSeq };
+      },
+    });
+    expect(await subscriber.start()).toBe(3);
+    expect(subscriber.state).toEqual(['T1', 'T2', 'T3']);
+  });
+});
+
 describe('Subscriber.publishAndApply', () => {
   it('answers as soon as the delivery brings its event, without reading the log', async () => {
     const log = [post(1)];
@@ -65,7 +96,7 @@ describe('Subscriber.publishAndApply', () => {
       },
       async fetchAfter(after, limit) {
         reads++;
-        return log.filter((e) => e.seq > after).slice(0, limit);
+        return { events: log.filter((e) => e.seq > after).slice(0, limit) };
       },
       close: () => undefined,
     };

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBus } from '../../event-bus/src/app.js';
+import { eventOfDeliveredSize } from '../../test/support/bus-routes.js';
 import { startStack, waitFor } from '../../test/support/stack.js';
 import type { BlogEvent, StoredEvent } from './events.js';
 import type { ServiceDefinition } from './service.js';
@@ -50,6 +51,24 @@ describe('subscriber', () => {
     expect(service.subscriber.state.applied).toEqual(['a', 'b', 'c']);
     expect(service.subscriber.appliedSeq).toBeGreaterThanOrEqual(3);
     await request(stack.urls.query!).get('/readyz').expect(200);
+  });
+
+  it('catches up with a log of more bytes than a page holds, page after page', async () => {
+    stack = await startStack([], { busEnv: noDelivery });
+    const { dataDir, busUrl } = stack;
+    // 50 events of about 90 KB: 4.5 MB, more than one page of the bus carries (PAGE_MAX_BYTES).
+    for (let i = 1; i <= 50; i++)
+      await request(busUrl)
+        .post('/events')
+        .send(eventOfDeliveredSize(90_000, `big-${i}`))
+        .expect(200);
+    await publishPosts(busUrl, ['after-the-big-ones']);
+    await stack.stop({ keepData: true });
+
+    stack = await startStack([definition], { dataDir, busEnv: noDelivery });
+    const service = stack.services.query!;
+    expect(service.subscriber.state.applied).toEqual(['after-the-big-ones']);
+    expect(service.subscriber.appliedSeq).toBeGreaterThanOrEqual(51);
   });
 
   it('applies each seq once, fills a gap from the bus, and refuses a seq past the head', async () => {

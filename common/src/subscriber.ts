@@ -214,8 +214,10 @@ export class Subscriber<State> {
   }
 
   /**
-   * Fetches and applies pages after `appliedSeq` until `targetSeq` is applied or the log ends. The next page
-   * is requested before the current one is applied, so the bus reads while this service applies.
+   * Fetches and applies pages after `appliedSeq` until a page comes back empty, or `targetSeq` is applied, or
+   * the head of the log as the first page reported it. Only these end it: a short page may not be the last
+   * (a page also ends at a byte budget, PAGE_MAX_BYTES). The next page is requested before the current one
+   * is applied, so the bus reads while this service applies.
    */
   private async fetchUntil(targetSeq: number): Promise<void> {
     const fetchPage = (afterSeq: number) => {
@@ -223,11 +225,14 @@ export class Subscriber<State> {
       page.catch(() => undefined); // awaited below; this only keeps an unused prefetch from going unhandled
       return page;
     };
-    let next = this.appliedSeq < targetSeq ? fetchPage(this.appliedSeq) : undefined;
-    while (next) {
-      const events = await next;
+    let target = targetSeq;
+    let next = this.appliedSeq < target ? fetchPage(this.appliedSeq) : undefined;
+    for (let first = true; next; first = false) {
+      const { events, headSeq } = await next;
+      // Events published meanwhile are delivered: a catch-up under a steady stream of them still ends.
+      if (first && headSeq !== undefined) target = Math.min(target, headSeq);
       const lastSeq = events.at(-1)?.seq ?? this.appliedSeq;
-      next = events.length === PAGE_SIZE && lastSeq < targetSeq ? fetchPage(lastSeq) : undefined;
+      next = events.length > 0 && lastSeq < target ? fetchPage(lastSeq) : undefined;
       for (const stored of events) {
         if (stored.seq !== this.appliedSeq + 1) {
           throw new Error(`event log page out of order: got seq ${stored.seq} after ${this.appliedSeq}`);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { OutgoingEvent, StoredEvent } from './events.js';
 import { HttpClient } from './http-client.js';
+import { BODY_MAX_BYTES } from './limits.js';
 
 /**
  * How a service reaches the event log. The HTTP event-bus is the default; NATS JetStream implements the
@@ -12,8 +13,11 @@ export interface EventTransport {
    * published one after the other are stored in that order.
    */
   publish(event: OutgoingEvent): Promise<{ seq: number; id: string }>;
-  /** At most `limit` events with `seq > afterSeq`, in order. */
-  fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]>;
+  /**
+   * A page of the log after `afterSeq`: at most `limit` events, fewer once they fill PAGE_MAX_BYTES (never
+   * none while there is one). Only an empty page says the log has nothing more (see `EventPage`).
+   */
+  fetchAfter(afterSeq: number, limit: number): Promise<EventPage>;
   /**
    * Delivery run by the transport itself (NATS): `handle` gets every event of the log, in order, in
    * batches, and a batch counts as delivered once it resolved; if it throws, the whole batch is delivered
@@ -23,6 +27,17 @@ export interface EventTransport {
    */
   consume?(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>, startSeq?: number): void;
   close(): void | Promise<void>;
+}
+
+/** What `fetchAfter` resolves with. */
+export interface EventPage {
+  /** In seq order, from `afterSeq + 1`; a short page is not the end of the log, an empty one is. */
+  events: StoredEvent[];
+  /**
+   * The head of the log when the page was read, if the transport knows it (every event of the page is at or
+   * below it): a reader catching up may stop there, and leave what comes later to delivery.
+   */
+  headSeq?: number;
 }
 
 export class TransportError extends Error {
@@ -39,16 +54,21 @@ export class TransportError extends Error {
 type WithId<T> = T & { id: string };
 
 const NETWORK_RETRIES = 2;
+/** The most events one publish request carries; and its body is at most BODY_MAX_BYTES, what the bus takes. */
 const MAX_EVENTS_PER_PUBLISH = 500;
+
+interface Pending {
+  event: WithId<OutgoingEvent>;
+  /** The event as JSON, made once: it sizes the request and is sent as it is. */
+  json: string;
+  resolve: (stored: { seq: number; id: string }) => void;
+  reject: (err: unknown) => void;
+}
 
 export class HttpTransport implements EventTransport {
   private readonly client = new HttpClient();
   private readonly eventsUrl: string;
-  private readonly waiting: {
-    event: WithId<OutgoingEvent>;
-    resolve: (stored: { seq: number; id: string }) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
+  private readonly waiting: Pending[] = [];
   private sending = false;
 
   constructor(
@@ -66,7 +86,8 @@ export class HttpTransport implements EventTransport {
   publish(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
     return new Promise((resolve, reject) => {
       // The id is fixed now, so a retry after a lost answer is stored once.
-      this.waiting.push({ event: { ...event, id: event.id ?? randomUUID() }, resolve, reject });
+      const withId = { ...event, id: event.id ?? randomUUID() };
+      this.waiting.push({ event: withId, json: JSON.stringify(withId), resolve, reject });
       if (!this.sending) void this.sendWaiting();
     });
   }
@@ -74,9 +95,9 @@ export class HttpTransport implements EventTransport {
   private async sendWaiting(): Promise<void> {
     this.sending = true;
     while (this.waiting.length > 0) {
-      const group = this.waiting.splice(0, MAX_EVENTS_PER_PUBLISH);
+      const group = this.nextGroup();
       try {
-        const stored = await this.send(group.length === 1 ? group[0]!.event : group.map((p) => p.event));
+        const stored = await this.send(group);
         group.forEach((pending, index) => pending.resolve(stored[index]!));
       } catch (err) {
         if (group.length === 1 || !(err instanceof TransportError && err.refused)) {
@@ -84,7 +105,7 @@ export class HttpTransport implements EventTransport {
         } else {
           // The bus refused the array: send each alone, so only the event at fault fails.
           for (const pending of group) {
-            await this.send(pending.event).then(([stored]) => pending.resolve(stored!), pending.reject);
+            await this.send([pending]).then(([stored]) => pending.resolve(stored!), pending.reject);
           }
         }
       }
@@ -92,21 +113,33 @@ export class HttpTransport implements EventTransport {
     this.sending = false;
   }
 
+  /** The waiting events that fit one request: up to MAX_EVENTS_PER_PUBLISH, within BODY_MAX_BYTES (one at least). */
+  private nextGroup(): Pending[] {
+    let count = 0;
+    let bytes = 1; // `[`, then each event with the `,` or `]` after it
+    for (const pending of this.waiting) {
+      bytes += Buffer.byteLength(pending.json) + 1;
+      if (count > 0 && (count === MAX_EVENTS_PER_PUBLISH || bytes > BODY_MAX_BYTES)) break;
+      count++;
+    }
+    return this.waiting.splice(0, count);
+  }
+
   /** One event as the course sends it, or an array stored in one commit; retried with the same ids. */
-  private async send(
-    input: WithId<OutgoingEvent> | WithId<OutgoingEvent>[],
-  ): Promise<{ seq: number; id: string }[]> {
-    const withIds = Array.isArray(input) ? input : [input];
+  private async send(group: Pending[]): Promise<{ seq: number; id: string }[]> {
+    const batch = group.length > 1;
+    const body = batch ? `[${group.map((pending) => pending.json).join(',')}]` : group[0]!.json;
+    const withIds = group.map((pending) => pending.event);
     const what = `${withIds.map((e) => `${e.type} ${e.id}`).join(', ')}`.slice(0, 300);
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.client.request(this.eventsUrl, {
           method: 'POST',
-          body: JSON.stringify(input),
+          body,
           timeoutMs: this.timeoutMs,
         });
         const answer = parseJson(res.body) as { events?: unknown } | undefined;
-        const stored: unknown = Array.isArray(input) ? answer?.events : [answer];
+        const stored: unknown = batch ? answer?.events : [answer];
         if (res.status >= 200 && res.status < 300 && isStoredList(stored, withIds.length)) {
           return stored.map((result, index) => ({
             seq: result.seq,
@@ -124,7 +157,7 @@ export class HttpTransport implements EventTransport {
     }
   }
 
-  async fetchAfter(afterSeq: number, limit: number): Promise<StoredEvent[]> {
+  async fetchAfter(afterSeq: number, limit: number): Promise<EventPage> {
     let res;
     try {
       res = await this.client.request(`${this.eventsUrl}?after=${afterSeq}&limit=${limit}`, {
@@ -138,7 +171,8 @@ export class HttpTransport implements EventTransport {
     if (!Array.isArray(events)) {
       throw new TransportError(`event bus answered GET /events with ${res.status}`);
     }
-    return events as StoredEvent[];
+    const head = Number(res.headers['x-last-seq']);
+    return { events: events as StoredEvent[], headSeq: Number.isSafeInteger(head) ? head : undefined };
   }
 
   close(): void {

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { busRouteTests } from '../../test/support/bus-routes.js';
+import { PAGE_MAX_BYTES } from '@blog/common';
+import { busRouteTests, eventOfDeliveredSize } from '../../test/support/bus-routes.js';
 import { createBus } from './app.js';
 
 // The routes of docs/event-bus.md on the SQLite bus, through supertest on the real app and a real SQLite
@@ -54,6 +55,18 @@ describe('the SQLite bus alone', () => {
     ]);
     expect((await request(bus().app).get('/dead-letters?subscriber=posts').expect(200)).body).toEqual([]);
     expect((await request(bus().app).get('/dead-letters?subscriber=').expect(200)).body).toHaveLength(1);
+  });
+
+  it('answers a page with one event larger than the page budget alone, and the rest after it', async () => {
+    // Only the store could hold such an event (the door refuses it): a page must still never be empty.
+    bus().store.append(eventOfDeliveredSize(PAGE_MAX_BYTES + 1000, 'huge'));
+    bus().store.append({ type: 'T', data: {}, id: 'small' });
+    const page = async (after: number) =>
+      ((await request(bus().app).get(`/events?after=${after}`).expect(200)).body as { id: string }[]).map(
+        (e) => e.id,
+      );
+    expect(await page(0)).toEqual(['huge']);
+    expect(await page(1)).toEqual(['small']);
   });
 
   it('stops at start on a malformed variable, naming it', () => {

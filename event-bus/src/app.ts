@@ -14,14 +14,13 @@ import {
   listen,
   type Logger,
   type Metrics,
-  outgoingEventSchema,
-  parseEventBody,
+  PAGE_MAX_BYTES,
   parseOr400,
   readConfig,
   transportConfig,
   type Readiness,
 } from '@blog/common';
-import { PUBLISH_MAX, sqliteLog, type BusLog, type PublishedHook } from './log.js';
+import { parsePublished, sqliteLog, type BusLog, type PublishedHook } from './log.js';
 import { natsLog } from './nats-log.js';
 
 /**
@@ -41,11 +40,12 @@ export interface BusOptions {
 export const PAGE_DEFAULT = 1000;
 export const PAGE_MAX = 10_000;
 /**
- * How many events the plain `GET /events` reads per chunk it writes. Small, so each chunk's strings stay
- * below V8's large-object size and die young: with 1000, streaming a 176 MB log grew the bus's RSS by
- * about 70 MB of garbage awaiting a full GC; with 100, by about 40 (test/bus-memory.test.ts).
+ * How many events the bus reads from the log at a time, for the plain `GET /events` (a chunk per write) and
+ * for a page (until PAGE_MAX_BYTES). Small, so each chunk's strings stay below V8's large-object size and die
+ * young: with 1000, streaming a 176 MB log grew the bus's RSS by about 70 MB of garbage awaiting a full GC;
+ * with 100, by about 40 (test/bus-memory.test.ts). A page reads past its byte budget by less than a chunk.
  */
-const STREAM_CHUNK = 100;
+const READ_CHUNK = 100;
 
 const wholeNumber = z
   .string()
@@ -132,7 +132,7 @@ function busServer(
   const publish = async (body: unknown) => {
     // An array publishes several events at once (a subscriber's reactions to a batch); a plain object is
     // the course's single event and gets the course's answer.
-    const { events, batch } = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX);
+    const { events, batch } = parsePublished(body);
     const results = await eventLog.append(events);
     const answer = results.map(({ seq, id, duplicate }) => ({
       seq,
@@ -156,39 +156,53 @@ function busServer(
     const head = await eventLog.head();
     res.set('X-Last-Seq', String(head));
     if (query.after === undefined && query.limit === undefined) {
-      await streamLog(res, head);
+      // The course's replay: the whole log.
+      await streamEvents(res, 0, head, Infinity);
       return;
     }
     const after = query.after ?? 0;
     const limit = query.limit ?? PAGE_DEFAULT;
-    const events: string[] = [];
-    for await (const chunk of eventLog.read(after, Math.min(head, after + limit), limit))
-      events.push(...chunk);
-    res.type('application/json').send(`[${events.join(',')}]`);
+    // A page: a reader asks for the rest after the last seq it got.
+    await streamEvents(res, after, Math.min(head, after + limit), PAGE_MAX_BYTES);
   });
 
   /**
-   * The course's replay: the whole log as one JSON array, written in chunks as the log gives them,
-   * waiting whenever the client reads slower than we write. The log can be large; it is never all in
-   * memory. A log that fails half-way (NATS gone) cuts the answer short: the client sees broken JSON.
+   * The events with `after < seq <= through` as one JSON array, written in chunks as the log gives them,
+   * waiting whenever the client reads slower than we write: the log can be large, and is never all in
+   * memory. The array ends before the event that would take it past `maxBytes` (the first event always
+   * comes, however large). A log that fails before the first chunk is a JSON error (503 for NATS gone); one
+   * that fails half-way cuts the answer short, and the client sees broken JSON.
    */
-  async function streamLog(res: Response, head: number): Promise<void> {
-    res.status(200).type('application/json');
-    res.write('[');
-    let first = true;
+  async function streamEvents(res: Response, after: number, through: number, maxBytes: number) {
+    let bytes = 1; // `[`, then each event with the `,` or `]` after it
+    let count = 0;
     try {
-      for await (const chunk of eventLog.read(0, head, STREAM_CHUNK)) {
+      // Leaving the loop ends the read (and, on nats, deletes its consumer).
+      for await (const chunk of eventLog.read(after, through, READ_CHUNK)) {
         if (res.destroyed) break;
-        const text = (first ? '' : ',') + chunk.join(',');
-        first = false;
-        if (!res.write(text)) await drained(res);
+        const events: string[] = [];
+        for (const json of chunk) {
+          const size = Buffer.byteLength(json) + 1;
+          if (count > 0 && bytes + size > maxBytes) break;
+          events.push(json);
+          bytes += size;
+          count++;
+        }
+        if (events.length === 0) break;
+        const text = events.join(',');
+        if (!res.headersSent) res.status(200).type('application/json').write('[');
+        if (!res.write(count > events.length ? `,${text}` : text)) await drained(res);
+        if (events.length < chunk.length) break;
       }
     } catch (err) {
+      if (!res.headersSent) throw err;
       log.error({ err }, 'GET /events: the log failed while streaming');
       res.destroy();
       return;
     }
-    if (!res.destroyed) res.end(']');
+    if (res.destroyed) return;
+    if (res.headersSent) res.end(']');
+    else res.type('application/json').send('[]');
   }
 
   app.get('/subscribers', async (_req, res) => {

@@ -3,8 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { sleep } from '@blog/common';
+import { EVENT_MAX_BYTES, sleep } from '@blog/common';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventOfDeliveredSize } from '../../test/support/bus-routes.js';
 import { createBus } from './app.js';
 import { BATCH_MAX_EVENTS } from './delivery.js';
 
@@ -409,6 +410,25 @@ describe('delivery', () => {
       /eventbus_deliveries_total\{subscriber="sub",outcome="reactions-rejected",service="event-bus"\} 1/,
     );
     expect(await bus.get('/subscribers')).toMatchObject([{ cursor: 2 }]);
+  });
+
+  it('refuses a reaction larger than a subscriber takes (counted), and stores the others of the answer', async () => {
+    const sub = await subscriber((body) => {
+      const events = Array.isArray(body) ? body : [body];
+      if (events[0]!.seq !== 1) return {};
+      const reactions = [
+        eventOfDeliveredSize(EVENT_MAX_BYTES + 1, 'too-large'),
+        { id: 'fits', type: 'Noticed', data: { n: 1 } },
+      ];
+      return { headers: { 'X-Events-Reactions': '2' }, body: { events: reactions } };
+    });
+    const bus = await startBus({ sub: sub.url });
+    await bus.publish({ type: 'T', data: { i: 1 } });
+    await waitFor(() => sub.events().length === 2);
+    expect(((await bus.get('/events')) as Delivered[]).map((e) => e.id).slice(1)).toEqual(['fits']);
+    expect(await bus.metrics()).toMatch(
+      /eventbus_deliveries_total\{subscriber="sub",outcome="reactions-rejected",service="event-bus"\} 1/,
+    );
   });
 
   it('goes back to single events when batches are no longer acknowledged, losing nothing', async () => {

@@ -1,6 +1,13 @@
 import { setTimeout as sleepUnlessAborted } from 'node:timers/promises';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { HttpClient, HttpError, type HttpAnswer, type Logger, type Metrics } from '@blog/common';
+import {
+  BODY_MAX_BYTES,
+  HttpClient,
+  HttpError,
+  type HttpAnswer,
+  type Logger,
+  type Metrics,
+} from '@blog/common';
 import { eventJson, type EventRow, type EventStore } from './store.js';
 
 /**
@@ -10,9 +17,13 @@ import { eventJson, type EventRow, type EventStore } from './store.js';
  * (at-least-once: a POST answered just before a crash is sent again, and subscribers skip seqs they have).
  */
 
-/** The largest batch, in events and in bytes (a subscriber's JSON body limit is 100 kB, common/src/http.ts). */
+/**
+ * The largest batch, in events and in bytes of its JSON. An event larger than BATCH_MAX_BYTES goes alone; no
+ * body is ever larger than a subscriber takes (BODY_MAX_BYTES, common/src/limits.ts): the bus stores no event
+ * that would not fit in it alone, within `[...]`.
+ */
 export const BATCH_MAX_EVENTS = 200;
-export const BATCH_MAX_BYTES = 64 * 1024;
+export const BATCH_MAX_BYTES = Math.min(64 * 1024, BODY_MAX_BYTES);
 export const DELIVERY_TIMEOUT_MS = 10_000;
 /** Subscribers answer `{}`, or their reactions: at most 200 events, each one's texts at most 10,000 chars. */
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
@@ -221,20 +232,21 @@ export class SubscriberLoop {
   /** The next events after the cursor: one, or a batch if the subscriber takes them. */
   private next(): Delivery | undefined {
     const batch = this.batches && this.cursor >= this.singlesUntil;
-    const rows = this.store.after(this.cursor, batch ? BATCH_MAX_EVENTS : 1);
+    const rows = this.store.after(this.cursor, batch ? BATCH_MAX_EVENTS : 1, BATCH_MAX_BYTES);
     return rows.length === 0 ? undefined : { rows, batch };
   }
 
-  /** The POST body: one event as an object, or as many as fit BATCH_MAX_BYTES as an array. */
+  /** The POST body: one event as an object, or as many as fit BATCH_MAX_BYTES (of UTF-8) as an array. */
   private static body({ rows, batch }: Delivery): { rows: EventRow[]; body: string } {
     if (!batch) return { rows: rows.slice(0, 1), body: eventJson(rows[0]!) };
     const items: string[] = [];
-    let bytes = 2;
+    let bytes = 1; // `[`, then each event with the `,` or `]` after it
     for (const row of rows) {
       const json = eventJson(row);
-      if (items.length > 0 && bytes + json.length + 1 > BATCH_MAX_BYTES) break;
+      const size = Buffer.byteLength(json) + 1;
+      if (items.length > 0 && bytes + size > BATCH_MAX_BYTES) break;
       items.push(json);
-      bytes += json.length + 1;
+      bytes += size;
     }
     return { rows: rows.slice(0, items.length), body: `[${items.join(',')}]` };
   }

@@ -1,6 +1,9 @@
 import {
+  BODY_MAX_BYTES,
   defaults,
   env,
+  EVENT_MAX_BYTES,
+  HttpError,
   outgoingEventSchema,
   parseEventBody,
   readConfig,
@@ -10,7 +13,7 @@ import {
   type Readiness,
 } from '@blog/common';
 import { Deliveries } from './delivery.js';
-import { EventStore, type AppendResult } from './store.js';
+import { deliveredBytes, EventStore, storedForm, type AppendResult } from './store.js';
 
 /**
  * What the bus's routes need of the event log (docs/event-bus.md). Two kinds implement it: the SQLite log
@@ -43,6 +46,28 @@ export type PublishedHook = (events: OutgoingEvent[], results: AppendResult[]) =
 
 /** The most events one `POST /events` may publish. */
 export const PUBLISH_MAX = 1000;
+
+/**
+ * The events of a publish (`POST /events`, or the reactions in a subscriber's answer), each checked as
+ * docs/event-bus.md says: 400 for a malformed one, 413 for one whose JSON as delivered would be larger than
+ * EVENT_MAX_BYTES, which no subscriber could then be sent. One refused event refuses them all.
+ */
+export function parsePublished(body: unknown): { events: OutgoingEvent[]; batch: boolean } {
+  const parsed = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX);
+  parsed.events.forEach((event, index) => {
+    const bytes = deliveredBytes(storedForm(event));
+    if (bytes <= EVENT_MAX_BYTES) return;
+    throw new HttpError(413, [
+      {
+        message:
+          `The event is too large: ${bytes} bytes as the bus stores and delivers it (with its seq, id and ` +
+          `time), over the limit of ${EVENT_MAX_BYTES} bytes per event (a subscriber takes ${BODY_MAX_BYTES})`,
+        field: parsed.batch ? String(index) : 'body',
+      },
+    ]);
+  });
+  return parsed;
+}
 
 /**
  * The course's bus: the log in SQLite under DATA_DIR, delivered to SUBSCRIBERS by one loop each
@@ -81,7 +106,7 @@ export function sqliteLog(
     retryMaxMs: config.RETRY_MAX_MS,
     deferMaxMs,
     // A subscriber's reactions, sent back in its answer to a delivery, are published like any others.
-    storeReactions: (events) => storeEvents(parseEventBody(outgoingEventSchema, events, PUBLISH_MAX).events),
+    storeReactions: (events) => storeEvents(parsePublished(events).events),
   });
 
   const busLog: BusLog = {

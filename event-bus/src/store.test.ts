@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEAD_LETTER_RESPONSE_CHARS, EventStore, eventJson } from './store.js';
+import { DEAD_LETTER_RESPONSE_CHARS, EventStore, eventJson, RECENT_KEPT_BYTES } from './store.js';
 
 let dir: string;
 const stores: EventStore[] = [];
@@ -71,6 +71,30 @@ describe('EventStore', () => {
     expect(store.after(3, 4).map((row) => row.seq)).toEqual([4, 5, 6, 7]);
     expect(store.after(8, 100).map((row) => row.seq)).toEqual([9, 10]);
     expect(store.after(10, 100)).toEqual([]);
+  });
+
+  it('keeps its newest events in memory within a bound in bytes, however large each is', () => {
+    const store = open();
+    // 600 events of 30 KB: 18 MB, all of which a bound of 5,000 to 10,000 events would keep.
+    const text = 'x'.repeat(30_000);
+    for (let i = 0; i < 600; i++) store.append({ type: 'T', data: { text } });
+    const held = store.recentHeld();
+    expect(held.bytes).toBeLessThanOrEqual(2 * RECENT_KEPT_BYTES);
+    expect(held.events).toBeLessThan(600);
+    // What it let go of is read from SQLite, the same.
+    expect(store.after(0, 2).map((row) => row.seq)).toEqual([1, 2]);
+    expect(store.after(598, 10).map((row) => row.seq)).toEqual([599, 600]);
+  });
+
+  it('reads no more from SQLite than the bytes asked for, but always the first event', () => {
+    const first = open();
+    // Bodies of a little over 10 KB each.
+    for (let i = 0; i < 30; i++) first.append({ type: 'T', data: { text: 'x'.repeat(10_000) } });
+    first.close();
+    const store = open(); // nothing in memory yet: every read goes to SQLite
+    expect(store.after(0, 200, 64 * 1024).map((row) => row.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(store.after(0, 200, 100).map((row) => row.seq)).toEqual([1]);
+    expect(store.after(0, 200)).toHaveLength(30);
   });
 
   it('builds the same JSON in SQLite for pages as eventJson does, whatever the id and texts hold', () => {

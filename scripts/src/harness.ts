@@ -145,10 +145,17 @@ export function percentile(sorted: readonly number[], p: number): number {
 export const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 /** The resident memory of a process in MiB, from /proc/<pid>/status (Linux); undefined if unknown. */
-export function rssMiB(pid: number | undefined): number | undefined {
+export const rssMiB = (pid: number | undefined) => procStatusMiB(pid, 'VmRSS');
+
+/** The highest resident memory of a process since it started (its high-water mark), in MiB. */
+export const peakRssMiB = (pid: number | undefined) => procStatusMiB(pid, 'VmHWM');
+
+function procStatusMiB(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(
+      readFileSync(`/proc/${pid}/status`, 'utf8'),
+    );
     return match ? Number(match[1]) / 1024 : undefined;
   } catch {
     return undefined;

@@ -1,6 +1,7 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EVENT_MAX_BYTES, PAGE_MAX_BYTES } from '@blog/common';
 
 /**
  * The routes of docs/event-bus.md that every bus answers alike, the SQLite bus and the NATS gateway:
@@ -35,6 +36,22 @@ export const badPublishBodies: [string, unknown, string][] = [
     '1.data.id',
   ],
 ];
+
+/**
+ * An event whose JSON, as the bus delivers it with the widest seq it could get (16 digits), is `bytes` long:
+ * `{"seq":...,"id":"<id>","time":"<24 characters>","type":"Big","data":{"text":"aaa..."}}`.
+ */
+export function eventOfDeliveredSize(bytes: number, id: string) {
+  const json = (text: string) =>
+    JSON.stringify({
+      seq: Number.MAX_SAFE_INTEGER,
+      id,
+      time: new Date(0).toISOString(),
+      type: 'Big',
+      data: { text },
+    });
+  return { type: 'Big', data: { text: 'a'.repeat(bytes - json('').length) }, id };
+}
 
 export function busRouteTests<Bus extends BusUnderTest>(create: () => Bus | Promise<Bus>) {
   let bus: Bus;
@@ -206,6 +223,41 @@ export function busRouteTests<Bus extends BusUnderTest>(create: () => Bus | Prom
     ])('refuses %s with a JSON 400', async (query, field) => {
       const res = await request(bus.app).get(`/events?${query}`).expect(400);
       expect(res.body.errors).toEqual([{ message: expect.any(String), field }]);
+    });
+  });
+
+  describe('limits in bytes', () => {
+    it('stores an event as large as a subscriber takes (EVENT_MAX_BYTES as delivered)', async () => {
+      await publish(eventOfDeliveredSize(EVENT_MAX_BYTES, 'at-the-limit')).expect(200);
+      expect((await allEvents()).map((e) => e.id)).toEqual(['at-the-limit']);
+    });
+
+    it('refuses with 413 an event one byte larger, alone or in an array, and stores nothing', async () => {
+      const tooLarge = eventOfDeliveredSize(EVENT_MAX_BYTES + 1, 'one-byte-over');
+      const alone = await publish(tooLarge).expect(413);
+      expect(alone.body).toEqual({
+        errors: [{ message: expect.stringContaining(`limit of ${EVENT_MAX_BYTES} bytes`), field: 'body' }],
+      });
+      const inArray = await publish([{ type: 'Small', data: {} }, tooLarge]).expect(413);
+      expect(inArray.body.errors).toEqual([{ message: expect.stringMatching(/too large/), field: '1' }]);
+      expect(await allEvents()).toEqual([]);
+    });
+
+    it('ends a page at PAGE_MAX_BYTES; the next page, after its last seq, goes on until one is empty', async () => {
+      // 50 events of about 90 KB: 4.5 MB, more than one page carries.
+      for (let i = 1; i <= 50; i++) await publish(eventOfDeliveredSize(90_000, `big-${i}`)).expect(200);
+      const pages: number[][] = [];
+      for (let after = 0; ;) {
+        const res = await request(bus.app).get(`/events?after=${after}&limit=10000`).expect(200);
+        expect(res.headers['x-last-seq']).toBe('50');
+        expect(Buffer.byteLength(res.text)).toBeLessThanOrEqual(PAGE_MAX_BYTES);
+        const seqs = (res.body as { seq: number }[]).map((e) => e.seq);
+        if (seqs.length === 0) break;
+        pages.push(seqs);
+        after = seqs.at(-1)!;
+      }
+      expect(pages.length).toBeGreaterThan(1);
+      expect(pages.flat()).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     });
   });
 
