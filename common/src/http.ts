@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { describeError, errorHandler, notFoundHandler } from './errors.js';
+import { describeError, errorHandler, HttpError, notFoundHandler } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -76,11 +76,48 @@ export function jsonDepth(bytes: Uint8Array): number {
   return deepest;
 }
 
+/**
+ * Keys refused anywhere in a JSON body, as Fastify's parser does by default: JSON.parse makes `__proto__`
+ * an own property, and code that merges or copies such an object (`Object.assign`, a deep merge) may follow
+ * either key to a prototype and change every object of the process.
+ */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor']);
+
+/**
+ * The path to the first `__proto__` or `constructor` key in JSON text (`['data', '__proto__']`), or
+ * undefined. A byte search first, so that only a body that spells either word, or holds a `\u00` escape
+ * (which can spell it: `"\u005f_proto__"`), is parsed a second time to be looked at; text that is not
+ * JSON is left for the parser to refuse.
+ */
+export function forbiddenKeyPath(bytes: Buffer): string[] | undefined {
+  if (!bytes.includes('__proto__') && !bytes.includes('constructor') && !bytes.includes('\\u00'))
+    return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return findForbiddenKey(value, []);
+}
+
+function findForbiddenKey(value: unknown, path: string[]): string[] | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  // Object.keys lists an own `__proto__` as any other key; the depth is bounded by MAX_JSON_DEPTH.
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) return [...path, key];
+    const found = findForbiddenKey((value as Record<string, unknown>)[key], [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 const bodyRefusal = (type: string) => Object.assign(new Error(type), { status: 400, type });
 
 /**
- * express.json, plus two refusals before parsing: bytes that are not UTF-8 (else they would be stored as
- * U+FFFD, silently changed) and nesting deeper than MAX_JSON_DEPTH. Both answer 400 JSON (errors.ts).
+ * express.json, plus three refusals before parsing: bytes that are not UTF-8 (else they would be stored as
+ * U+FFFD, silently changed), nesting deeper than MAX_JSON_DEPTH, and a `__proto__` or `constructor` key.
+ * Each answers 400 JSON (errors.ts), the last naming the key and where it is.
  */
 function jsonBodyParser(limit: string) {
   return express.json({
@@ -88,6 +125,11 @@ function jsonBodyParser(limit: string) {
     verify: (_req, _res, buffer, encoding) => {
       if (/^utf-?8$/i.test(encoding) && !isUtf8(buffer)) throw bodyRefusal('entity.not.utf8');
       if (jsonDepth(buffer) > MAX_JSON_DEPTH) throw bodyRefusal('entity.too.deep');
+      const forbidden = forbiddenKeyPath(buffer);
+      if (forbidden) {
+        const key = forbidden.at(-1)!;
+        throw HttpError.badRequest(`The key "${key}" is not allowed in a JSON body`, forbidden.join('.'));
+      }
     },
   });
 }

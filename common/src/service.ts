@@ -2,7 +2,13 @@ import type { Server } from 'node:http';
 import type { Express } from 'express';
 import { ConfigError, defaults, env, readConfig, transportConfig } from './config.js';
 import { HttpError } from './errors.js';
-import { incomingEventSchema, outgoingEventSchema, validateEvent, type IncomingEvent } from './events.js';
+import {
+  eventDataSchemas,
+  incomingEventSchema,
+  outgoingEventSchema,
+  validateEvent,
+  type IncomingEvent,
+} from './events.js';
 import type { z } from 'zod';
 import { closeServer, createHttpApp, finishHttpApp, listen, type RawRoutes, type Readiness } from './http.js';
 import { createLogger, type Logger } from './logger.js';
@@ -145,12 +151,14 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
 
 /**
  * A `POST /events` body: one event, or an array of 1 to `max` events. Every one is checked before any is
- * used, and the first malformed one refuses the whole body with 400 naming its fields (`1.data.title`).
+ * used (a known type's data by `dataSchemas`), and the first malformed one refuses the whole body with 400
+ * naming its fields (`1.data.title`).
  */
 export function parseEventBody<S extends typeof outgoingEventSchema | typeof incomingEventSchema>(
   schema: S,
   body: unknown,
   max: number,
+  dataSchemas: typeof eventDataSchemas = eventDataSchemas,
 ): { events: z.infer<S>[]; batch: boolean } {
   if (body === undefined || body === null || typeof body !== 'object') {
     throw HttpError.badRequest(
@@ -164,7 +172,7 @@ export function parseEventBody<S extends typeof outgoingEventSchema | typeof inc
     throw HttpError.badRequest(`Send between 1 and ${max} events at once`, 'body');
   }
   const events = items.map((item, index) => {
-    const { event, issues } = validateEvent(schema, item, batch ? `${index}.` : '');
+    const { event, issues } = validateEvent(schema, item, batch ? `${index}.` : '', dataSchemas);
     if (!event) throw new HttpError(400, issues);
     return event;
   });

@@ -17,6 +17,7 @@ import {
   outgoingEventSchema,
   parseEventBody,
   parseOr400,
+  publishDataSchemas,
   readConfig,
   transportConfig,
   type Readiness,
@@ -132,7 +133,7 @@ function busServer(
   const publish = async (body: unknown) => {
     // An array publishes several events at once (a subscriber's reactions to a batch); a plain object is
     // the course's single event and gets the course's answer.
-    const { events, batch } = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX);
+    const { events, batch } = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX, publishDataSchemas);
     const results = await eventLog.append(events);
     const answer = results.map(({ seq, id, duplicate }) => ({
       seq,

@@ -3,6 +3,7 @@ import {
   env,
   outgoingEventSchema,
   parseEventBody,
+  publishDataSchemas,
   readConfig,
   type Logger,
   type Metrics,
@@ -81,7 +82,8 @@ export function sqliteLog(
     retryMaxMs: config.RETRY_MAX_MS,
     deferMaxMs,
     // A subscriber's reactions, sent back in its answer to a delivery, are published like any others.
-    storeReactions: (events) => storeEvents(parseEventBody(outgoingEventSchema, events, PUBLISH_MAX).events),
+    storeReactions: (events) =>
+      storeEvents(parseEventBody(outgoingEventSchema, events, PUBLISH_MAX, publishDataSchemas).events),
   });
 
   const busLog: BusLog = {
