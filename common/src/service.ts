@@ -15,7 +15,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { NatsTransport } from './nats-transport.js';
 import { Subscriber, type Projection } from './subscriber.js';
-import { HttpTransport, type EventTransport } from './transport.js';
+import { HttpTransport, unavailableMessage, type EventTransport } from './transport.js';
 
 export type ServiceName = 'posts' | 'comments' | 'query' | 'moderation';
 
@@ -69,7 +69,11 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
     if (busCheck && Date.now() - busCheck.at < READINESS_CACHE_MS) return busCheck.readiness;
     const result = await transport.fetchAfter(subscriber.appliedSeq, 1).then(
       () => ({ ready: true }),
-      (err: Error) => ({ ready: false, reason: err.message }),
+      (err: Error) => {
+        // The answer says what is unreachable; the log says where, once per change of state.
+        if (busCheck?.readiness.ready !== false) log.warn({ err: err.message }, 'not ready');
+        return { ready: false, reason: unavailableMessage(err) };
+      },
     );
     busCheck = { at: Date.now(), readiness: result };
     return result;
