@@ -233,9 +233,48 @@ export function finishHttpApp(app: Express, log: Logger): void {
   app.use(errorHandler(log));
 }
 
-export function listen(app: Express, port: number, host?: string): Promise<Server> {
+/**
+ * How long a request may take to arrive, and an idle keep-alive connection may stay open. Node counts the
+ * first two from the request's first byte until its headers, or its whole body, have arrived: a response
+ * that streams afterwards (GET /posts/live) is not cut, and neither is a connection idle between requests.
+ * Every body here is at most 100 kB, so 30 s allows 3.3 kB/s; the keep-alive outlasts the 60 s that
+ * ingress-nginx and Node's agents keep an idle upstream connection, so the server never closes one as the
+ * client sends on it.
+ */
+export interface ServerTimeouts {
+  headersMs: number;
+  requestMs: number;
+  keepAliveMs: number;
+}
+export const SERVER_TIMEOUTS: Readonly<ServerTimeouts> = {
+  headersMs: 20_000,
+  requestMs: 30_000,
+  keepAliveMs: 65_000,
+};
+
+/**
+ * Node checks the first two timeouts every `connectionsCheckingInterval` (30 s by default, which would
+ * double them): a tenth of the shorter, at most a second.
+ */
+export function serverTimeoutOptions(timeouts: Partial<ServerTimeouts> = {}) {
+  const { headersMs, requestMs, keepAliveMs } = { ...SERVER_TIMEOUTS, ...timeouts };
+  return {
+    headersTimeout: headersMs,
+    requestTimeout: requestMs,
+    keepAliveTimeout: keepAliveMs,
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(Math.min(headersMs, requestMs) / 10)),
+  };
+}
+
+export function listen(
+  app: Express,
+  port: number,
+  host?: string,
+  timeouts?: Partial<ServerTimeouts>,
+): Promise<Server> {
   const rawRoutes = rawRoutesOf.get(app) ?? new Map<string, RawHandler>();
-  const server = createServer((req, res) => {
+  const options = serverTimeoutOptions(timeouts);
+  const server = createServer(options, (req, res) => {
     const query = req.url!.indexOf('?');
     const path = query === -1 ? req.url! : req.url!.slice(0, query);
     const raw = rawRoutes.size > 0 ? rawRoutes.get(`${req.method} ${path}`) : undefined;
@@ -245,23 +284,27 @@ export function listen(app: Express, port: number, host?: string): Promise<Serve
   server.on('clientError', answerClientError(headersOf.get(app) ?? {}));
   return new Promise((resolve, reject) => {
     server.listen(port, host ?? '::', () => resolve(server));
-    server.keepAliveTimeout = 65_000;
+    server.keepAliveTimeout = options.keepAliveTimeout;
     server.once('error', reject);
   });
 }
 
 /**
  * A request Node's HTTP parser refuses before any handler sees it (bytes a URL may not hold, headers too
- * large, a malformed request line) is answered like every other error: JSON, with the security headers,
- * instead of Node's bare `400 Bad Request` with no body.
+ * large, a malformed request line), or one that took longer to arrive than the server's timeouts, is
+ * answered like every other error: JSON, with the security headers, instead of Node's bare answer.
  */
-function answerClientError(headers: Record<string, string>) {
+export function answerClientError(headers: Record<string, string>) {
   return (err: NodeJS.ErrnoException, socket: import('node:stream').Duplex) => {
-    if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+    // The answer to this request has begun (a handler answered before the body ended): nothing to add.
+    const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    if (!socket.writable || answering || err.code === 'ECONNRESET') return void socket.destroy();
     const [status, reason, message] =
       err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'Request Header Fields Too Large', 'The request headers are too large']
-        : [400, 'Bad Request', 'The request is not valid HTTP'];
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'The request took too long to arrive']
+          : [400, 'Bad Request', 'The request is not valid HTTP'];
     // A HEAD request gets the headers only, as HTTP requires (the client would read a body as garbage).
     const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
     const json = JSON.stringify({ errors: [{ message }] });

@@ -10,7 +10,15 @@ import {
   type IncomingEvent,
 } from './events.js';
 import type { z } from 'zod';
-import { closeServer, createHttpApp, finishHttpApp, listen, type RawRoutes, type Readiness } from './http.js';
+import {
+  closeServer,
+  createHttpApp,
+  finishHttpApp,
+  listen,
+  type RawRoutes,
+  type Readiness,
+  type ServerTimeouts,
+} from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { NatsTransport } from './nats-transport.js';
@@ -38,6 +46,8 @@ export interface ServiceDefinition<State> {
 export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
   transport?: EventTransport;
+  /** The server's timeouts, if not SERVER_TIMEOUTS (tests shorten them). */
+  serverTimeouts?: Partial<ServerTimeouts>;
 }
 
 const MAX_BATCH = 1000;
@@ -125,7 +135,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
      * delivers by itself (NATS) starts delivering then, into the same `receive` as `POST /events`.
      */
     async start(): Promise<Server> {
-      server = await listen(app, config.PORT);
+      server = await listen(app, config.PORT, undefined, options.serverTimeouts);
       const where =
         transport instanceof NatsTransport
           ? { natsUrl: transport.url, stream: transport.stream }
