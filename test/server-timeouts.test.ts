@@ -92,6 +92,21 @@ describe('server timeouts', () => {
     req.destroy();
   });
 
+  it('leave a keep-alive connection idle between requests alone', async () => {
+    const socket = net.connect(queryPort, '127.0.0.1');
+    let answers = '';
+    socket.on('data', (chunk: Buffer) => (answers += chunk.toString()));
+    socket.on('error', () => undefined);
+    const get = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+    socket.write(get);
+    await waitFor(() => answers.split('HTTP/1.1 200').length === 2);
+    await sleep(TIMEOUTS.requestMs * 2);
+    socket.write(get);
+    await waitFor(() => answers.split('HTTP/1.1 200').length === 3);
+    expect(answers).not.toContain('408');
+    socket.destroy();
+  });
+
   it('are set on every service and the bus by default, beside the keep-alive timeout', async () => {
     expect(SERVER_TIMEOUTS).toEqual({ headersMs: 20_000, requestMs: 30_000, keepAliveMs: 65_000 });
     const env = { PORT: '0', EVENT_BUS_URL: 'http://127.0.0.1:9', LOG_LEVEL: 'silent' };

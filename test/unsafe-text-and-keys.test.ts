@@ -185,6 +185,29 @@ describe('JSON bodies with a __proto__ or constructor key', () => {
     },
   );
 
+  it('an event stored before the refusal, with such a key, still reaches every service (from the log)', async () => {
+    // The bus took `constructor` keys until now (and dropped `__proto__`): written as it stored them.
+    const dead = stack.bus.store.deadLetters().length;
+    stack.bus.store.appendMany([
+      { type: 'PostCreated', data: { id: 'olden', title: 'Older', constructor: 'kept' } },
+    ]);
+    // Its delivery is refused and dead-lettered; the next event's delivery fills the gap from the log.
+    const next = await post(
+      'bus',
+      '/events',
+      '{"type":"PostCreated","data":{"id":"newer","title":"Newer"}}',
+    )();
+    expect(next.status, next.body).toBe(200);
+    await settled(stack);
+    for (const name of ['posts', 'query'] as const) {
+      const state = stack.services[name]!.subscriber.state as Record<string, unknown>;
+      const posts = (name === 'posts' ? state : state.posts) as Record<string, { title: string }>;
+      expect(posts.olden?.title, name).toBe('Older');
+      expect(posts.newer?.title, name).toBe('Newer');
+    }
+    expect(stack.bus.store.deadLetters().length).toBeGreaterThan(dead);
+  });
+
   it('takes the words as values, and keys that merely contain them', async () => {
     const created = await post(
       'posts',
