@@ -256,7 +256,7 @@ export const SERVER_TIMEOUTS: Readonly<ServerTimeouts> = {
  * Node checks the first two timeouts every `connectionsCheckingInterval` (30 s by default, which would
  * double them): a tenth of the shorter, at most a second.
  */
-export function serverTimeoutOptions(timeouts: Partial<ServerTimeouts> = {}) {
+function serverTimeoutOptions(timeouts: Partial<ServerTimeouts> = {}) {
   const { headersMs, requestMs, keepAliveMs } = { ...SERVER_TIMEOUTS, ...timeouts };
   return {
     headersTimeout: headersMs,
@@ -294,7 +294,7 @@ export function listen(
  * large, a malformed request line), or one that took longer to arrive than the server's timeouts, is
  * answered like every other error: JSON, with the security headers, instead of Node's bare answer.
  */
-export function answerClientError(headers: Record<string, string>) {
+function answerClientError(headers: Record<string, string>) {
   return (err: NodeJS.ErrnoException, socket: import('node:stream').Duplex) => {
     // The answer to this request has begun (a handler answered before the body ended): nothing to add.
     const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
