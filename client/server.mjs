@@ -74,18 +74,30 @@ async function serveStatic(req, res, urlPath) {
   createReadStream(file).pipe(res);
 }
 
-const server = http.createServer((req, res) => {
-  const urlPath = new URL(req.url ?? '/', 'http://localhost').pathname;
-  if (urlPath === '/healthz' || urlPath === '/readyz') return sendJson(res, 200, { status: 'ok' });
-  serveStatic(req, res, urlPath).catch((err) => {
-    if (res.headersSent) return void res.destroy();
-    sendJson(res, 500, { errors: [{ message: err.message }] });
-  });
-});
+// As the services' servers (common/src/http.ts, SERVER_TIMEOUTS): a request must arrive within 20 s (headers)
+// and 30 s (all of it), checked every second; an idle keep-alive connection outlasts the proxies' 60 s.
+const server = http.createServer(
+  {
+    headersTimeout: 20_000,
+    requestTimeout: 30_000,
+    keepAliveTimeout: 65_000,
+    connectionsCheckingInterval: 1000,
+  },
+  (req, res) => {
+    const urlPath = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (urlPath === '/healthz' || urlPath === '/readyz') return sendJson(res, 200, { status: 'ok' });
+    serveStatic(req, res, urlPath).catch((err) => {
+      if (res.headersSent) return void res.destroy();
+      sendJson(res, 500, { errors: [{ message: err.message }] });
+    });
+  },
+);
 
 server.listen(port, () => {
   const address = server.address();
-  console.log(JSON.stringify({ msg: 'listening', port: address.port, staticDir }));
+  const { headersTimeout, requestTimeout, keepAliveTimeout } = server;
+  const timeouts = { headersTimeout, requestTimeout, keepAliveTimeout };
+  console.log(JSON.stringify({ msg: 'listening', port: address.port, staticDir, ...timeouts }));
 });
 
 for (const signal of ['SIGTERM', 'SIGINT']) {

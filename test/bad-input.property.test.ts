@@ -1,18 +1,21 @@
-import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
-import { incomingEventSchema, outgoingEventSchema, validateEvent } from '@blog/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   errorShapeProblem,
   fingerprint,
+  forbiddenKeyText,
   keptPost,
+  keyOf,
+  parsedBody,
   raw,
   SERVICES,
   settled,
   startBlog,
   urlOf,
+  writeRoutes,
+  type RawAnswer,
   type Stack,
-  type Target,
+  unsafeText,
 } from './support/bad-input.js';
 
 /**
@@ -51,10 +54,12 @@ const { json: jsonText } = fc.letrec<{ json: string }>((tie) => ({
     fc.constantFrom('null', 'true', 'false', '0', '-1', '1e308', '""', '"orange"', '[]', '{}'),
     fc.double().map((n) => JSON.stringify(n)),
     fc.string({ maxLength: 20, unit: 'binary' }).map((s) => JSON.stringify(s)),
+    unsafeText.map((s) => JSON.stringify(s)),
     fc.array(tie('json'), { maxLength: 4 }).map((items) => `[${items.join(',')}]`),
     fc
       .array(fc.tuple(nastyKey, tie('json')), { maxLength: 5 })
       .map((entries) => `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`),
+    fc.tuple(forbiddenKeyText, tie('json')).map(([key, value]) => `{${key}:${value}}`),
   ),
 }));
 
@@ -121,57 +126,10 @@ const contentType = fc.constantFrom(
   'application/json; charset=nonsense',
 );
 
-// ---------------------------------------------------------------------------------------------- what is valid
-
-/** The write routes, and when a body there is correct (the only case allowed to change state). */
-const writeRoutes: { target: Target; path: () => string; valid: (body: unknown) => boolean }[] = [
-  { target: 'posts', path: () => '/posts/create', valid: (b) => hasText(b, 'title', 1000) },
-  { target: 'posts', path: () => '/posts', valid: (b) => hasText(b, 'title', 1000) },
-  { target: 'comments', path: () => `/posts/${postId}/comments`, valid: (b) => hasText(b, 'content', 5000) },
-  ...(['posts', 'comments', 'query', 'moderation'] as const).map((target) => ({
-    target,
-    path: () => '/events',
-    valid: (b: unknown) => eventsValid(b, incomingEventSchema),
-  })),
-  { target: 'bus', path: () => '/events', valid: (b) => eventsValid(b, outgoingEventSchema) },
-];
-
-const hasText = (body: unknown, key: string, max: number) => {
-  const value = (body as Record<string, unknown> | null)?.[key];
-  return typeof value === 'string' && value.trim().length > 0 && value.trim().length <= max;
-};
-
-function eventsValid(
-  body: unknown,
-  schema: typeof incomingEventSchema | typeof outgoingEventSchema,
-): boolean {
-  if (typeof body !== 'object' || body === null) return false;
-  const items = Array.isArray(body) ? body : [body];
-  return (
-    items.length > 0 &&
-    items.length <= 1000 &&
-    items.every((item) => validateEvent(schema, item).event !== undefined)
-  );
-}
-
-/** How the server reads a body: only JSON content types, UTF-8 only, within 100 kB; else no body at all. */
-function parsedBody(bytes: Buffer, type: string | undefined): unknown {
-  if (!type || !/^application\/json(; charset=utf-8)?$/.test(type)) return undefined;
-  if (bytes.length > 100 * 1024 || !isUtf8(bytes)) return undefined;
-  try {
-    return JSON.parse(bytes.toString());
-  } catch {
-    return undefined;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------- the checks
 
 /** A 4xx with the error shape, and every piece of state as it was. */
-async function expectRefusedUnchanged(
-  answer: () => Promise<import('./support/bad-input.js').RawAnswer>,
-  what: string,
-) {
+async function expectRefusedUnchanged(answer: () => Promise<RawAnswer>, what: string) {
   await settled(stack);
   const before = fingerprint(stack);
   const res = await answer();
@@ -179,6 +137,20 @@ async function expectRefusedUnchanged(
   expect(res.status, `${what}: ${res.body.slice(0, 300)}`).toBeLessThan(500);
   expect(errorShapeProblem(res), what).toBeUndefined();
   expect(fingerprint(stack), `${what} changed the state`).toBe(before);
+  return res;
+}
+
+/** A 400 whose errors name `field` (with a message matching `message`), and nothing changed. */
+async function expect400Naming(
+  answer: () => Promise<RawAnswer>,
+  what: string,
+  field: string,
+  message: RegExp,
+) {
+  const res = await expectRefusedUnchanged(answer, what);
+  expect(res.status, `${what}: ${res.body.slice(0, 300)}`).toBe(400);
+  const errors = (JSON.parse(res.body) as { errors: { field?: string; message: string }[] }).errors;
+  expect(errors, what).toContainEqual({ field, message: expect.stringMatching(message) });
 }
 
 async function expectAllAlive() {
@@ -199,7 +171,7 @@ describe('bad input, generated (fast-check)', () => {
           contentType,
           async (route, bytes, type) => {
             fc.pre(!route.valid(parsedBody(bytes, type)));
-            const path = route.path();
+            const path = route.path(postId);
             await expectRefusedUnchanged(
               () =>
                 raw(urlOf(stack, route.target), {
@@ -306,7 +278,7 @@ describe('bad input, generated (fast-check)', () => {
     );
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...writeRoutes), bodyBytes, headers, async (route, bytes, sent) => {
-        const path = route.path();
+        const path = route.path(postId);
         // A compressed body that is not compressed data (or an unknown coding) is wrong input, however right the JSON.
         await expectRefusedUnchanged(
           () => raw(urlOf(stack, route.target), { method: 'POST', path, headers: sent, body: bytes }),
@@ -317,4 +289,107 @@ describe('bad input, generated (fast-check)', () => {
     );
     await expectAllAlive();
   });
+
+  it(
+    'a title or comment holding control or bidi-override characters: 400 naming the field, nothing changed',
+    { timeout: 60_000 },
+    async () => {
+      const json = { 'content-type': 'application/json' };
+      const textRoutes = [
+        { target: 'posts', path: () => '/posts/create', field: 'title', body: (t: string) => ({ title: t }) },
+        { target: 'posts', path: () => '/posts', field: 'title', body: (t: string) => ({ title: t }) },
+        {
+          target: 'comments',
+          path: () => `/posts/${postId}/comments`,
+          field: 'content',
+          body: (t: string) => ({ content: t }),
+        },
+        {
+          target: 'bus',
+          path: () => '/events',
+          field: 'data.title',
+          body: (t: string) => ({ type: 'PostCreated', data: { id: 'p-unsafe', title: t } }),
+        },
+        {
+          target: 'bus',
+          path: () => '/events',
+          field: 'data.content',
+          body: (t: string) => ({
+            type: 'CommentCreated',
+            data: { id: 'c-unsafe', postId, content: t, status: 'pending' },
+          }),
+        },
+      ] as const;
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom(...textRoutes), unsafeText, async (route, text) => {
+          const path = route.path();
+          await expect400Naming(
+            () =>
+              raw(urlOf(stack, route.target), {
+                method: 'POST',
+                path,
+                headers: json,
+                body: JSON.stringify(route.body(text)),
+              }),
+            `POST ${route.target} ${path} ${JSON.stringify(text)}`,
+            route.field,
+            /control or bidirectional-override characters \(found U\+[0-9A-F]{4}\)/,
+          );
+        }),
+        { numRuns: RUNS },
+      );
+      await expectAllAlive();
+    },
+  );
+
+  it(
+    'a body with a __proto__ or constructor key at any depth, on every write route: 400 naming the key',
+    { timeout: 60_000 },
+    async () => {
+      // A path of keys and array positions down to the key, inside a body the route would otherwise take.
+      const step = fc.oneof(
+        fc.constantFrom('a', 'extra', 'data2', 'x y').map((key) => ({ key })),
+        fc.integer({ min: 0, max: 2 }).map((index) => ({ index })),
+      );
+      const nested = fc
+        .tuple(fc.constantFrom('a', 'extra'), fc.array(step, { maxLength: 4 }), forbiddenKeyText, jsonText)
+        .map(([first, steps, key, value]) => {
+          let text = `{${key}:${value}}`;
+          for (const s of [...steps].reverse()) {
+            text =
+              'key' in s ? `{"z":1,${JSON.stringify(s.key)}:${text}}` : `[${'0,'.repeat(s.index)}${text}]`;
+          }
+          const field = [first, ...steps.map((s) => ('key' in s ? s.key : String(s.index))), keyOf(key)];
+          return { member: `${JSON.stringify(first)}:${text}`, field: field.join('.'), key: keyOf(key) };
+        });
+      const valid = {
+        title: '"title":"t"',
+        content: '"content":"c"',
+        event: '"type":"PostCreated","data":{"id":"p-keys","title":"t"}',
+      };
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom(...writeRoutes), nested, async (route, { member, field, key }) => {
+          const path = route.path(postId);
+          const base =
+            route.field === 'title' ? valid.title : route.field === 'content' ? valid.content : valid.event;
+          const body = `{${base},${member}}`;
+          await expect400Naming(
+            () =>
+              raw(urlOf(stack, route.target), {
+                method: 'POST',
+                path,
+                headers: { 'content-type': 'application/json' },
+                body,
+              }),
+            `POST ${route.target} ${path} ${body.slice(0, 200)}`,
+            field,
+            new RegExp(`"${key}"`),
+          );
+        }),
+        { numRuns: RUNS },
+      );
+      await expectAllAlive();
+      expect(Object.keys(Object.prototype)).toEqual([]);
+    },
+  );
 });

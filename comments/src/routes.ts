@@ -1,9 +1,22 @@
-import { HttpError, newCourseId, parseOr400, z, type ServiceContext } from '@blog/common';
+import {
+  HttpError,
+  newCourseId,
+  parseOr400,
+  refuseUnsafeCharacters,
+  z,
+  type ServiceContext,
+} from '@blog/common';
 import type { Express } from 'express';
 import type { CommentsState } from './projection.js';
 
+// Checked before the trim, so a comment that ends in a newline is refused rather than quietly cut.
 const createCommentBody = z.object({
-  content: z.string({ error: 'Content is required' }).trim().min(1, 'Content is required').max(5000),
+  content: z
+    .string({ error: 'Content is required' })
+    .superRefine(refuseUnsafeCharacters('The comment'))
+    .trim()
+    .min(1, 'Content is required')
+    .max(5000),
 });
 
 export function commentsRoutes(app: Express, { subscriber }: ServiceContext<CommentsState>): void {

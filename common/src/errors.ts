@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { z } from 'zod';
 import { toIssues } from './events.js';
-import { TransportError } from './transport.js';
+import { TransportError, unavailableMessage } from './transport.js';
 
 export interface ErrorItem {
   message: string;
@@ -13,8 +13,10 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly errors: ErrorItem[],
+    /** `cause`: what went wrong inside, for the log only (the client gets `errors`). */
+    options?: ErrorOptions,
   ) {
-    super(errors.map((e) => e.message).join('; '));
+    super(errors.map((e) => e.message).join('; '), options);
   }
 
   static badRequest(message: string, field?: string): HttpError {
@@ -25,8 +27,9 @@ export class HttpError extends Error {
     return new HttpError(404, [{ message }]);
   }
 
-  static unavailable(message: string): HttpError {
-    return new HttpError(503, [{ message }]);
+  /** A 503 saying what is unavailable; `cause`, with the detail (an address), goes to the log only. */
+  static unavailable(message: string, cause?: unknown): HttpError {
+    return new HttpError(503, [{ message }], cause === undefined ? undefined : { cause });
   }
 
   static fromZod(error: z.ZodError, fieldPrefix = ''): HttpError {
@@ -84,10 +87,9 @@ const bodyParserMessages: Record<string, string> = {
 
 function describe(err: unknown): { status: number; errors: ErrorItem[] } {
   if (err instanceof HttpError) return { status: err.status, errors: err.errors };
-  // The event log is out of reach (the HTTP bus, NATS): the client should try again, as for any 503.
-  if (err instanceof TransportError) {
-    return { status: 503, errors: [{ message: `The event log is unavailable, try again (${err.message})` }] };
-  }
+  // The event log is out of reach (the HTTP bus, NATS): the client should try again, as for any 503. Its
+  // message names what is out of reach; where it lives is in the error, which describeError logs.
+  if (err instanceof TransportError) return { status: 503, errors: [{ message: unavailableMessage(err) }] };
   const maybe = err as { status?: unknown; statusCode?: unknown; type?: unknown; expose?: unknown };
   const status = Number(maybe.status ?? maybe.statusCode);
   if (Number.isInteger(status) && status >= 400 && status < 500) {

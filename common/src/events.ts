@@ -4,6 +4,34 @@ import { z } from 'zod';
 /** The course's four events. Extra fields are allowed (a learner may add some), missing ones are not. */
 const id = z.string().min(1).max(200);
 const text = z.string().max(10_000);
+
+/**
+ * What a title or a comment may not hold: control characters (Unicode Cc: NUL, BEL, ESC, newlines, C1),
+ * which the client cannot show and a terminal or a log reader may act on, and the bidi embeddings,
+ * overrides and isolates (U+202A-U+202E, U+2066-U+2069), which make text display in another order than it
+ * is stored ("Trojan Source"). The bidi marks U+200E, U+200F and U+061C stay allowed: ordinary
+ * right-to-left writing needs them, and each changes only how its neighbouring characters are ordered.
+ */
+const UNSAFE_CHARACTER = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+
+/** The first character of `text` that a title or comment may not hold, as `U+XXXX`; undefined if none. */
+export function unsafeCharacter(text: string): string | undefined {
+  const found = UNSAFE_CHARACTER.exec(text)?.[0];
+  return found && `U+${found.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** A zod check refusing what `unsafeCharacter` finds, with a message starting with `what`. */
+export const refuseUnsafeCharacters =
+  (what: string) =>
+  (value: string, ctx: z.RefinementCtx): void => {
+    const found = unsafeCharacter(value);
+    if (found) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${what} must not contain control or bidirectional-override characters (found ${found})`,
+      });
+    }
+  };
 const commentStatus = z.enum(['pending', 'approved', 'rejected']);
 
 export const eventDataSchemas = {
@@ -16,6 +44,19 @@ export const eventDataSchemas = {
     content: text,
   }),
   CommentUpdated: z.looseObject({ id, status: commentStatus, postId: id, content: text }),
+} as const;
+
+/**
+ * What the bus takes when an event is published: the events that bring a person's text into the log
+ * (PostCreated, CommentCreated) refuse unsafe characters in it. Only here, at the door: what the log
+ * already holds is delivered and applied by `eventDataSchemas`, and CommentModerated and CommentUpdated
+ * carry a copy of a stored comment's text, which their publisher cannot change.
+ */
+const publishedText = text.superRefine(refuseUnsafeCharacters('The text'));
+export const publishDataSchemas = {
+  ...eventDataSchemas,
+  PostCreated: z.looseObject({ id, title: publishedText }),
+  CommentCreated: z.looseObject({ id, content: publishedText, postId: id, status: z.literal('pending') }),
 } as const;
 
 export type KnownEventType = keyof typeof eventDataSchemas;
@@ -53,19 +94,21 @@ export interface EventIssue {
 }
 
 /**
- * Validates an envelope and, for a known type, its data. Returns the issues found (empty when valid), with
- * the field as a dotted path (`data.title`), so an error can point at what to fix.
+ * Validates an envelope and, for a known type, its data (by `dataSchemas`: the bus's publish passes
+ * `publishDataSchemas`). Returns the issues found (empty when valid), with the field as a dotted path
+ * (`data.title`), so an error can point at what to fix.
  */
 export function validateEvent<S extends typeof outgoingEventSchema | typeof incomingEventSchema>(
   schema: S,
   input: unknown,
   fieldPrefix = '',
+  dataSchemas: typeof eventDataSchemas = eventDataSchemas,
 ): { event: z.infer<S>; issues: [] } | { event: undefined; issues: EventIssue[] } {
   const envelope = schema.safeParse(input);
   if (!envelope.success) return { event: undefined, issues: toIssues(envelope.error, fieldPrefix) };
   const event = envelope.data as z.infer<S>;
   if (isKnownEventType(event.type)) {
-    const data = eventDataSchemas[event.type].safeParse(event.data);
+    const data = dataSchemas[event.type].safeParse(event.data);
     if (!data.success) return { event: undefined, issues: toIssues(data.error, `${fieldPrefix}data.`) };
   }
   return { event, issues: [] };

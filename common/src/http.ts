@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { describeError, errorHandler, notFoundHandler } from './errors.js';
+import { describeError, errorHandler, HttpError, notFoundHandler } from './errors.js';
 import { BODY_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -78,11 +78,48 @@ export function jsonDepth(bytes: Uint8Array): number {
   return deepest;
 }
 
+/**
+ * Keys refused anywhere in a JSON body, as Fastify's parser does by default: JSON.parse makes `__proto__`
+ * an own property, and code that merges or copies such an object (`Object.assign`, a deep merge) may follow
+ * either key to a prototype and change every object of the process.
+ */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor']);
+
+/**
+ * The path to the first `__proto__` or `constructor` key in JSON text (`['data', '__proto__']`), or
+ * undefined. A byte search first, so that only a body that spells either word, or holds a `\u00` escape
+ * (which can spell it: `"\u005f_proto__"`), is parsed a second time to be looked at; text that is not
+ * JSON is left for the parser to refuse.
+ */
+export function forbiddenKeyPath(bytes: Buffer): string[] | undefined {
+  if (!bytes.includes('__proto__') && !bytes.includes('constructor') && !bytes.includes('\\u00'))
+    return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return findForbiddenKey(value, []);
+}
+
+function findForbiddenKey(value: unknown, path: string[]): string[] | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  // Object.keys lists an own `__proto__` as any other key; the depth is bounded by MAX_JSON_DEPTH.
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) return [...path, key];
+    const found = findForbiddenKey((value as Record<string, unknown>)[key], [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 const bodyRefusal = (type: string) => Object.assign(new Error(type), { status: 400, type });
 
 /**
- * express.json, plus two refusals before parsing: bytes that are not UTF-8 (else they would be stored as
- * U+FFFD, silently changed) and nesting deeper than MAX_JSON_DEPTH. Both answer 400 JSON (errors.ts).
+ * express.json, plus three refusals before parsing: bytes that are not UTF-8 (else they would be stored as
+ * U+FFFD, silently changed), nesting deeper than MAX_JSON_DEPTH, and a `__proto__` or `constructor` key.
+ * Each answers 400 JSON (errors.ts), the last naming the key and where it is.
  */
 function jsonBodyParser(limit: number) {
   return express.json({
@@ -90,6 +127,11 @@ function jsonBodyParser(limit: number) {
     verify: (_req, _res, buffer, encoding) => {
       if (/^utf-?8$/i.test(encoding) && !isUtf8(buffer)) throw bodyRefusal('entity.not.utf8');
       if (jsonDepth(buffer) > MAX_JSON_DEPTH) throw bodyRefusal('entity.too.deep');
+      const forbidden = forbiddenKeyPath(buffer);
+      if (forbidden) {
+        const key = forbidden.at(-1)!;
+        throw HttpError.badRequest(`The key "${key}" is not allowed in a JSON body`, forbidden.join('.'));
+      }
     },
   });
 }
@@ -193,9 +235,48 @@ export function finishHttpApp(app: Express, log: Logger): void {
   app.use(errorHandler(log));
 }
 
-export function listen(app: Express, port: number, host?: string): Promise<Server> {
+/**
+ * How long a request may take to arrive, and an idle keep-alive connection may stay open. Node counts the
+ * first two from the request's first byte until its headers, or its whole body, have arrived: a response
+ * that streams afterwards (GET /posts/live) is not cut, and neither is a connection idle between requests.
+ * Every body here is at most 100 kB, so 30 s allows 3.3 kB/s; the keep-alive outlasts the 60 s that
+ * ingress-nginx and Node's agents keep an idle upstream connection, so the server never closes one as the
+ * client sends on it.
+ */
+export interface ServerTimeouts {
+  headersMs: number;
+  requestMs: number;
+  keepAliveMs: number;
+}
+export const SERVER_TIMEOUTS: Readonly<ServerTimeouts> = {
+  headersMs: 20_000,
+  requestMs: 30_000,
+  keepAliveMs: 65_000,
+};
+
+/**
+ * Node checks the first two timeouts every `connectionsCheckingInterval` (30 s by default, which would
+ * double them): a tenth of the shorter, at most a second.
+ */
+function serverTimeoutOptions(timeouts: Partial<ServerTimeouts> = {}) {
+  const { headersMs, requestMs, keepAliveMs } = { ...SERVER_TIMEOUTS, ...timeouts };
+  return {
+    headersTimeout: headersMs,
+    requestTimeout: requestMs,
+    keepAliveTimeout: keepAliveMs,
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(Math.min(headersMs, requestMs) / 10)),
+  };
+}
+
+export function listen(
+  app: Express,
+  port: number,
+  host?: string,
+  timeouts?: Partial<ServerTimeouts>,
+): Promise<Server> {
   const rawRoutes = rawRoutesOf.get(app) ?? new Map<string, RawHandler>();
-  const server = createServer((req, res) => {
+  const options = serverTimeoutOptions(timeouts);
+  const server = createServer(options, (req, res) => {
     const query = req.url!.indexOf('?');
     const path = query === -1 ? req.url! : req.url!.slice(0, query);
     const raw = rawRoutes.size > 0 ? rawRoutes.get(`${req.method} ${path}`) : undefined;
@@ -205,23 +286,27 @@ export function listen(app: Express, port: number, host?: string): Promise<Serve
   server.on('clientError', answerClientError(headersOf.get(app) ?? {}));
   return new Promise((resolve, reject) => {
     server.listen(port, host ?? '::', () => resolve(server));
-    server.keepAliveTimeout = 65_000;
+    server.keepAliveTimeout = options.keepAliveTimeout;
     server.once('error', reject);
   });
 }
 
 /**
  * A request Node's HTTP parser refuses before any handler sees it (bytes a URL may not hold, headers too
- * large, a malformed request line) is answered like every other error: JSON, with the security headers,
- * instead of Node's bare `400 Bad Request` with no body.
+ * large, a malformed request line), or one that took longer to arrive than the server's timeouts, is
+ * answered like every other error: JSON, with the security headers, instead of Node's bare answer.
  */
 function answerClientError(headers: Record<string, string>) {
   return (err: NodeJS.ErrnoException, socket: import('node:stream').Duplex) => {
-    if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+    // The answer to this request has begun (a handler answered before the body ended): nothing to add.
+    const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    if (!socket.writable || answering || err.code === 'ECONNRESET') return void socket.destroy();
     const [status, reason, message] =
       err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'Request Header Fields Too Large', 'The request headers are too large']
-        : [400, 'Bad Request', 'The request is not valid HTTP'];
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'The request took too long to arrive']
+          : [400, 'Bad Request', 'The request is not valid HTTP'];
     // A HEAD request gets the headers only, as HTTP requires (the client would read a body as garbage).
     const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
     const json = JSON.stringify({ errors: [{ message }] });

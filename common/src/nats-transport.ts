@@ -214,7 +214,11 @@ export class NatsTransport implements EventTransport {
         }
         if (events.length > 0) yield events;
         else if (!full)
-          throw new TransportError(`NATS at ${this.url} sent no events after seq ${last} in time`);
+          throw new TransportError(
+            `NATS at ${this.url} sent no events after seq ${last} in time`,
+            false,
+            'NATS',
+          );
         if (end || full) return;
       }
     } finally {
@@ -371,20 +375,26 @@ export class NatsTransport implements EventTransport {
    * calls fail at once with a TransportError (a 503 for the routes), as they do when the HTTP bus is down.
    */
   private async connection(): Promise<Connection> {
-    if (this.closed) throw new TransportError('the NATS transport is closed');
+    if (this.closed) throw new TransportError('the NATS transport is closed', false, 'NATS');
     this.connecting ??= this.open().catch((err: unknown) => {
       this.connecting = undefined;
       throw this.failure(err, 'unreachable');
     });
     const connection = await this.connecting;
-    if (!this.connected) throw new TransportError(`NATS at ${this.url} unreachable (reconnecting)`);
+    if (!this.connected) {
+      throw new TransportError(`NATS at ${this.url} unreachable (reconnecting)`, false, 'NATS');
+    }
     return connection;
   }
 
   private async open(): Promise<Connection> {
     const ws = /^wss?:/i.test(this.url);
     if (ws && typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
-      throw new TransportError(`${this.url}: a ws:// or wss:// NATS_URL needs Node 22 or later (WebSocket)`);
+      throw new TransportError(
+        `${this.url}: a ws:// or wss:// NATS_URL needs Node 22 or later (WebSocket)`,
+        false,
+        'NATS',
+      );
     }
     const { connect, wsconnect, jetstreamManager } = await loadNats();
     const nc = await (ws ? wsconnect : connect)({
@@ -508,7 +518,7 @@ export class NatsTransport implements EventTransport {
     // JetStream answered and refused (a message too large, a bad configuration): repeating will not help.
     const refused =
       typeof (err as { code?: unknown }).code === 'number' && (err as { code: number }).code > 0;
-    return new TransportError(`NATS at ${this.url}: ${doing} (${message})`, refused);
+    return new TransportError(`NATS at ${this.url}: ${doing} (${message})`, refused, 'NATS');
   }
 }
 

@@ -2,14 +2,28 @@ import type { Server } from 'node:http';
 import type { Express } from 'express';
 import { ConfigError, defaults, env, readConfig, transportConfig } from './config.js';
 import { HttpError } from './errors.js';
-import { incomingEventSchema, outgoingEventSchema, validateEvent, type IncomingEvent } from './events.js';
+import {
+  eventDataSchemas,
+  incomingEventSchema,
+  outgoingEventSchema,
+  validateEvent,
+  type IncomingEvent,
+} from './events.js';
 import type { z } from 'zod';
-import { closeServer, createHttpApp, finishHttpApp, listen, type RawRoutes, type Readiness } from './http.js';
+import {
+  closeServer,
+  createHttpApp,
+  finishHttpApp,
+  listen,
+  type RawRoutes,
+  type Readiness,
+  type ServerTimeouts,
+} from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { NatsTransport } from './nats-transport.js';
 import { Subscriber, type Projection } from './subscriber.js';
-import { HttpTransport, type EventTransport } from './transport.js';
+import { HttpTransport, unavailableMessage, type EventTransport } from './transport.js';
 
 export type ServiceName = 'posts' | 'comments' | 'query' | 'moderation';
 
@@ -32,6 +46,8 @@ export interface ServiceDefinition<State> {
 export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
   transport?: EventTransport;
+  /** The server's timeouts, if not SERVER_TIMEOUTS (tests shorten them). */
+  serverTimeouts?: Partial<ServerTimeouts>;
 }
 
 const MAX_BATCH = 1000;
@@ -63,7 +79,11 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
     if (busCheck && Date.now() - busCheck.at < READINESS_CACHE_MS) return busCheck.readiness;
     const result = await transport.fetchAfter(subscriber.appliedSeq, 1).then(
       () => ({ ready: true }),
-      (err: Error) => ({ ready: false, reason: err.message }),
+      (err: Error) => {
+        // The answer says what is unreachable; the log says where, once per change of state.
+        if (busCheck?.readiness.ready !== false) log.warn({ err: err.message }, 'not ready');
+        return { ready: false, reason: unavailableMessage(err) };
+      },
     );
     busCheck = { at: Date.now(), readiness: result };
     return result;
@@ -115,7 +135,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
      * delivers by itself (NATS) starts delivering then, into the same `receive` as `POST /events`.
      */
     async start(): Promise<Server> {
-      server = await listen(app, config.PORT);
+      server = await listen(app, config.PORT, undefined, options.serverTimeouts);
       const where =
         transport instanceof NatsTransport
           ? { natsUrl: transport.url, stream: transport.stream }
@@ -145,12 +165,14 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
 
 /**
  * A `POST /events` body: one event, or an array of 1 to `max` events. Every one is checked before any is
- * used, and the first malformed one refuses the whole body with 400 naming its fields (`1.data.title`).
+ * used (a known type's data by `dataSchemas`), and the first malformed one refuses the whole body with 400
+ * naming its fields (`1.data.title`).
  */
 export function parseEventBody<S extends typeof outgoingEventSchema | typeof incomingEventSchema>(
   schema: S,
   body: unknown,
   max: number,
+  dataSchemas: typeof eventDataSchemas = eventDataSchemas,
 ): { events: z.infer<S>[]; batch: boolean } {
   if (body === undefined || body === null || typeof body !== 'object') {
     throw HttpError.badRequest(
@@ -164,7 +186,7 @@ export function parseEventBody<S extends typeof outgoingEventSchema | typeof inc
     throw HttpError.badRequest(`Send between 1 and ${max} events at once`, 'body');
   }
   const events = items.map((item, index) => {
-    const { event, issues } = validateEvent(schema, item, batch ? `${index}.` : '');
+    const { event, issues } = validateEvent(schema, item, batch ? `${index}.` : '', dataSchemas);
     if (!event) throw new HttpError(400, issues);
     return event;
   });

@@ -9,7 +9,7 @@ import {
 import { HttpError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
-import { sleep, type EventTransport } from './transport.js';
+import { sleep, unavailableMessage, type EventTransport } from './transport.js';
 
 /** Why an event was acknowledged without changing anything (kept in a metric label and in the log). */
 export type IgnoreReason = 'unknown-target' | 'already-exists';
@@ -161,7 +161,7 @@ export class Subscriber<State> {
    */
   async publishAndApply(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
     const stored = await this.transport.publish(event).catch((err: Error) => {
-      throw HttpError.unavailable(`The event bus is unavailable, try again (${err.message})`);
+      throw HttpError.unavailable(unavailableMessage(err), err);
     });
     const applied = this.enqueue(async () => {
       if (this.appliedSeq === stored.seq - 1) this.applyOne({ ...event, ...stored });
@@ -181,9 +181,7 @@ export class Subscriber<State> {
    */
   refresh(): Promise<void> {
     return this.enqueue(() => this.fetchUntil(Infinity)).catch((err: Error) => {
-      throw err instanceof HttpError
-        ? err
-        : HttpError.unavailable(`The event bus is unavailable, try again (${err.message})`);
+      throw err instanceof HttpError ? err : HttpError.unavailable(unavailableMessage(err), err);
     });
   }
 
@@ -299,8 +297,9 @@ export class Subscriber<State> {
     );
     const failed = results.find((result) => result.status === 'rejected');
     if (failed) {
-      const message = `could not publish ${[...this.outbox.values()].map((r) => r.reaction.type).join(', ')}`;
-      throw new HttpError(503, [{ message: `${message}: ${(failed.reason as Error).message}` }]);
+      const types = [...new Set([...this.outbox.values()].map((r) => r.reaction.type))].join(', ');
+      const message = `${unavailableMessage(failed.reason)} (could not publish ${types})`;
+      throw HttpError.unavailable(message, failed.reason);
     }
   }
 

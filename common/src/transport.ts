@@ -43,17 +43,33 @@ export interface EventPage {
 export class TransportError extends Error {
   override name = 'TransportError';
   constructor(
+    /** The detail, for the log: it may name the host and port of what failed. */
     message: string,
     /** The bus answered and refused the request (4xx): sending it again as it is would not help. */
     readonly refused = false,
+    /** What failed, in words a client may read (`the event bus`, `NATS`): never an address. */
+    readonly what = 'the event log',
   ) {
     super(message);
   }
 }
 
+/**
+ * What a client is told when the event log failed it: what is unavailable, not where it lives (a 503's
+ * message reaches browsers; the address stays in the log, with the error).
+ */
+export function unavailableMessage(err: unknown): string {
+  const what = err instanceof TransportError ? err.what : 'the event log';
+  const subject = what.charAt(0).toUpperCase() + what.slice(1);
+  return err instanceof TransportError && err.refused
+    ? `${subject} refused the request`
+    : `${subject} is unavailable, try again`;
+}
+
 type WithId<T> = T & { id: string };
 
 const NETWORK_RETRIES = 2;
+const BUS = 'the event bus';
 /** The most events one publish request carries; and its body is at most BODY_MAX_BYTES, what the bus takes. */
 const MAX_EVENTS_PER_PUBLISH = 500;
 
@@ -149,6 +165,7 @@ export class HttpTransport implements EventTransport {
         throw new TransportError(
           `event bus refused ${what}: ${res.status} ${res.body.slice(0, 300)}`,
           res.status >= 400 && res.status < 500,
+          BUS,
         );
       } catch (err) {
         if (err instanceof TransportError || attempt >= NETWORK_RETRIES) throw wrap(err, this.busUrl);
@@ -169,7 +186,7 @@ export class HttpTransport implements EventTransport {
     }
     const events = res.status === 200 ? parseJson(res.body) : undefined;
     if (!Array.isArray(events)) {
-      throw new TransportError(`event bus answered GET /events with ${res.status}`);
+      throw new TransportError(`event bus answered GET /events with ${res.status}`, false, BUS);
     }
     const head = Number(res.headers['x-last-seq']);
     return { events: events as StoredEvent[], headSeq: Number.isSafeInteger(head) ? head : undefined };
@@ -199,7 +216,11 @@ function isStoredList(value: unknown, length: number): value is { seq: number; i
 function wrap(err: unknown, busUrl: string): TransportError {
   if (err instanceof TransportError) return err;
   const code = (err as { code?: string }).code;
-  return new TransportError(`event bus at ${busUrl} unreachable (${code ?? (err as Error).message})`);
+  return new TransportError(
+    `event bus at ${busUrl} unreachable (${code ?? (err as Error).message})`,
+    false,
+    BUS,
+  );
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

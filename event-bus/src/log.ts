@@ -6,6 +6,7 @@ import {
   HttpError,
   outgoingEventSchema,
   parseEventBody,
+  publishDataSchemas,
   readConfig,
   type Logger,
   type Metrics,
@@ -53,7 +54,7 @@ export const PUBLISH_MAX = 1000;
  * EVENT_MAX_BYTES, which no subscriber could then be sent. One refused event refuses them all.
  */
 export function parsePublished(body: unknown): { events: OutgoingEvent[]; batch: boolean } {
-  const parsed = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX);
+  const parsed = parseEventBody(outgoingEventSchema, body, PUBLISH_MAX, publishDataSchemas);
   parsed.events.forEach((event, index) => {
     const bytes = deliveredBytes(storedForm(event));
     if (bytes <= EVENT_MAX_BYTES) return;

@@ -1,4 +1,4 @@
-import { NatsTransport, readConfig, transportConfig, type Logger } from '@blog/common';
+import { NatsTransport, readConfig, transportConfig, unavailableMessage, type Logger } from '@blog/common';
 import type { BusLog, PublishedHook } from './log.js';
 
 /**
@@ -16,6 +16,7 @@ export function natsLog(source: NodeJS.ProcessEnv | undefined, log: Logger, publ
     name: 'event-bus',
   });
 
+  let notReady = false;
   const busLog: BusLog = {
     async append(events) {
       // All sent at once, one message each: on the one connection they are stored in this order. Not
@@ -41,8 +42,16 @@ export function natsLog(source: NodeJS.ProcessEnv | undefined, log: Logger, publ
     deadLetters: async () => [],
     readiness: () =>
       transport.headSeq().then(
-        () => ({ ready: true }),
-        (err: Error) => ({ ready: false, reason: err.message }),
+        () => {
+          notReady = false;
+          return { ready: true };
+        },
+        (err: Error) => {
+          // The answer says what is unreachable; the log says where, once per change of state.
+          if (!notReady) log.warn({ err: err.message }, 'not ready');
+          notReady = true;
+          return { ready: false, reason: unavailableMessage(err) };
+        },
       ),
     // Connects (and creates the stream if it is missing) at start, rather than on the first request.
     describe: async () => ({

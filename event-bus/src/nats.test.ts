@@ -91,14 +91,13 @@ describe.skipIf(own.skip)('the NATS gateway while NATS is down', () => {
     const refused = await publish()
       .expect(503)
       .expect('Content-Type', /application\/json/);
-    expect(refused.body).toEqual({
-      errors: [{ message: expect.stringMatching(/^The event log is unavailable/) }],
-    });
+    // What is unavailable, never where it lives.
+    expect(refused.body).toEqual({ errors: [{ message: 'NATS is unavailable, try again' }] });
     await request(bus.app).get('/events').expect(503);
     await request(bus.app).get('/events?after=0').expect(503);
     await request(bus.app).get('/subscribers').expect(503);
     const readyz = await request(bus.app).get('/readyz').expect(503);
-    expect(readyz.body.reason).toMatch(/NATS at nats:\/\/127\.0\.0\.1:\d+/);
+    expect(readyz.body.reason).toBe('NATS is unavailable, try again');
 
     await server().restart();
     await waitFor(ready, { timeoutMs: 15_000, message: 'the gateway did not come back' });

@@ -1,10 +1,16 @@
-import { newCourseId, parseOr400, z, type ServiceContext } from '@blog/common';
+import { newCourseId, parseOr400, refuseUnsafeCharacters, z, type ServiceContext } from '@blog/common';
 import type { Express, RequestHandler } from 'express';
 
 import type { PostsState } from './projection.js';
 
+// Checked before the trim, so a title that ends in a newline is refused rather than quietly cut.
 const createPostBody = z.object({
-  title: z.string({ error: 'Title is required' }).trim().min(1, 'Title is required').max(1000),
+  title: z
+    .string({ error: 'Title is required' })
+    .superRefine(refuseUnsafeCharacters('The title'))
+    .trim()
+    .min(1, 'Title is required')
+    .max(1000),
 });
 
 export function postsRoutes(app: Express, { subscriber }: ServiceContext<PostsState>): void {

@@ -1,6 +1,8 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BlockList } from 'node:net';
 import type { IncomingEvent, RawRoutes, ServiceContext } from '@blog/common';
 import { Gauge } from 'prom-client';
+import { clientAddress, DEFAULT_TRUSTED_PROXIES, trustedProxies } from './client-address.js';
 import type { QueryState } from './projection.js';
 
 /**
@@ -13,16 +15,24 @@ import type { QueryState } from './projection.js';
  * - A comment line every `heartbeatMs`, so proxies (ingress-nginx closes a silent upstream after 60 s)
  *   keep the connection; EventSource reconnects by itself anyway, and gets a new snapshot.
  *
- * Bounded: at most `maxClients` streams (503 beyond), and a client that does not read (more than
- * `maxBufferedBytes` waiting) is cut off; it reconnects and starts again from a snapshot. `close()` ends
- * every stream, so a shutdown does not wait for browsers to hang up.
+ * Each message is serialised once, into one buffer that every stream is given: the snapshot once per
+ * change of the view (not once per client that connects), each change once for all clients.
+ *
+ * Bounded: at most `maxClients` streams (503 beyond) and `maxClientsPerAddress` from one client address
+ * (429 beyond; client-address.ts says whose address, behind a proxy). A client that stops reading is cut
+ * off once more than `maxBufferedBytes` written after its snapshot wait to be sent: the snapshot itself,
+ * however large the view, never counts, so a view of several MiB reaches a slow link whole. `close()`
+ * ends every stream, so a shutdown does not wait for browsers to hang up.
  */
 export interface LiveOptions {
   maxClients?: number;
+  maxClientsPerAddress?: number;
   heartbeatMs?: number;
   /** How many of the latest events the snapshot carries (the client's event-flow panel). */
   recentEvents?: number;
   maxBufferedBytes?: number;
+  /** Proxies whose X-Real-IP / X-Forwarded-For are believed (client-address.ts): addresses or ranges. */
+  trustedProxies?: string | string[];
 }
 
 export interface LiveEventMessage {
@@ -34,35 +44,69 @@ export interface LiveEventMessage {
 }
 
 export const LIVE_PATH = '/posts/live';
+export const LIVE_DEFAULTS = {
+  maxClients: 1000,
+  maxClientsPerAddress: 10,
+  heartbeatMs: 15_000,
+  recentEvents: 20,
+  maxBufferedBytes: 1024 * 1024,
+} as const;
+
+const HEARTBEAT = Buffer.from(': heartbeat\n\n');
+
+/** One open stream: whose it is, and what was written to it (to tell the snapshot from what followed). */
+interface Stream {
+  address: string;
+  snapshotBytes: number;
+  writtenBytes: number;
+}
 
 export function liveUpdates(options: LiveOptions = {}) {
-  const maxClients = options.maxClients ?? 1000;
-  const heartbeatMs = options.heartbeatMs ?? 15_000;
-  const recentEvents = options.recentEvents ?? 20;
-  const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
+  const { maxClients, maxClientsPerAddress, heartbeatMs, recentEvents, maxBufferedBytes } = {
+    ...LIVE_DEFAULTS,
+    ...options,
+  };
+  const trusted: BlockList = trustedProxies(options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES);
 
-  const clients = new Set<ServerResponse>();
+  const streams = new Map<ServerResponse, Stream>();
+  const perAddress = new Map<string, number>();
   const recent: LiveEventMessage[] = [];
+  /** Grows with every event applied: the cached snapshot is good while it has not moved. */
+  let applied = 0;
+  let snapshot: { applied: number; chunk: Buffer } | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
   let closed = false;
 
-  const drop = (res: ServerResponse) => {
-    clients.delete(res);
-    if (clients.size === 0 && heartbeat) {
+  const drop = (res: ServerResponse, { cut = false } = {}) => {
+    const stream = streams.get(res);
+    if (!stream) return;
+    streams.delete(res);
+    const left = (perAddress.get(stream.address) ?? 1) - 1;
+    if (left > 0) perAddress.set(stream.address, left);
+    else perAddress.delete(stream.address);
+    if (streams.size === 0 && heartbeat) {
       clearInterval(heartbeat);
       heartbeat = undefined;
     }
-    if (!res.writableEnded) res.end();
+    // A client that stopped reading: destroyed, so what waits for it is freed now, not when it reads.
+    if (cut) res.destroy();
+    else if (!res.writableEnded) res.end();
   };
 
-  const send = (res: ServerResponse, chunk: string) => {
+  const send = (res: ServerResponse, chunk: Buffer) => {
+    const stream = streams.get(res);
+    if (!stream) return;
     res.write(chunk);
-    // A client that stopped reading would make us hold every later event in memory: let it go.
-    if (res.writableLength > maxBufferedBytes) drop(res);
+    stream.writtenBytes += chunk.length;
+    // What waits is sent in order: the part of the snapshot not yet sent first, then what followed it.
+    const sent = stream.writtenBytes - res.writableLength;
+    const snapshotWaiting = Math.max(0, stream.snapshotBytes - sent);
+    if (res.writableLength - snapshotWaiting > maxBufferedBytes) drop(res, { cut: true });
   };
 
   const onApplied = (event: IncomingEvent) => {
+    applied++;
     const message: LiveEventMessage = {
       type: event.type,
       seq: event.seq,
@@ -72,9 +116,9 @@ export function liveUpdates(options: LiveOptions = {}) {
     };
     recent.push(message);
     if (recent.length > recentEvents) recent.shift();
-    if (clients.size === 0) return;
-    const chunk = `data: ${JSON.stringify(message)}\n\n`;
-    for (const res of clients) send(res, chunk);
+    if (streams.size === 0) return;
+    const chunk = Buffer.from(`data: ${JSON.stringify(message)}\n\n`);
+    for (const res of streams.keys()) send(res, chunk);
   };
 
   const routes = (
@@ -87,14 +131,25 @@ export function liveUpdates(options: LiveOptions = {}) {
       help: 'Browsers connected to GET /posts/live',
       registers: [metrics.registry],
       collect() {
-        this.set(clients.size);
+        this.set(streams.size);
       },
     });
 
-    const refuse = (res: ServerResponse, message: string) => {
+    const snapshotChunk = (): Buffer => {
+      if (snapshot?.applied !== applied) {
+        const view = { seq: subscriber.appliedSeq, posts: subscriber.state.posts, recent };
+        snapshot = {
+          applied,
+          chunk: Buffer.from(`retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(view)}\n\n`),
+        };
+      }
+      return snapshot.chunk;
+    };
+
+    const refuse = (res: ServerResponse, status: 429 | 503, message: string) => {
       const body = JSON.stringify({ errors: [{ message }] });
       res
-        .writeHead(503, {
+        .writeHead(status, {
           ...headers,
           'Content-Type': 'application/json; charset=utf-8',
           'Content-Length': Buffer.byteLength(body),
@@ -103,10 +158,16 @@ export function liveUpdates(options: LiveOptions = {}) {
         .end(body);
     };
 
-    const getLive: RawRoutes[string] = (req, res) => {
-      if (closed) return refuse(res, 'The query service is shutting down');
-      if (clients.size >= maxClients) {
-        return refuse(res, `Too many live connections (${maxClients}); try again later`);
+    const getLive = (req: IncomingMessage, res: ServerResponse) => {
+      if (closed) return refuse(res, 503, 'The query service is shutting down');
+      if (streams.size >= maxClients) {
+        return refuse(res, 503, `Too many live connections (${maxClients}); try again later`);
+      }
+      const address = clientAddress(req, trusted);
+      const fromAddress = perAddress.get(address) ?? 0;
+      if (fromAddress >= maxClientsPerAddress) {
+        const message = `Too many live connections from one address (${maxClientsPerAddress}); close some, or try again later`;
+        return refuse(res, 429, message);
       }
       res.writeHead(200, {
         ...headers,
@@ -116,12 +177,13 @@ export function liveUpdates(options: LiveOptions = {}) {
         'X-Accel-Buffering': 'no',
         Connection: 'keep-alive',
       });
-      clients.add(res);
+      const chunk = snapshotChunk();
+      streams.set(res, { address, snapshotBytes: chunk.length, writtenBytes: 0 });
+      perAddress.set(address, fromAddress + 1);
       req.once('close', () => drop(res));
-      const snapshot = { seq: subscriber.appliedSeq, posts: subscriber.state.posts, recent };
-      send(res, `retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
+      send(res, chunk);
       heartbeat ??= setInterval(() => {
-        for (const client of clients) send(client, ': heartbeat\n\n');
+        for (const stream of streams.keys()) send(stream, HEARTBEAT);
       }, heartbeatMs).unref();
     };
     return { [`GET ${LIVE_PATH}`]: getLive };
@@ -130,13 +192,13 @@ export function liveUpdates(options: LiveOptions = {}) {
   return {
     routes,
     get clientCount() {
-      return clients.size;
+      return streams.size;
     },
     /** Ends every stream and refuses new ones (called before the server closes). */
     close() {
       closed = true;
       unsubscribe?.();
-      for (const res of [...clients]) drop(res);
+      for (const res of [...streams.keys()]) drop(res);
     },
   };
 }

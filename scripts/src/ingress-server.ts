@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readIngress } from './ingress.js';
-import { startRouter, type Backend } from './router.js';
+import { CLIENT_SERVICE, startRouter, type Backend } from './router.js';
 
 const root = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const ingressFile = path.resolve(process.env.INGRESS_FILE ?? path.join(root, 'infra/k8s/ingress-srv.yaml'));
@@ -22,7 +22,9 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 try {
   const backends: Record<string, Backend> = {};
   for (const { backend } of readIngress(ingressFile).locations) {
-    backends[backend] = { kind: 'proxy', url: `http://${backend}`, name: backend };
+    // Websockets go to the client's Service only: Vite's dev server under the dev images (hot reload).
+    const upgrades = backend === CLIENT_SERVICE;
+    backends[backend] = { kind: 'proxy', url: `http://${backend}`, name: backend, upgrades };
   }
   const router = await startRouter({ ingressFile, backends, port, host: '0.0.0.0' });
   process.stdout.write(

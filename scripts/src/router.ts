@@ -6,12 +6,16 @@
  *
  * Proxying streams both ways (server-sent events flow as they are written), over keep-alive connections,
  * with the request's method, headers and body, plus X-Forwarded-For/Host/Port/Proto and X-Real-IP as
- * ingress-nginx adds them. A backend that is down: 502 JSON. A path the Ingress does not route: 404 JSON.
- * Nothing else is answered here: no health route, no metrics, no bus.
+ * ingress-nginx adds them (router-proxy.ts). A backend that is down: 502 JSON; one that does not answer in
+ * time: 504 JSON. A path the Ingress does not route: 404 JSON. Websocket upgrades go to the client's dev
+ * server only. Nothing else is answered here: no health route, no metrics, no bus.
+ *
+ * It runs inside `npm start` and as docker-compose's ingress, so nothing a client does may crash it: every
+ * socket has an error listener, and requests and backends are bounded in time as the services are.
  */
-import { createReadStream, existsSync, statSync } from 'node:fs';
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import {
   chooseLocation,
@@ -20,10 +24,38 @@ import {
   type IngressLocation,
   type IngressTable,
 } from './ingress.js';
+import { proxyRequest, proxyUpgrade, type ProxyContext } from './router-proxy.js';
+import { endSocketWithJson, sendJson, serveStatic } from './router-static.js';
 
-/** Where a `service:port` of the Ingress is served locally. */
+/**
+ * Where a `service:port` of the Ingress is served locally. `upgrades`: websockets pass to it (Vite's dev
+ * server, for hot reload); any other upgrade is refused.
+ */
 export type Backend =
-  { kind: 'proxy'; url: string; name: string } | { kind: 'static'; dir: string; name: string };
+  | { kind: 'proxy'; url: string; name: string; upgrades?: boolean }
+  | { kind: 'static'; dir: string; name: string };
+
+/** How long things may take; the defaults are ROUTER_TIMEOUTS. */
+export interface RouterTimeouts {
+  /** A client's request headers, then its whole request, to arrive (as the services' servers). */
+  headersMs: number;
+  requestMs: number;
+  /** An idle keep-alive connection from a client. */
+  keepAliveMs: number;
+  /** A backend to answer, or to go on with an answer that is not an event stream (router-proxy.ts). */
+  backendMs: number;
+}
+
+/**
+ * The services' SERVER_TIMEOUTS (common/src/http.ts; the router's image holds no @blog/common, and
+ * router-sockets.test.ts checks they agree), and ingress-nginx's proxy_read_timeout for a backend.
+ */
+export const ROUTER_TIMEOUTS: Readonly<RouterTimeouts> = {
+  headersMs: 20_000,
+  requestMs: 30_000,
+  keepAliveMs: 65_000,
+  backendMs: 60_000,
+};
 
 export interface RouterOptions {
   /** The Ingress manifest to route by. */
@@ -32,6 +64,7 @@ export interface RouterOptions {
   backends: Record<string, Backend>;
   port?: number;
   host?: string;
+  timeouts?: Partial<RouterTimeouts>;
 }
 
 export interface Router {
@@ -42,72 +75,25 @@ export interface Router {
   close(): Promise<void>;
 }
 
-/** Headers that belong to one hop (RFC 9110 7.6.1), not forwarded either way. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.ico': 'image/x-icon',
-  '.webp': 'image/webp',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.txt': 'text/plain; charset=utf-8',
-};
-
-function sendJson(res: ServerResponse, status: number, message: string): void {
-  const body = JSON.stringify({ errors: [{ message }] });
-  res
-    .writeHead(status, {
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': Buffer.byteLength(body),
-      'Cache-Control': 'no-store',
-    })
-    .end(body);
-}
-
-function forwardedHeaders(req: IncomingMessage, localPort: number): http.OutgoingHttpHeaders {
-  const headers: http.OutgoingHttpHeaders = {};
-  const connectionTokens = String(req.headers.connection ?? '')
-    .split(',')
-    .map((token) => token.trim().toLowerCase());
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name) && !connectionTokens.includes(name))
-      headers[name] = value;
+/**
+ * A request Node's parser refuses, or one that took longer than the timeouts to arrive: a JSON answer, as
+ * for everything else the router says; nothing if the answer to it had begun.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (answering || err.code === 'ECONNRESET') return void socket.destroy();
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return endSocketWithJson(socket, 408, 'Request Timeout', 'The request took too long to arrive');
   }
-  const clientIp = req.socket.remoteAddress ?? '';
-  const prior = req.headers['x-forwarded-for'];
-  headers['x-forwarded-for'] = prior ? `${prior}, ${clientIp}` : clientIp;
-  headers['x-real-ip'] = clientIp;
-  headers['x-forwarded-host'] = req.headers.host ?? `localhost:${localPort}`;
-  headers['x-forwarded-port'] = String(localPort);
-  headers['x-forwarded-proto'] = 'http';
-  return headers;
-}
-
-function responseHeaders(upstream: IncomingMessage): http.OutgoingHttpHeaders {
-  const headers: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(upstream.headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    return endSocketWithJson(
+      socket,
+      431,
+      'Request Header Fields Too Large',
+      'The request headers are too large',
+    );
   }
-  return headers;
+  endSocketWithJson(socket, 400, 'Bad Request', 'The request is not valid HTTP');
 }
 
 export async function startRouter(options: RouterOptions): Promise<Router> {
@@ -119,78 +105,14 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         `which the local router does not know (it knows ${Object.keys(options.backends).join(', ')})`,
     );
   }
+  const timeouts = { ...ROUTER_TIMEOUTS, ...options.timeouts };
   // No cap on sockets per backend: each open event stream holds one, and a cap would queue GET /posts
   // behind them.
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, noDelay: true } as http.AgentOptions);
-  let localPort = options.port ?? 0;
+  const context: ProxyContext = { agent, localPort: options.port ?? 0, backendTimeoutMs: timeouts.backendMs };
 
   const describe = (location: IngressLocation) =>
     `${options.backends[location.backend]!.name} (${location.backend})`;
-
-  const proxy = (req: IncomingMessage, res: ServerResponse, location: IngressLocation, target: URL) => {
-    const upstream = http.request(
-      {
-        protocol: target.protocol,
-        hostname: target.hostname,
-        port: target.port,
-        method: req.method,
-        path: req.url,
-        headers: forwardedHeaders(req, localPort),
-        agent,
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer));
-        // An event stream's headers go out now, not with its first message.
-        if (String(answer.headers['content-type']).startsWith('text/event-stream')) res.flushHeaders();
-        answer.pipe(res);
-        answer.once('error', () => res.destroy());
-      },
-    );
-    upstream.once('error', (err: NodeJS.ErrnoException) => {
-      if (res.headersSent) return void res.destroy();
-      sendJson(
-        res,
-        502,
-        `${describe(location)} is not reachable (${err.code ?? err.message}). Is it running?`,
-      );
-    });
-    // The browser left (closed the tab, an EventSource reconnecting): stop the backend's answer too.
-    res.once('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    req.pipe(upstream);
-  };
-
-  const serveStatic = (req: IncomingMessage, res: ServerResponse, dir: string, urlPath: string) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('Allow', 'GET, HEAD');
-      return sendJson(res, 405, `${req.method} is not allowed here: the client is static files`);
-    }
-    const index = path.join(dir, 'index.html');
-    if (!existsSync(index)) return sendJson(res, 503, 'The client is not built: run `npm run build`');
-    const wanted = path.resolve(dir, `.${urlPath}`);
-    const inside = wanted.startsWith(path.resolve(dir) + path.sep);
-    const isFile = inside && existsSync(wanted) && statSync(wanted).isFile();
-    // Hashed bundles never change under one name; anything else (index.html) is checked every time.
-    const hashed = urlPath.startsWith('/assets/');
-    if (!isFile && hashed) return sendJson(res, 404, `No such file: ${urlPath}`);
-    // Every other path is the single-page app's: index.html, which shows the posts.
-    const file = isFile ? wanted : index;
-    const stat = statSync(file);
-    const etag = `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`;
-    const headers = {
-      'Content-Type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
-      'Cache-Control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
-      'X-Content-Type-Options': 'nosniff',
-      ETag: etag,
-    };
-    if (req.headers['if-none-match'] === etag) return void res.writeHead(304, headers).end();
-    res.writeHead(200, { ...headers, 'Content-Length': stat.size });
-    if (req.method === 'HEAD') return void res.end();
-    createReadStream(file)
-      .once('error', () => res.destroy())
-      .pipe(res);
-  };
 
   const route = (req: IncomingMessage) => {
     const urlPath = normalizePath(req.url ?? '/');
@@ -198,66 +120,51 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     return { urlPath, location, backend: location && options.backends[location.backend] };
   };
 
-  const server = http.createServer((req, res) => {
-    const { urlPath, location, backend } = route(req);
-    if (urlPath === undefined) return sendJson(res, 400, `Bad request path: ${req.url}`);
-    if (!location || !backend) {
-      return sendJson(res, 404, `No route for ${urlPath} in ${path.basename(options.ingressFile)}`);
-    }
-    if (backend.kind === 'static') return serveStatic(req, res, backend.dir, urlPath);
-    proxy(req, res, location, new URL(backend.url));
-  });
+  const server = http.createServer(
+    {
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.requestMs,
+      keepAliveTimeout: timeouts.keepAliveMs,
+      // Node checks the two above this often (30 s by default, which would double them).
+      connectionsCheckingInterval: Math.min(
+        1000,
+        Math.ceil(Math.min(timeouts.headersMs, timeouts.requestMs) / 10),
+      ),
+    },
+    (req, res) => {
+      const { urlPath, location, backend } = route(req);
+      if (urlPath === undefined) return sendJson(res, 400, `Bad request path: ${req.url}`);
+      if (!location || !backend) {
+        return sendJson(res, 404, `No route for ${urlPath} in ${path.basename(options.ingressFile)}`);
+      }
+      if (backend.kind === 'static') return serveStatic(req, res, backend.dir, urlPath);
+      proxyRequest(req, res, new URL(backend.url), describe(location), context);
+    },
+  );
+  server.on('clientError', answerClientError);
 
-  // Websockets (Vite's hot reload in `npm run dev`): routed the same way, then piped both ways.
+  // Websockets: Vite's hot reload in `npm run dev`, and nothing else (the API and a built client have none).
   const upgraded = new Set<Socket>();
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    // Node hands the socket over as it is: a reset from now on is ours to handle, or the process dies.
+    socket.on('error', () => socket.destroy());
     upgraded.add(socket);
     socket.once('close', () => upgraded.delete(socket));
-    const { backend } = route(req);
-    if (!backend || backend.kind !== 'proxy') {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    const target = new URL(backend.url);
-    const headers = {
-      ...forwardedHeaders(req, localPort),
-      connection: 'Upgrade',
-      upgrade: req.headers.upgrade,
-    };
-    const upstream = http.request({
-      hostname: target.hostname,
-      port: target.port,
-      path: req.url,
-      headers,
-      method: req.method,
-    });
-    upstream.once('upgrade', (answer, upstreamSocket, upstreamHead) => {
-      const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}`];
-      for (let i = 0; i < answer.rawHeaders.length; i += 2)
-        lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
-      if (upstreamHead.length > 0) socket.write(upstreamHead);
-      if (head.length > 0) upstreamSocket.write(head);
-      upstreamSocket.pipe(socket).pipe(upstreamSocket);
-      const end = () => {
-        socket.destroy();
-        upstreamSocket.destroy();
-      };
-      socket.once('error', end).once('close', end);
-      upstreamSocket.once('error', end).once('close', end);
-    });
-    upstream.once('response', (answer) => {
-      socket.end(
-        `HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+    const { location, backend } = route(req);
+    if (!location || !backend) {
+      return endSocketWithJson(
+        socket,
+        404,
+        'Not Found',
+        `No route for ${req.url} in ${path.basename(options.ingressFile)}`,
       );
-      answer.resume();
-    });
-    upstream.once('error', () =>
-      socket.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'),
-    );
-    upstream.end();
+    }
+    if (backend.kind !== 'proxy' || !backend.upgrades) {
+      const message = `No websocket here: ${describe(location)} takes plain HTTP (only the client's dev server, under npm run dev, takes websockets)`;
+      return endSocketWithJson(socket, 400, 'Bad Request', message);
+    }
+    proxyUpgrade(req, socket, head, new URL(backend.url), describe(location), context);
   });
-  server.keepAliveTimeout = 65_000;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -266,12 +173,12 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       resolve();
     });
   });
-  localPort = (server.address() as AddressInfo).port;
+  context.localPort = (server.address() as AddressInfo).port;
 
   return {
     server,
-    port: localPort,
-    url: `http://localhost:${localPort}`,
+    port: context.localPort,
+    url: `http://localhost:${context.localPort}`,
     table,
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -283,6 +190,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     },
   };
 }
+
+/** The client's Service, where the Ingress sends every path the API does not take. */
+export const CLIENT_SERVICE = 'client-srv:3000';
 
 /** The Kubernetes Service of each local process, as the manifests in infra/k8s name them. */
 const SERVICES: Record<string, 'posts' | 'comments' | 'query' | 'moderation' | 'event-bus'> = {
@@ -303,9 +213,9 @@ export function localBackends(
   client: string | { dir: string },
 ): Record<string, Backend> {
   const backends: Record<string, Backend> = {
-    'client-srv:3000':
+    [CLIENT_SERVICE]:
       typeof client === 'string'
-        ? { kind: 'proxy', url: client, name: 'the client (Vite)' }
+        ? { kind: 'proxy', url: client, name: 'the client (Vite)', upgrades: true }
         : { kind: 'static', dir: client.dir, name: 'the client' },
   };
   for (const [service, name] of Object.entries(SERVICES)) {

@@ -12,6 +12,7 @@ import { ROOT } from './support/files.js';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'blog-client-server-'));
 let child: ChildProcess | undefined;
 let base = '';
+let listening: Record<string, unknown> = {};
 
 beforeAll(async () => {
   mkdirSync(path.join(dir, 'assets'));
@@ -25,7 +26,8 @@ beforeAll(async () => {
     child!.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString()));
     child!.once('exit', (code) => reject(new Error(`server.mjs exited with ${code}`)));
   });
-  base = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`;
+  listening = JSON.parse(line) as Record<string, unknown>;
+  base = `http://127.0.0.1:${listening.port as number}`;
 });
 
 afterAll(async () => {
@@ -46,6 +48,14 @@ describe('client/server.mjs', () => {
     const route = await fetch(`${base}/some/page`);
     expect(route.status).toBe(200);
     expect(await route.text()).toContain('id="root"');
+  });
+
+  it('bounds how long a request may take to arrive, as the services do', () => {
+    expect(listening).toMatchObject({
+      headersTimeout: 20_000,
+      requestTimeout: 30_000,
+      keepAliveTimeout: 65_000,
+    });
   });
 
   it('answers the probes', async () => {

@@ -5,6 +5,7 @@
  * naming the Service it tried: which is what shows the routing.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/files.js';
@@ -61,5 +62,23 @@ describe('the ingress server of docker-compose.yml', () => {
     const noFile = start({ PORT: '0', INGRESS_FILE: path.join(ROOT, 'infra/k8s/nothing.yaml') });
     expect(await noFile.exited).toBe(1);
     expect(noFile.output()).toContain('nothing.yaml');
+  });
+
+  it('is copied into its image with every module it imports (scripts/Dockerfile names each file)', () => {
+    const dist = path.join(ROOT, 'scripts/dist');
+    const needed = new Set<string>();
+    const visit = (file: string) => {
+      if (needed.has(file)) return;
+      needed.add(file);
+      const source = readFileSync(path.join(dist, file), 'utf8');
+      for (const [, name] of source.matchAll(/from '\.\/([\w.-]+\.js)'/g)) visit(name!);
+    };
+    visit('ingress-server.js');
+    const copy = readFileSync(path.join(ROOT, 'scripts/Dockerfile'), 'utf8')
+      .split('\n')
+      .find((line) => line.includes('/app/scripts/dist/ingress-server.js'))!;
+    const copied = [...copy.matchAll(/\/app\/scripts\/dist\/([\w.-]+\.js)/g)].map(([, name]) => name);
+    expect(needed.size).toBeGreaterThan(3);
+    expect(copied.sort()).toEqual([...needed].sort());
   });
 });

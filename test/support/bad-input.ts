@@ -1,3 +1,13 @@
+import { isUtf8 } from 'node:buffer';
+import fc from 'fast-check';
+import {
+  forbiddenKeyPath,
+  incomingEventSchema,
+  outgoingEventSchema,
+  publishDataSchemas,
+  unsafeCharacter,
+  validateEvent,
+} from '@blog/common';
 import { commentsProjection } from '../../comments/src/projection.js';
 import { commentsRoutes } from '../../comments/src/routes.js';
 import { moderationProjection } from '../../moderation/src/projection.js';
@@ -105,3 +115,100 @@ export async function settled(stack: Stack, timeoutMs = 10_000): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/**
+ * The write routes, and when a body there is correct (the only case allowed to change state). `field`: the
+ * text the route takes from a person, if any.
+ */
+export const writeRoutes: {
+  target: Target;
+  path: (postId: string) => string;
+  field?: 'title' | 'content';
+  valid: (body: unknown) => boolean;
+}[] = [
+  { target: 'posts', path: () => '/posts/create', field: 'title', valid: (b) => hasText(b, 'title', 1000) },
+  { target: 'posts', path: () => '/posts', field: 'title', valid: (b) => hasText(b, 'title', 1000) },
+  {
+    target: 'comments',
+    path: (postId) => `/posts/${postId}/comments`,
+    field: 'content',
+    valid: (b) => hasText(b, 'content', 5000),
+  },
+  ...(['posts', 'comments', 'query', 'moderation'] as const).map((target) => ({
+    target,
+    path: () => '/events',
+    valid: (b: unknown) => eventsValid(b, incomingEventSchema),
+  })),
+  {
+    target: 'bus',
+    path: () => '/events',
+    valid: (b) => eventsValid(b, outgoingEventSchema, publishDataSchemas),
+  },
+];
+
+function hasText(body: unknown, key: string, max: number): boolean {
+  const value = (body as Record<string, unknown> | null)?.[key];
+  return (
+    typeof value === 'string' &&
+    unsafeCharacter(value) === undefined &&
+    value.trim().length > 0 &&
+    value.trim().length <= max
+  );
+}
+
+function eventsValid(
+  body: unknown,
+  schema: typeof incomingEventSchema | typeof outgoingEventSchema,
+  dataSchemas?: typeof publishDataSchemas,
+): boolean {
+  if (typeof body !== 'object' || body === null) return false;
+  const items = Array.isArray(body) ? body : [body];
+  return (
+    items.length > 0 &&
+    items.length <= 1000 &&
+    items.every((item) => validateEvent(schema, item, '', dataSchemas).event !== undefined)
+  );
+}
+
+/**
+ * How a server reads a body: only JSON content types, UTF-8 only, within 100 kB, no `__proto__` or
+ * `constructor` key; else no body at all (undefined), which no route takes.
+ */
+export function parsedBody(bytes: Buffer, type: string | undefined): unknown {
+  if (!type || !/^application\/json(; charset=utf-8)?$/.test(type)) return undefined;
+  if (bytes.length > 100 * 1024 || !isUtf8(bytes) || forbiddenKeyPath(bytes)) return undefined;
+  try {
+    return JSON.parse(bytes.toString());
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- generators
+
+/** Control characters (C0, DEL, C1) and the bidi embeddings, overrides and isolates. */
+export const unsafeChar = fc
+  .oneof(
+    fc.integer({ min: 0x00, max: 0x1f }),
+    fc.integer({ min: 0x7f, max: 0x9f }),
+    fc.integer({ min: 0x202a, max: 0x202e }),
+    fc.integer({ min: 0x2066, max: 0x2069 }),
+  )
+  .map((code) => String.fromCodePoint(code));
+
+/** Text a person may write (any grapheme that is not unsafe: accents, CJK, emoji, the bidi marks). */
+export const ordinaryText = fc
+  .string({ maxLength: 30, unit: 'grapheme' })
+  .map((text) => [...text].filter((char) => !unsafeCharacter(char)).join(''));
+
+/** Ordinary text with unsafe characters anywhere in it: at the start, the end, the middle. */
+export const unsafeText = fc
+  .tuple(ordinaryText, fc.array(unsafeChar, { minLength: 1, maxLength: 3 }), ordinaryText)
+  .map(([before, chars, after]) => `${before}${chars.join('')}${after}`);
+
+/** `__proto__` or `constructor` as JSON text, written plainly or with `\u` escapes (the same key to JSON.parse). */
+export const forbiddenKeyText = fc.oneof(
+  fc.constantFrom('"__proto__"', '"constructor"'),
+  fc.constantFrom('"\\u005f_proto__"', '"__pr\\u006fto__"', '"c\\u006Fnstructor"', '"constructo\\u0072"'),
+);
+export const keyOf = (text: string) => JSON.parse(text) as string;
