@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -27,6 +28,12 @@ export const env = {
       .max(65535, 'must be between 0 and 65535')
       .default(defaultPort),
   url: (defaultUrl: string) => httpUrl.default(defaultUrl),
+  /** The address to listen on (HOST); left out, every interface, as a container needs. */
+  host: () =>
+    z
+      .string()
+      .refine((value) => isIP(value) !== 0, 'must be an IP address, such as 127.0.0.1, 0.0.0.0 or ::')
+      .optional(),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   text: (defaultValue: string) => z.string().trim().min(1, 'must not be empty').default(defaultValue),
   milliseconds: (defaultValue: number) =>

@@ -42,6 +42,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   const config = readConfig(
     {
       PORT: env.port(defaults.ports[definition.name]),
+      HOST: env.host(),
       EVENT_BUS_URL: env.url(defaults.eventBusUrl),
       ...transportConfig(),
       LOG_LEVEL: env.logLevel(),
@@ -115,7 +116,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
      * delivers by itself (NATS) starts delivering then, into the same `receive` as `POST /events`.
      */
     async start(): Promise<Server> {
-      server = await listen(app, config.PORT);
+      server = await listen(app, config.PORT, config.HOST);
       const where =
         transport instanceof NatsTransport
           ? { natsUrl: transport.url, stream: transport.stream }

@@ -97,7 +97,7 @@ export type NatsBus = ReturnType<typeof createNatsBus>;
 /** What every bus has whatever its log: its own configuration, logger, metrics and the publish counter. */
 function busParts(options: BusOptions) {
   const config = readConfig(
-    { PORT: env.port(defaults.ports['event-bus']), LOG_LEVEL: env.logLevel() },
+    { PORT: env.port(defaults.ports['event-bus']), HOST: env.host(), LOG_LEVEL: env.logLevel() },
     options.env,
   );
   const log = createLogger('event-bus', config.LOG_LEVEL);
@@ -121,7 +121,7 @@ function busParts(options: BusOptions) {
 
 /** The routes of docs/event-bus.md over `eventLog`, and start/stop. */
 function busServer(
-  { config, log, metrics }: { config: { PORT: number }; log: Logger; metrics: Metrics },
+  { config, log, metrics }: { config: { PORT: number; HOST?: string }; log: Logger; metrics: Metrics },
   eventLog: BusLog,
 ) {
   let stopping = false;
@@ -210,7 +210,7 @@ function busServer(
     metrics,
     /** Listens on PORT, then starts delivering, if the log delivers. */
     async start(): Promise<Server> {
-      server = await listen(app, config.PORT);
+      server = await listen(app, config.PORT, config.HOST);
       eventLog.start();
       log.info(
         { port: (server.address() as AddressInfo).port, ...(await eventLog.describe()) },

@@ -13,7 +13,8 @@
  *   await onNats.restart('nats');                              // same port, same store
  *
  * Import it from `scripts/src/processes.ts` in vitest and from `scripts/dist/processes.js` in node. Each
- * service is `node <service>/dist/index.js` (run `npm run build` first) configured by PORT, EVENT_TRANSPORT,
+ * service is `node <service>/dist/index.js` (run `npm run build` first), listening on 127.0.0.1 only (HOST),
+ * configured by PORT, EVENT_TRANSPORT,
  * EVENT_BUS_URL, SUBSCRIBERS and DATA_DIR (or, with `transport: 'nats'`, NATS_URL and NATS_STREAM), and
  * counts as started when `GET /readyz` answers 200; the nats-server when it greets a client (`INFO`).
  */
@@ -44,6 +45,12 @@ export const DEFAULT_PORTS: Readonly<Record<ServiceName, number>> = {
 
 /** The local router's port under `ports: 'default'`: the client's, where the Ingress's address stands. */
 export const DEFAULT_ROUTER_PORT = 3000;
+
+/**
+ * Where every process listens (the services' HOST, the router, the nats-server): the loopback address, so
+ * nothing on the network reaches them. Only the router may be exposed elsewhere (`router.host`).
+ */
+export const LOOPBACK = '127.0.0.1';
 
 /** How the services exchange events (docs/event-bus.md): the HTTP bus, or NATS JetStream. */
 export const TRANSPORTS = ['http', 'nats'] as const;
@@ -132,10 +139,11 @@ export interface SystemOptions {
   rootDir?: string;
   /**
    * Also start the local router (router.ts) once the services are ready, routing as the Ingress says:
-   * on 3000 under `ports: 'default'`, else on `port` or a free one. The client is `client/dist`, or under
+   * on 3000 under `ports: 'default'`, else on `port` or a free one, listening on `host` (default 127.0.0.1:
+   * `0.0.0.0` exposes the app, and only the app, to the network). The client is `client/dist`, or under
    * `dev` Vite's dev server (hot reload) behind the same router.
    */
-  router?: boolean | { port?: number; ingressFile?: string; clientDir?: string };
+  router?: boolean | { port?: number; host?: string; ingressFile?: string; clientDir?: string };
 }
 
 export interface ServiceStatus {
@@ -502,7 +510,7 @@ async function startOnce(
   const envFor = (name: ProcessName): NodeJS.ProcessEnv => {
     if (name === 'nats') return { ...process.env };
     // EVENT_TRANSPORT always: one set in the shell (`EVENT_TRANSPORT=nats npm test`) must not leak in.
-    const own: NodeJS.ProcessEnv = { PORT: String(ports[name]), EVENT_TRANSPORT: transport };
+    const own: NodeJS.ProcessEnv = { PORT: String(ports[name]), HOST: LOOPBACK, EVENT_TRANSPORT: transport };
     if (name === 'event-bus') {
       own.DATA_DIR = dataDir;
       own.SUBSCRIBERS = SUBSCRIBER_NAMES.map((n) => `${n}=${urls[n]}/events`).join(',');
@@ -574,7 +582,7 @@ async function startOnce(
   /** The nats-server with JetStream, stored in `<dataDir>/nats` so a restart (or the next run) finds it all. */
   const natsCommand = (proc: Proc) => ({
     command: natsServer!,
-    args: ['-js', '-sd', path.join(dataDir, 'nats'), '-a', '127.0.0.1', '-p', String(proc.port)],
+    args: ['-js', '-sd', path.join(dataDir, 'nats'), '-a', LOOPBACK, '-p', String(proc.port)],
     cwd: dataDir,
   });
 
@@ -732,7 +740,7 @@ async function startOnce(
         String(port),
         '--strictPort',
         '--host',
-        '127.0.0.1',
+        LOOPBACK,
       ],
       {
         cwd: path.join(rootDir, 'client'),
@@ -777,6 +785,7 @@ async function startOnce(
           viteUrl ?? { dir: routerOptions.clientDir ?? path.join(rootDir, 'client', 'dist') },
         ),
         port: routerPort ?? 0,
+        host: routerOptions.host ?? LOOPBACK,
       }).catch((err: NodeJS.ErrnoException) => {
         const message = err.code === 'EADDRINUSE' ? `port ${routerPort} is already in use` : err.message;
         throw new StartError(`The router could not start: ${message}`, 'router');

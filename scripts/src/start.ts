@@ -6,8 +6,11 @@
  * exchange events through NATS JetStream: a nats-server started here (store in ./data/nats), or the one at
  * NATS_URL.
  *
- *   node scripts/dist/start.js [--dev] [--quiet] [--port 3000] [--transport http|nats]
+ * Every process listens on 127.0.0.1 only; `--host` exposes the router (the app), and nothing else.
+ *
+ *   node scripts/dist/start.js [--dev] [--quiet] [--port 3000] [--host 0.0.0.0] [--transport http|nats]
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { painter } from './logs.js';
@@ -15,6 +18,7 @@ import {
   DEFAULT_NATS_PORT,
   DEFAULT_PORTS,
   DEFAULT_ROUTER_PORT,
+  LOOPBACK,
   ROOT_DIR,
   SERVICE_NAMES,
   startSystem,
@@ -34,6 +38,9 @@ Options:
               the client is served by Vite with hot reload, behind the same router
   --quiet     do not print the services' log lines
   --port N    the router's port (default ${DEFAULT_ROUTER_PORT})
+  --host ADDRESS
+              the address the router listens on (default ${LOOPBACK}: this machine only); 0.0.0.0 (or ::)
+              opens the app to your network. The services and the bus stay on ${LOOPBACK} whatever it is
   --transport http|nats
               how the services exchange events (default: EVENT_TRANSPORT, else http): the event-bus
               service, or NATS JetStream with the event-bus as a gateway to the stream; nats starts
@@ -60,6 +67,7 @@ interface Options {
   dev: boolean;
   quiet: boolean;
   port: number;
+  host: string;
   transport: Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'>;
 }
 
@@ -70,6 +78,7 @@ function parseOptions(): Options {
         dev: { type: 'boolean', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
         port: { type: 'string', default: String(DEFAULT_ROUTER_PORT) },
+        host: { type: 'string', default: LOOPBACK },
         transport: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -84,7 +93,16 @@ function parseOptions(): Options {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new Error(`--port must be a port number (1-65535), not "${values.port}"`);
     }
-    return { dev: values.dev, quiet: values.quiet, port, transport: transportOptions(values.transport) };
+    if (isIP(values.host) === 0) {
+      throw new Error(`--host must be an IP address (127.0.0.1, 0.0.0.0, ::), not "${values.host}"`);
+    }
+    return {
+      dev: values.dev,
+      quiet: values.quiet,
+      port,
+      host: values.host,
+      transport: transportOptions(values.transport),
+    };
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
@@ -151,7 +169,7 @@ async function main(): Promise<void> {
       dataDir,
       quiet: options.quiet,
       dev: options.dev,
-      router: { port: options.port },
+      router: { port: options.port, host: options.host },
       autoRestart: true,
       signal: abort.signal,
       onStatus: (message) =>
@@ -170,7 +188,12 @@ async function main(): Promise<void> {
   // The router first: it is the one address of the app, as posts.com is in the cluster.
   const nats = system.nats;
   const table: Array<[string, string, string]> = [
-    ['app', system.router!.url, 'the client; its API calls routed as infra/k8s/ingress-srv.yaml says'],
+    [
+      'app',
+      system.router!.url,
+      'the client; its API calls routed as infra/k8s/ingress-srv.yaml says' +
+        (options.host === LOOPBACK ? '' : ` (listening on ${options.host}: open to your network)`),
+    ],
     ...SERVICE_NAMES.map((name): [string, string, string] => [
       name,
       system!.urls[name],
