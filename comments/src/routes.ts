@@ -1,10 +1,15 @@
-import { HttpError, newCourseId, parseOr400, z, type ServiceContext } from '@blog/common';
+import { HttpError, newCourseId, parseOr400, z, type PublicRoute, type ServiceContext } from '@blog/common';
 import type { Express } from 'express';
 import type { CommentsState } from './projection.js';
 
 const createCommentBody = z.object({
   content: z.string({ error: 'Content is required' }).trim().min(1, 'Content is required').max(5000),
 });
+
+/** What the browser calls here, as the Ingress's `/posts/?(.*)/comments` sends it. */
+export const commentsPublicRoutes: PublicRoute[] = [
+  { path: '/posts/:id/comments', methods: ['GET', 'POST'] },
+];
 
 export function commentsRoutes(app: Express, { subscriber }: ServiceContext<CommentsState>): void {
   const commentsOf = (postId: string) => subscriber.state.commentsByPostId.get(postId) ?? [];

@@ -12,10 +12,21 @@ export interface Readiness {
   reason?: string;
 }
 
+/**
+ * A route the Ingress sends to this service, which the course's React app calls from the browser: the only
+ * routes that grant CORS. Never the event path (`/events`), the probes or `/metrics`, so no web page can
+ * post events or read them through a visitor's browser.
+ */
+export interface PublicRoute {
+  /** An Express path (`/posts/:id/comments`). */
+  path: string;
+  methods: ('GET' | 'POST')[];
+}
+
 export interface HttpAppOptions {
   metrics: Metrics;
-  /** posts, comments and query allow CORS, as in the course (the React app calls them from the browser). */
-  cors?: boolean;
+  /** posts, comments and query: the routes that allow CORS, as in the course. */
+  publicRoutes?: PublicRoute[];
   readiness: () => Readiness | Promise<Readiness>;
   bodyLimit?: string;
   /**
@@ -37,8 +48,10 @@ export interface JsonAnswer {
 }
 
 export interface RawKit {
-  /** helmet's and cors's headers, as every other answer has them. */
+  /** helmet's headers, as every other answer has them. */
   headers: Record<string, string>;
+  /** helmet's and CORS's headers, for a raw route that is one of the public routes. */
+  publicHeaders: Record<string, string>;
   /**
    * A handler that takes a JSON body parsed and limited exactly as express.json does for the other routes,
    * answers JSON, and turns what it throws into the same `{"errors": [...]}` answers.
@@ -92,7 +105,7 @@ function jsonBodyParser(limit: string) {
   });
 }
 
-/** The headers helmet (and cors, if on) set on every answer: recorded once, for the early routes. */
+/** The headers helmet (and cors, if asked) set on an answer: recorded once, for the early routes. */
 function staticHeaders(withCors: boolean): Record<string, string> {
   const headers: Record<string, string> = {};
   const res = {
@@ -115,7 +128,7 @@ function staticHeaders(withCors: boolean): Record<string, string> {
 }
 
 function rawKit(options: HttpAppOptions): RawKit {
-  const headers = staticHeaders(options.cors ?? false);
+  const headers = staticHeaders(false);
   const parseJson = jsonBodyParser(options.bodyLimit ?? '100kb') as unknown as (
     req: IncomingMessage,
     res: ServerResponse,
@@ -134,6 +147,7 @@ function rawKit(options: HttpAppOptions): RawKit {
   };
   return {
     headers,
+    publicHeaders: staticHeaders(true),
     json: (route, handle) => (req, res) => {
       const endTimer = options.metrics.httpDuration.startTimer({ method: req.method, route });
       res.once('finish', () => endTimer({ status: String(res.statusCode) }));
@@ -169,7 +183,8 @@ export function createHttpApp(options: HttpAppOptions): Express {
   }
   app.use(options.metrics.timeRequests);
   app.use(helmet());
-  if (options.cors) app.use(cors());
+  // Preflights of the public routes are answered here (204); any other preflight finds no route (404).
+  for (const route of options.publicRoutes ?? []) app.all(route.path, cors({ methods: route.methods }));
   app.use(jsonBodyParser(options.bodyLimit ?? '100kb'));
 
   app.get('/healthz', (_req, res) => {

@@ -4,7 +4,15 @@ import { ConfigError, defaults, env, readConfig, transportConfig } from './confi
 import { HttpError } from './errors.js';
 import { incomingEventSchema, outgoingEventSchema, validateEvent, type IncomingEvent } from './events.js';
 import type { z } from 'zod';
-import { closeServer, createHttpApp, finishHttpApp, listen, type RawRoutes, type Readiness } from './http.js';
+import {
+  closeServer,
+  createHttpApp,
+  finishHttpApp,
+  listen,
+  type PublicRoute,
+  type RawRoutes,
+  type Readiness,
+} from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { NatsTransport } from './nats-transport.js';
@@ -22,10 +30,14 @@ export interface ServiceContext<State> {
 export interface ServiceDefinition<State> {
   name: ServiceName;
   projection: Projection<State>;
-  cors?: boolean;
+  /** The routes the Ingress sends here, called from the browser: the only ones that grant CORS. */
+  publicRoutes?: PublicRoute[];
   /** The service's own routes, besides `POST /events`, health and metrics. */
   routes?: (app: Express, context: ServiceContext<State>) => void;
-  /** Hot reads answered ahead of Express, with its headers precomputed (see `rawRoutes` in http.ts). */
+  /**
+   * Hot reads answered ahead of Express, with its headers precomputed (see `rawRoutes` in http.ts): public
+   * routes, so the headers are helmet's and CORS's.
+   */
   rawRoutes?: (context: ServiceContext<State>, headers: Record<string, string>) => RawRoutes;
 }
 
@@ -78,10 +90,10 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   const app = createHttpApp({
     metrics,
     log,
-    cors: definition.cors,
+    publicRoutes: definition.publicRoutes,
     readiness,
     rawRoutes: (kit) => ({
-      ...definition.rawRoutes?.(context, kit.headers),
+      ...definition.rawRoutes?.(context, kit.publicHeaders),
       // Every delivery comes here: answered ahead of Express, since it is the busiest route of all.
       'POST /events': kit.json('/events', async (body, req) => {
         const events = parseDelivery(body);

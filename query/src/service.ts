@@ -1,7 +1,7 @@
 import { createService, type ServiceOptions } from '@blog/common';
 import { liveUpdates, type LiveOptions } from './live.js';
 import { queryProjection } from './projection.js';
-import { queryRawRoutes } from './routes.js';
+import { queryPublicRoutes, queryRawRoutes } from './routes.js';
 
 /** The query service: `GET /posts` and `GET /posts/live` answered ahead of Express, `POST /events`. */
 export function createQueryService(options: ServiceOptions & { live?: LiveOptions } = {}) {
@@ -10,7 +10,7 @@ export function createQueryService(options: ServiceOptions & { live?: LiveOption
     {
       name: 'query',
       projection: queryProjection,
-      cors: true,
+      publicRoutes: queryPublicRoutes,
       rawRoutes: (context, headers) => ({
         ...queryRawRoutes(context, headers),
         ...live.routes(context, headers),
