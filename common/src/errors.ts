@@ -13,6 +13,8 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly errors: ErrorItem[],
+    /** Sent with the answer (`WWW-Authenticate` with a 401). */
+    readonly headers?: Record<string, string>,
   ) {
     super(errors.map((e) => e.message).join('; '));
   }
@@ -55,7 +57,8 @@ export function errorHandler(log: {
 }): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     if (res.headersSent) return next(err);
-    const { status, errors } = describeError(err, log, req.method, req.originalUrl);
+    const { status, errors, headers } = describeError(err, log, req.method, req.originalUrl);
+    if (headers) res.set(headers);
     res.status(status).json({ errors });
   };
 }
@@ -67,7 +70,7 @@ export function describeError(err: unknown, log: ErrorLog, method?: string, url?
   const { status, errors } = describe(err);
   if (status >= 500) log.error({ err, method, url }, 'request failed');
   else log.warn({ status, method, url, errors }, 'request refused');
-  return { status, errors };
+  return { status, errors, headers: err instanceof HttpError ? err.headers : undefined };
 }
 
 const bodyParserMessages: Record<string, string> = {

@@ -54,11 +54,13 @@ export interface RawKit {
   publicHeaders: Record<string, string>;
   /**
    * A handler that takes a JSON body parsed and limited exactly as express.json does for the other routes,
-   * answers JSON, and turns what it throws into the same `{"errors": [...]}` answers.
+   * answers JSON, and turns what it throws into the same `{"errors": [...]}` answers. `guard` runs first,
+   * before the body is read: what it throws is the answer (a 401 for a missing token).
    */
   json(
     route: string,
     handle: (body: unknown, req: IncomingMessage) => JsonAnswer | Promise<JsonAnswer>,
+    guard?: (req: IncomingMessage) => void,
   ): RawHandler;
 }
 
@@ -148,13 +150,18 @@ function rawKit(options: HttpAppOptions): RawKit {
   return {
     headers,
     publicHeaders: staticHeaders(true),
-    json: (route, handle) => (req, res) => {
+    json: (route, handle, guard) => (req, res) => {
       const endTimer = options.metrics.httpDuration.startTimer({ method: req.method, route });
       res.once('finish', () => endTimer({ status: String(res.statusCode) }));
       const fail = (err: unknown) => {
-        const { status, errors } = describeError(err, options.log, req.method, req.url);
-        if (!res.headersSent) answer(res, status, { errors });
+        const { status, errors, headers } = describeError(err, options.log, req.method, req.url);
+        if (!res.headersSent) answer(res, status, { errors }, headers);
       };
+      try {
+        guard?.(req);
+      } catch (err) {
+        return fail(err);
+      }
       parseJson(req, res, (err) => {
         if (err) return fail(err);
         Promise.resolve()

@@ -17,6 +17,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { NatsTransport } from './nats-transport.js';
 import { Subscriber, type Projection } from './subscriber.js';
+import { TokenCheck } from './token.js';
 import { HttpTransport, type EventTransport } from './transport.js';
 
 export type ServiceName = 'posts' | 'comments' | 'query' | 'moderation';
@@ -67,7 +68,9 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
     options.transport ??
     (config.EVENT_TRANSPORT === 'nats'
       ? new NatsTransport({ url: config.NATS_URL, stream: config.NATS_STREAM, log, name: definition.name })
-      : new HttpTransport(config.EVENT_BUS_URL));
+      : new HttpTransport(config.EVENT_BUS_URL, { token: config.EVENT_BUS_TOKEN }));
+  // Deliveries must come from the bus: with EVENT_BUS_TOKEN set, POST /events needs it.
+  const tokenCheck = new TokenCheck(config.EVENT_BUS_TOKEN);
   const subscriber = new Subscriber(definition.projection, transport, log, metrics);
 
   let busCheck: { at: number; readiness: Readiness } | undefined;
@@ -95,21 +98,26 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
     rawRoutes: (kit) => ({
       ...definition.rawRoutes?.(context, kit.publicHeaders),
       // Every delivery comes here: answered ahead of Express, since it is the busiest route of all.
-      'POST /events': kit.json('/events', async (body, req) => {
-        const events = parseDelivery(body);
-        const replyAccepted = String(req.headers['x-events-reply']).toLowerCase() === 'accept';
-        const cursorHeader = Number(req.headers['x-events-cursor']);
-        const busCursor = Number.isSafeInteger(cursorHeader) && cursorHeader >= 0 ? cursorHeader : undefined;
-        const reactions = await subscriber.receive(events, { replyAccepted, busCursor });
-        // Tells the bus this subscriber takes batches, which seq it acknowledges, and how many reactions
-        // the answer carries for it to store (docs/event-bus.md).
-        const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
-        const headers: Record<string, string> = { ...typesHeader, 'X-Events-Batch': 'accept' };
-        if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
-        if (reactions.length === 0) return { body: {}, headers };
-        headers['X-Events-Reactions'] = String(reactions.length);
-        return { body: { events: reactions }, headers };
-      }),
+      'POST /events': kit.json(
+        '/events',
+        async (body, req) => {
+          const events = parseDelivery(body);
+          const replyAccepted = String(req.headers['x-events-reply']).toLowerCase() === 'accept';
+          const cursorHeader = Number(req.headers['x-events-cursor']);
+          const busCursor =
+            Number.isSafeInteger(cursorHeader) && cursorHeader >= 0 ? cursorHeader : undefined;
+          const reactions = await subscriber.receive(events, { replyAccepted, busCursor });
+          // Tells the bus this subscriber takes batches, which seq it acknowledges, and how many reactions
+          // the answer carries for it to store (docs/event-bus.md).
+          const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
+          const headers: Record<string, string> = { ...typesHeader, 'X-Events-Batch': 'accept' };
+          if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
+          if (reactions.length === 0) return { body: {}, headers };
+          headers['X-Events-Reactions'] = String(reactions.length);
+          return { body: { events: reactions }, headers };
+        },
+        (req) => tokenCheck.check(req),
+      ),
     }),
   });
   definition.routes?.(app, context);

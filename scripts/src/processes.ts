@@ -113,6 +113,11 @@ export interface SystemOptions {
    * on a server given by `natsUrl`, a fresh `blog_<random>` so that runs sharing the server do not mix.
    */
   natsStream?: string;
+  /**
+   * EVENT_BUS_TOKEN of every service and the bus: the event path then needs it (docs/event-bus.md). Left
+   * out: none, whatever the shell running this has set (as EVENT_TRANSPORT, it must not leak in).
+   */
+  eventBusToken?: string;
   /** Added to every service's environment (e.g. `{ LOG_LEVEL: 'warn' }`); wins over what startSystem sets. */
   env?: NodeJS.ProcessEnv;
   /** Added to one service's environment; wins over `env`. */
@@ -510,7 +515,13 @@ async function startOnce(
   const envFor = (name: ProcessName): NodeJS.ProcessEnv => {
     if (name === 'nats') return { ...process.env };
     // EVENT_TRANSPORT always: one set in the shell (`EVENT_TRANSPORT=nats npm test`) must not leak in.
-    const own: NodeJS.ProcessEnv = { PORT: String(ports[name]), HOST: LOOPBACK, EVENT_TRANSPORT: transport };
+    const own: NodeJS.ProcessEnv = {
+      PORT: String(ports[name]),
+      HOST: LOOPBACK,
+      EVENT_TRANSPORT: transport,
+      // Empty is unset (common/src/config.ts).
+      EVENT_BUS_TOKEN: options.eventBusToken ?? '',
+    };
     if (name === 'event-bus') {
       own.DATA_DIR = dataDir;
       own.SUBSCRIBERS = SUBSCRIBER_NAMES.map((n) => `${n}=${urls[n]}/events`).join(',');

@@ -48,7 +48,10 @@ Options:
   --help      this text
 
 The event log is kept in ./data (delete it to start from an empty blog): the bus's events.db, or with
-nats the JetStream store in ./data/nats (stream NATS_STREAM, default blog).`;
+nats the JetStream store in ./data/nats (stream NATS_STREAM, default blog).
+
+EVENT_BUS_TOKEN, when set (16 or more characters, e.g. \`openssl rand -hex 32\`), is passed to every
+service: publishing, reading and delivering events then needs Authorization: Bearer <token>.`;
 
 /** What to try on each service, for the table printed once everything is ready. */
 const ROUTES: Record<(typeof SERVICE_NAMES)[number], string> = {
@@ -156,15 +159,18 @@ async function main(): Promise<void> {
         ? `events through NATS JetStream at ${natsUrl}`
         : `events through NATS JetStream, stored in ${path.join(logIn, 'nats')}`;
   const natsFirst = transport === 'nats' && !natsUrl ? 'nats-server, ' : '';
+  const token = process.env.EVENT_BUS_TOKEN ? '; EVENT_BUS_TOKEN set: the event path needs it' : '';
   say(
     paint(
       'bold',
       `Starting ${natsFirst}${SERVICE_NAMES.join(', ')} and the router${options.dev ? ' in dev mode (watching)' : ''}`,
-    ) + paint('gray', ` (${where})`),
+    ) + paint('gray', ` (${where}${token})`),
   );
   try {
     system = await startSystem({
       ...options.transport,
+      // Passed on from the environment: with it, the event path needs the token (docs/event-bus.md).
+      eventBusToken: process.env.EVENT_BUS_TOKEN || undefined,
       ports: 'default',
       dataDir,
       quiet: options.quiet,
