@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createService, HttpTransport } from '@blog/common';
+import { createService, HttpTransport, NatsTransport } from '@blog/common';
+import { natsAvailability } from '@blog/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postsPublicRoutes, postsRoutes } from '../posts/src/routes.js';
 import { postsProjection } from '../posts/src/projection.js';
@@ -198,6 +199,62 @@ describe('the blog with EVENT_BUS_TOKEN (real processes)', () => {
       expect(line).not.toContain(TOKEN);
       expect(line).not.toContain(WRONG);
     }
+  });
+});
+
+const nats = natsAvailability({ needs: 'binary' });
+
+describe.skipIf(nats.skip)(`the blog on NATS with EVENT_BUS_TOKEN (real processes; ${nats.reason})`, () => {
+  let onNats: System;
+  let natsBlog: ReturnType<typeof blogClient>;
+  beforeAll(async () => {
+    onNats = await startSystem({
+      transport: 'nats',
+      eventBusToken: TOKEN,
+      quiet: true,
+      env: { LOG_LEVEL: 'warn' },
+      onStatus: () => undefined,
+    });
+    natsBlog = blogClient(onNats.urls, { token: TOKEN });
+  });
+  afterAll(() => onNats?.stop());
+
+  it('works end to end, every service and the bus presenting the token to the nats-server', async () => {
+    const post = await natsBlog.createPost('On NATS');
+    const [comment] = (await natsBlog.createComment(post.body.id, 'Fine')).body as { id: string }[];
+    await waitFor(
+      async () =>
+        (await natsBlog.query())[post.body.id]?.comments.find((c) => c.id === comment!.id)?.status ===
+        'approved',
+      { timeoutMs: 15_000 },
+    );
+    expect((await natsBlog.events()).map((event) => event.type)).toEqual([
+      'PostCreated',
+      'CommentCreated',
+      'CommentModerated',
+      'CommentUpdated',
+    ]);
+  });
+
+  it('refuses a NATS client without the token, and the gateway’s routes without it', async () => {
+    const outsider = new NatsTransport({
+      url: onNats.nats!.url,
+      stream: onNats.nats!.stream,
+      timeoutMs: 2000,
+    });
+    await expect(outsider.publish({ type: 'PostCreated', data: { id: 'n', title: 'n' } })).rejects.toThrow(
+      /auth/i,
+    );
+    await outsider.close();
+    const bus = onNats.urls['event-bus'];
+    const forged = await fetch(`${bus}/events`, {
+      method: 'POST',
+      headers: json,
+      body: '{"type":"PostCreated","data":{"id":"n","title":"n"}}',
+    });
+    expect(forged.status).toBe(401);
+    expect((await fetch(`${bus}/events`)).status).toBe(401);
+    expect((await natsBlog.events()).some((event) => event.data.id === 'n')).toBe(false);
   });
 });
 

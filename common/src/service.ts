@@ -67,7 +67,13 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   const transport: EventTransport =
     options.transport ??
     (config.EVENT_TRANSPORT === 'nats'
-      ? new NatsTransport({ url: config.NATS_URL, stream: config.NATS_STREAM, log, name: definition.name })
+      ? new NatsTransport({
+          url: config.NATS_URL,
+          stream: config.NATS_STREAM,
+          log,
+          name: definition.name,
+          token: config.EVENT_BUS_TOKEN,
+        })
       : new HttpTransport(config.EVENT_BUS_URL, { token: config.EVENT_BUS_TOKEN }));
   // Deliveries must come from the bus: with EVENT_BUS_TOKEN set, POST /events needs it.
   const tokenCheck = new TokenCheck(config.EVENT_BUS_TOKEN);

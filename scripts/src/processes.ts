@@ -25,7 +25,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findNatsServerBinary, uniqueStreamName } from '@blog/common/testing';
+import { TOKEN_PATTERN } from '@blog/common';
+import {
+  findNatsServerBinary,
+  natsTokenArgs,
+  removeNatsTokenFile,
+  uniqueStreamName,
+} from '@blog/common/testing';
 import { formatServiceLine, LineSplitter, painter } from './logs.js';
 import { localBackends, startRouter, type Router } from './router.js';
 
@@ -443,6 +449,12 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
   }
   const transport = options.transport ?? 'http';
   const natsServer = transport === 'nats' && options.natsUrl === undefined ? natsServerOrThrow() : undefined;
+  if (options.eventBusToken !== undefined && !TOKEN_PATTERN.test(options.eventBusToken)) {
+    throw new StartError(
+      'EVENT_BUS_TOKEN (value not shown) must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / ' +
+        '(then = padding), such as the output of `openssl rand -hex 32`',
+    );
+  }
 
   const ownDataDir = options.dataDir === undefined;
   const dataDir = path.resolve(options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'blog-data-')));
@@ -590,10 +602,17 @@ async function startOnce(
     }
   };
 
-  /** The nats-server with JetStream, stored in `<dataDir>/nats` so a restart (or the next run) finds it all. */
+  /**
+   * The nats-server with JetStream, stored in `<dataDir>/nats` so a restart (or the next run) finds it all;
+   * with a token, it serves only the clients that present it.
+   */
+  const natsDir = path.join(dataDir, 'nats');
   const natsCommand = (proc: Proc) => ({
     command: natsServer!,
-    args: ['-js', '-sd', path.join(dataDir, 'nats'), '-a', LOOPBACK, '-p', String(proc.port)],
+    args: [
+      ...['-js', '-sd', natsDir, '-a', LOOPBACK, '-p', String(proc.port)],
+      ...natsTokenArgs(options.eventBusToken, natsDir),
+    ],
     cwd: dataDir,
   });
 
@@ -720,6 +739,7 @@ async function startOnce(
       await Promise.all(SERVICE_NAMES.map((name) => terminate(procs[name], stopTimeoutMs)));
       // The nats-server last, so that no service is left waiting on it while it shuts down.
       if (procs.nats) await terminate(procs.nats, stopTimeoutMs);
+      if (procs.nats) removeNatsTokenFile(natsDir);
       for (const helper of helpers) signalTree(helper, 'SIGKILL');
       if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
     })();
@@ -778,7 +798,7 @@ async function startOnce(
 
   try {
     if (procs.nats) {
-      mkdirSync(path.join(dataDir, 'nats'), { recursive: true });
+      mkdirSync(natsDir, { recursive: true });
       spawnProc(procs.nats);
       await waitUp(procs.nats);
     }
@@ -809,6 +829,7 @@ async function startOnce(
     for (const helper of helpers) signalTree(helper, 'SIGKILL');
     await Promise.all(SERVICE_NAMES.map((name) => terminate(procs[name], 2000)));
     if (procs.nats) await terminate(procs.nats, 2000);
+    if (procs.nats) removeNatsTokenFile(natsDir);
     throw err;
   }
 

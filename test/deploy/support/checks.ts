@@ -855,8 +855,8 @@ export function checkNats(objects: K8sObject[]): string[] {
 }
 
 /**
- * The `nats` profile of skaffold.yaml: its own manifest list only (so `-p production,nats` combines the
- * two), which applies infra/nats/ and every file of the default deploy but the `http` ConfigMap's, each
+ * The `nats` profile of skaffold.yaml: its own manifest list and deploy hook only (so `-p production,nats`
+ * combines the two), which applies infra/nats/ and every file of the default deploy but the `http` ConfigMap's, each
  * pattern matching something.
  */
 export function checkNatsProfile(skaffold: Data): string[] {
@@ -864,7 +864,8 @@ export function checkNatsProfile(skaffold: Data): string[] {
   if (!profile) return ['skaffold: no profile nats'];
   const problems: string[] = [];
   for (const key of Object.keys(profile)) {
-    if (!['name', 'manifests'].includes(key)) problems.push(`skaffold profile nats: sets ${key}`);
+    // `deploy`: the hook that makes the token's Secret (trust-checks.ts checks it).
+    if (!['name', 'manifests', 'deploy'].includes(key)) problems.push(`skaffold profile nats: sets ${key}`);
   }
   const applied = rawYamlFiles(profile.manifests?.rawYaml ?? []);
   const base = rawYamlFiles(skaffold?.manifests?.rawYaml ?? []);
