@@ -1,6 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { RequestHandler } from 'express';
 import { HttpError } from './errors.js';
 
 /**
@@ -54,10 +53,4 @@ export class TokenCheck {
       throw refusal('The event bus token is not the right one');
     }
   }
-
-  /** `check` as Express middleware, for the routes that are not answered ahead of Express. */
-  readonly middleware: RequestHandler = (req, _res, next) => {
-    this.check(req);
-    next();
-  };
 }
