@@ -259,7 +259,7 @@ describe('the docs checks themselves', () => {
       'kubectl apply -f infra/lessons/posts.yaml && kubectl get pods',
       'then `kubectl apply -f infra/k8s` and `kubectl delete -f ./infra/k8s/nothing-depl.yaml`,',
       'not `kubectl apply -f https://example.com/deploy.yaml` nor `kubectl apply -f <config file>`;',
-      'see `infra/k8s/ingress-srv.yaml` and `infra/network-policies/`.',
+      'see `infra/k8s/ingress-srv.yaml` and `infra/nats/`.',
     ].join('\n');
     const refs = manifestReferences(page);
     expect(refs.sort()).toEqual(
@@ -269,7 +269,7 @@ describe('the docs checks themselves', () => {
         'infra/k8s/ingress-srv.yaml',
         'infra/k8s/nothing-depl.yaml',
         'infra/lessons/posts.yaml',
-        'infra/network-policies/**/*.yaml',
+        'infra/nats/**/*.yaml',
       ].sort(),
     );
     expect(manifestFilesOf('infra/k8s')).toContain('infra/k8s/posts-srv.yaml');

@@ -1,7 +1,12 @@
 import { createService, runMain } from '@blog/common';
 import { commentsProjection } from './projection.js';
-import { commentsRoutes } from './routes.js';
+import { commentsPublicRoutes, commentsRoutes } from './routes.js';
 
 await runMain('comments', () =>
-  createService({ name: 'comments', projection: commentsProjection, routes: commentsRoutes, cors: true }),
+  createService({
+    name: 'comments',
+    projection: commentsProjection,
+    routes: commentsRoutes,
+    publicRoutes: commentsPublicRoutes,
+  }),
 );

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { moderationProjection } from '../../moderation/src/projection.js';
 import { startStack, waitFor } from '../../test/support/stack.js';
 import { commentsProjection } from './projection.js';
-import { commentsRoutes } from './routes.js';
+import { commentsPublicRoutes, commentsRoutes } from './routes.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let api: ReturnType<typeof request>;
@@ -17,7 +17,12 @@ const publishPost = (id: string) =>
 
 beforeAll(async () => {
   stack = await startStack([
-    { name: 'comments', projection: commentsProjection, routes: commentsRoutes, cors: true },
+    {
+      name: 'comments',
+      projection: commentsProjection,
+      routes: commentsRoutes,
+      publicRoutes: commentsPublicRoutes,
+    },
     { name: 'moderation', projection: moderationProjection },
   ]);
   api = request(stack.urls.comments!);

@@ -4,6 +4,7 @@ import {
   parseOr400,
   refuseUnsafeCharacters,
   z,
+  type PublicRoute,
   type ServiceContext,
 } from '@blog/common';
 import type { Express } from 'express';
@@ -18,6 +19,11 @@ const createCommentBody = z.object({
     .min(1, 'Content is required')
     .max(5000),
 });
+
+/** What the browser calls here, as the Ingress's `/posts/?(.*)/comments` sends it. */
+export const commentsPublicRoutes: PublicRoute[] = [
+  { path: '/posts/:id/comments', methods: ['GET', 'POST'] },
+];
 
 export function commentsRoutes(app: Express, { subscriber }: ServiceContext<CommentsState>): void {
   const commentsOf = (postId: string) => subscriber.state.commentsByPostId.get(postId) ?? [];

@@ -3,6 +3,7 @@ import { ConfigError, defaults, env, readConfig, transportConfig } from './confi
 
 const shape = {
   PORT: env.port(4000),
+  HOST: env.host(),
   EVENT_BUS_URL: env.url(defaults.eventBusUrl),
   LOG_LEVEL: env.logLevel(),
   SUBSCRIBERS: env.subscribers(defaults.subscribers),
@@ -13,6 +14,7 @@ describe('readConfig', () => {
   it('defaults to the course ports and Kubernetes Service names', () => {
     const config = readConfig(shape, {});
     expect(config.PORT).toBe(4000);
+    expect(config.HOST).toBeUndefined(); // every interface, as a container needs
     expect(config.EVENT_BUS_URL).toBe('http://event-bus-srv:4005');
     expect(config.LOG_LEVEL).toBe('info');
     expect(config.SUBSCRIBERS).toEqual([
@@ -38,6 +40,10 @@ describe('readConfig', () => {
     },
   );
 
+  it.each(['127.0.0.1', '0.0.0.0', '::', '::1'])('takes HOST=%s', (host) => {
+    expect(readConfig(shape, { HOST: host }).HOST).toBe(host);
+  });
+
   it('reads the variables and treats an empty one as unset', () => {
     const config = readConfig(shape, {
       PORT: '5000',
@@ -51,6 +57,8 @@ describe('readConfig', () => {
     ['PORT', 'abc'],
     ['PORT', '70000'],
     ['PORT', '40.5'],
+    ['HOST', 'the-lan'],
+    ['HOST', '300.0.0.1'],
     ['EVENT_BUS_URL', 'event-bus-srv:4005'],
     ['EVENT_BUS_URL', 'ftp://bus'],
     ['LOG_LEVEL', 'loud'],

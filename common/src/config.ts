@@ -1,7 +1,10 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { TOKEN_PATTERN } from './token.js';
 
 /**
- * Configuration comes from the environment, by the names in DESIGN.md. A malformed value stops the start
+ * Configuration comes from the environment, by the names in the variable tables of the README and
+ * docs/event-bus.md. A malformed value stops the start
  * with a message naming the variable, instead of failing later somewhere far from the cause.
  */
 export class ConfigError extends Error {
@@ -27,6 +30,12 @@ export const env = {
       .max(65535, 'must be between 0 and 65535')
       .default(defaultPort),
   url: (defaultUrl: string) => httpUrl.default(defaultUrl),
+  /** The address to listen on (HOST); left out, every interface, as a container needs. */
+  host: () =>
+    z
+      .string()
+      .refine((value) => isIP(value) !== 0, 'must be an IP address, such as 127.0.0.1, 0.0.0.0 or ::')
+      .optional(),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   text: (defaultValue: string) => z.string().trim().min(1, 'must not be empty').default(defaultValue),
   milliseconds: (defaultValue: number) =>
@@ -45,6 +54,15 @@ export const env = {
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _')
       .default(defaultValue),
+  /** EVENT_BUS_TOKEN: optional; its value is never shown, not even in an error (see SECRET_VARIABLES). */
+  token: () =>
+    z
+      .string()
+      .regex(
+        TOKEN_PATTERN,
+        'must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (then = padding), such as the output of `openssl rand -hex 32`',
+      )
+      .optional(),
   /** `name=url,name=url`: the bus's subscribers, in the order given. */
   subscribers: (defaultValue: string) =>
     z
@@ -73,6 +91,9 @@ export const env = {
       }),
 };
 
+/** Variables whose value a message never shows (a malformed one is named, its value left out). */
+const SECRET_VARIABLES = new Set(['EVENT_BUS_TOKEN']);
+
 export function readConfig<Shape extends z.ZodRawShape>(
   shape: Shape,
   source: NodeJS.ProcessEnv = process.env,
@@ -85,17 +106,22 @@ export function readConfig<Shape extends z.ZodRawShape>(
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
     const name = String(issue.path[0]);
+    if (SECRET_VARIABLES.has(name)) return `${name} (value not shown): ${issue.message}`;
     return `${name}=${JSON.stringify(values[name] ?? '')}: ${issue.message}`;
   });
   // One line per problem: a value may fail two checks that say the same (a NATS_URL without a scheme).
   throw new ConfigError(`Invalid configuration:\n  ${[...new Set(lines)].join('\n  ')}`);
 }
 
-/** EVENT_TRANSPORT, NATS_URL and NATS_STREAM: read by every service and the bus (docs/event-bus.md). */
+/**
+ * EVENT_TRANSPORT, NATS_URL, NATS_STREAM, and EVENT_BUS_TOKEN, which both transports send: read by every
+ * service and the bus (docs/event-bus.md).
+ */
 export const transportConfig = () => ({
   EVENT_TRANSPORT: env.eventTransport(),
   NATS_URL: env.natsUrl(defaults.natsUrl),
   NATS_STREAM: env.natsStream(defaults.natsStream),
+  EVENT_BUS_TOKEN: env.token(),
 });
 
 /** The course's Kubernetes Service names, so the defaults work unchanged in the cluster and in compose. */

@@ -10,13 +10,17 @@ export interface ErrorItem {
 
 /** An error that reaches the client as `{"errors": [...]}` with its status; anything else is a 500. */
 export class HttpError extends Error {
+  /** Sent with the answer (`WWW-Authenticate` with a 401). */
+  readonly headers?: Record<string, string>;
+
   constructor(
     readonly status: number,
     readonly errors: ErrorItem[],
-    /** `cause`: what went wrong inside, for the log only (the client gets `errors`). */
-    options?: ErrorOptions,
+    /** `cause`: what went wrong inside, for the log only (the client gets `errors`); `headers` to send. */
+    options?: ErrorOptions & { headers?: Record<string, string> },
   ) {
     super(errors.map((e) => e.message).join('; '), options);
+    this.headers = options?.headers;
   }
 
   static badRequest(message: string, field?: string): HttpError {
@@ -58,7 +62,8 @@ export function errorHandler(log: {
 }): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     if (res.headersSent) return next(err);
-    const { status, errors } = describeError(err, log, req.method, req.originalUrl);
+    const { status, errors, headers } = describeError(err, log, req.method, req.originalUrl);
+    if (headers) res.set(headers);
     res.status(status).json({ errors });
   };
 }
@@ -70,7 +75,7 @@ export function describeError(err: unknown, log: ErrorLog, method?: string, url?
   const { status, errors } = describe(err);
   if (status >= 500) log.error({ err, method, url }, 'request failed');
   else log.warn({ status, method, url, errors }, 'request refused');
-  return { status, errors };
+  return { status, errors, headers: err instanceof HttpError ? err.headers : undefined };
 }
 
 const bodyParserMessages: Record<string, string> = {

@@ -13,10 +13,21 @@ export interface Readiness {
   reason?: string;
 }
 
+/**
+ * A route the Ingress sends to this service, which the course's React app calls from the browser: the only
+ * routes that grant CORS. Never the event path (`/events`), the probes or `/metrics`, so no web page can
+ * post events or read them through a visitor's browser.
+ */
+export interface PublicRoute {
+  /** An Express path (`/posts/:id/comments`). */
+  path: string;
+  methods: ('GET' | 'POST')[];
+}
+
 export interface HttpAppOptions {
   metrics: Metrics;
-  /** posts, comments and query allow CORS, as in the course (the React app calls them from the browser). */
-  cors?: boolean;
+  /** posts, comments and query: the routes that allow CORS, as in the course. */
+  publicRoutes?: PublicRoute[];
   readiness: () => Readiness | Promise<Readiness>;
   /** The largest JSON body taken, in bytes (default BODY_MAX_BYTES). */
   bodyLimit?: number;
@@ -39,15 +50,19 @@ export interface JsonAnswer {
 }
 
 export interface RawKit {
-  /** helmet's and cors's headers, as every other answer has them. */
+  /** helmet's headers, as every other answer has them. */
   headers: Record<string, string>;
+  /** helmet's and CORS's headers, for a raw route that is one of the public routes. */
+  publicHeaders: Record<string, string>;
   /**
    * A handler that takes a JSON body parsed and limited exactly as express.json does for the other routes,
-   * answers JSON, and turns what it throws into the same `{"errors": [...]}` answers.
+   * answers JSON, and turns what it throws into the same `{"errors": [...]}` answers. `guard` runs first,
+   * before the body is read: what it throws is the answer (a 401 for a missing token).
    */
   json(
     route: string,
     handle: (body: unknown, req: IncomingMessage) => JsonAnswer | Promise<JsonAnswer>,
+    guard?: (req: IncomingMessage) => void,
   ): RawHandler;
 }
 
@@ -136,7 +151,7 @@ function jsonBodyParser(limit: number) {
   });
 }
 
-/** The headers helmet (and cors, if on) set on every answer: recorded once, for the early routes. */
+/** The headers helmet (and cors, if asked) set on an answer: recorded once, for the early routes. */
 function staticHeaders(withCors: boolean): Record<string, string> {
   const headers: Record<string, string> = {};
   const res = {
@@ -159,7 +174,7 @@ function staticHeaders(withCors: boolean): Record<string, string> {
 }
 
 function rawKit(options: HttpAppOptions): RawKit {
-  const headers = staticHeaders(options.cors ?? false);
+  const headers = staticHeaders(false);
   const parseJson = jsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES) as unknown as (
     req: IncomingMessage,
     res: ServerResponse,
@@ -178,13 +193,19 @@ function rawKit(options: HttpAppOptions): RawKit {
   };
   return {
     headers,
-    json: (route, handle) => (req, res) => {
+    publicHeaders: staticHeaders(true),
+    json: (route, handle, guard) => (req, res) => {
       const endTimer = options.metrics.httpDuration.startTimer({ method: req.method, route });
       res.once('finish', () => endTimer({ status: String(res.statusCode) }));
       const fail = (err: unknown) => {
-        const { status, errors } = describeError(err, options.log, req.method, req.url);
-        if (!res.headersSent) answer(res, status, { errors });
+        const { status, errors, headers } = describeError(err, options.log, req.method, req.url);
+        if (!res.headersSent) answer(res, status, { errors }, headers);
       };
+      try {
+        guard?.(req);
+      } catch (err) {
+        return fail(err);
+      }
       parseJson(req, res, (err) => {
         if (err) return fail(err);
         Promise.resolve()
@@ -213,7 +234,8 @@ export function createHttpApp(options: HttpAppOptions): Express {
   }
   app.use(options.metrics.timeRequests);
   app.use(helmet());
-  if (options.cors) app.use(cors());
+  // Preflights of the public routes are answered here (204); any other preflight finds no route (404).
+  for (const route of options.publicRoutes ?? []) app.all(route.path, cors({ methods: route.methods }));
   app.use(jsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES));
 
   app.get('/healthz', (_req, res) => {

@@ -9,5 +9,6 @@ export * from './metrics.js';
 export * from './nats-transport.js';
 export * from './service.js';
 export * from './subscriber.js';
+export * from './token.js';
 export * from './transport.js';
 export { z } from 'zod';

@@ -29,6 +29,11 @@ export interface NatsTransportOptions {
   timeoutMs?: number;
   /** The connection's name, as the NATS server's monitoring shows it. */
   name?: string;
+  /**
+   * EVENT_BUS_TOKEN: presented to the server, which then serves only clients that have it. nats.js takes it
+   * as this option only (a token in the URL is ignored).
+   */
+  token?: string;
 }
 
 /** What the bus gateway needs beyond `{seq, id}`: whether the id was already stored. */
@@ -93,6 +98,7 @@ export class NatsTransport implements EventTransport {
   private readonly log: Logger | undefined;
   private readonly timeoutMs: number;
   private readonly name: string | undefined;
+  private readonly token: string | undefined;
   /** The connection, once made; a failed first attempt is forgotten, so the next call tries again. */
   private connecting: Promise<Connection> | undefined;
   /** false while the client is reconnecting: calls then fail at once instead of waiting for a timeout. */
@@ -108,6 +114,7 @@ export class NatsTransport implements EventTransport {
     this.log = options.log;
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.name = options.name;
+    this.token = options.token;
   }
 
   /**
@@ -400,6 +407,7 @@ export class NatsTransport implements EventTransport {
     const nc = await (ws ? wsconnect : connect)({
       servers: this.url,
       name: this.name,
+      token: this.token,
       timeout: this.timeoutMs,
       // Reconnect forever: NATS may be down for longer than any count we could pick.
       maxReconnectAttempts: -1,

@@ -15,6 +15,7 @@ import {
   createHttpApp,
   finishHttpApp,
   listen,
+  type PublicRoute,
   type RawRoutes,
   type Readiness,
   type ServerTimeouts,
@@ -23,6 +24,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { NatsTransport } from './nats-transport.js';
 import { Subscriber, type Projection } from './subscriber.js';
+import { TokenCheck } from './token.js';
 import { HttpTransport, unavailableMessage, type EventTransport } from './transport.js';
 
 export type ServiceName = 'posts' | 'comments' | 'query' | 'moderation';
@@ -36,10 +38,14 @@ export interface ServiceContext<State> {
 export interface ServiceDefinition<State> {
   name: ServiceName;
   projection: Projection<State>;
-  cors?: boolean;
+  /** The routes the Ingress sends here, called from the browser: the only ones that grant CORS. */
+  publicRoutes?: PublicRoute[];
   /** The service's own routes, besides `POST /events`, health and metrics. */
   routes?: (app: Express, context: ServiceContext<State>) => void;
-  /** Hot reads answered ahead of Express, with its headers precomputed (see `rawRoutes` in http.ts). */
+  /**
+   * Hot reads answered ahead of Express, with its headers precomputed (see `rawRoutes` in http.ts): public
+   * routes, so the headers are helmet's and CORS's.
+   */
   rawRoutes?: (context: ServiceContext<State>, headers: Record<string, string>) => RawRoutes;
 }
 
@@ -58,6 +64,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   const config = readConfig(
     {
       PORT: env.port(defaults.ports[definition.name]),
+      HOST: env.host(),
       EVENT_BUS_URL: env.url(defaults.eventBusUrl),
       ...transportConfig(),
       LOG_LEVEL: env.logLevel(),
@@ -69,8 +76,16 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   const transport: EventTransport =
     options.transport ??
     (config.EVENT_TRANSPORT === 'nats'
-      ? new NatsTransport({ url: config.NATS_URL, stream: config.NATS_STREAM, log, name: definition.name })
-      : new HttpTransport(config.EVENT_BUS_URL));
+      ? new NatsTransport({
+          url: config.NATS_URL,
+          stream: config.NATS_STREAM,
+          log,
+          name: definition.name,
+          token: config.EVENT_BUS_TOKEN,
+        })
+      : new HttpTransport(config.EVENT_BUS_URL, { token: config.EVENT_BUS_TOKEN }));
+  // Deliveries must come from the bus: with EVENT_BUS_TOKEN set, POST /events needs it.
+  const tokenCheck = new TokenCheck(config.EVENT_BUS_TOKEN);
   const subscriber = new Subscriber(definition.projection, transport, log, metrics);
 
   let busCheck: { at: number; readiness: Readiness } | undefined;
@@ -97,26 +112,31 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   const app = createHttpApp({
     metrics,
     log,
-    cors: definition.cors,
+    publicRoutes: definition.publicRoutes,
     readiness,
     rawRoutes: (kit) => ({
-      ...definition.rawRoutes?.(context, kit.headers),
+      ...definition.rawRoutes?.(context, kit.publicHeaders),
       // Every delivery comes here: answered ahead of Express, since it is the busiest route of all.
-      'POST /events': kit.json('/events', async (body, req) => {
-        const events = parseDelivery(body);
-        const replyAccepted = String(req.headers['x-events-reply']).toLowerCase() === 'accept';
-        const cursorHeader = Number(req.headers['x-events-cursor']);
-        const busCursor = Number.isSafeInteger(cursorHeader) && cursorHeader >= 0 ? cursorHeader : undefined;
-        const reactions = await subscriber.receive(events, { replyAccepted, busCursor });
-        // Tells the bus this subscriber takes batches, which seq it acknowledges, and how many reactions
-        // the answer carries for it to store (docs/event-bus.md).
-        const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
-        const headers: Record<string, string> = { ...typesHeader, 'X-Events-Batch': 'accept' };
-        if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
-        if (reactions.length === 0) return { body: {}, headers };
-        headers['X-Events-Reactions'] = String(reactions.length);
-        return { body: { events: reactions }, headers };
-      }),
+      'POST /events': kit.json(
+        '/events',
+        async (body, req) => {
+          const events = parseDelivery(body);
+          const replyAccepted = String(req.headers['x-events-reply']).toLowerCase() === 'accept';
+          const cursorHeader = Number(req.headers['x-events-cursor']);
+          const busCursor =
+            Number.isSafeInteger(cursorHeader) && cursorHeader >= 0 ? cursorHeader : undefined;
+          const reactions = await subscriber.receive(events, { replyAccepted, busCursor });
+          // Tells the bus this subscriber takes batches, which seq it acknowledges, and how many reactions
+          // the answer carries for it to store (docs/event-bus.md).
+          const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
+          const headers: Record<string, string> = { ...typesHeader, 'X-Events-Batch': 'accept' };
+          if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
+          if (reactions.length === 0) return { body: {}, headers };
+          headers['X-Events-Reactions'] = String(reactions.length);
+          return { body: { events: reactions }, headers };
+        },
+        (req) => tokenCheck.check(req),
+      ),
     }),
   });
   definition.routes?.(app, context);
@@ -135,7 +155,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
      * delivers by itself (NATS) starts delivering then, into the same `receive` as `POST /events`.
      */
     async start(): Promise<Server> {
-      server = await listen(app, config.PORT, undefined, options.serverTimeouts);
+      server = await listen(app, config.PORT, config.HOST, options.serverTimeouts);
       const where =
         transport instanceof NatsTransport
           ? { natsUrl: transport.url, stream: transport.stream }

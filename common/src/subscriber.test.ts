@@ -99,6 +99,29 @@ describe('subscriber', () => {
     expect(res.body.errors[0]).toMatchObject({ field: 'seq' });
   });
 
+  it('refuses a seq that is not in the log with the same 409 whatever the head, naming no seq', async () => {
+    stack = await startStack([definition], { busEnv: noDelivery });
+    const query = stack.urls.query!;
+    const pastTheHead = async () => {
+      const head = (await log(stack!.busUrl)).length;
+      const res = await request(query)
+        .post('/events')
+        .send({ type: 'PostCreated', data: { id: 'forged', title: 'forged' }, seq: head + 1 + head * 7 })
+        .expect(409);
+      return res.text;
+    };
+    await publishPosts(stack.busUrl, ['h1', 'h2', 'h3']);
+    const first = await pastTheHead();
+    await publishPosts(stack.busUrl, ['h4', 'h5', 'h6', 'h7', 'h8']);
+    const second = await pastTheHead();
+    expect(second).toBe(first);
+    expect(first).not.toMatch(/\d/);
+    expect(JSON.parse(first)).toEqual({
+      errors: [{ message: 'This seq is not in the event log', field: 'seq' }],
+    });
+    expect(stack.services.query!.subscriber.state.applied).not.toContain('forged');
+  });
+
   it('applies an event without seq as it comes (curl, or a course-original bus)', async () => {
     stack = await startStack([definition], { busEnv: noDelivery });
     await request(stack.urls.query!)

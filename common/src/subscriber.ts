@@ -41,6 +41,9 @@ export function derivedEventId(trigger: IncomingEvent, reactionType: string): st
   return `${triggerId}/${reactionType}`;
 }
 
+/** A delivery's `seq` past the head of the log: the bus never sends one, so it is refused (409). */
+const SEQ_NOT_IN_LOG = new HttpError(409, [{ message: 'This seq is not in the event log', field: 'seq' }]);
+
 const PAGE_SIZE = 10_000;
 /** The most reactions an answer to a delivery carries (the bus reads up to 8 MiB); more are published. */
 const MAX_REPLY_REACTIONS = 200;
@@ -111,7 +114,7 @@ export class Subscriber<State> {
   /**
    * Applies events delivered to `POST /events`, already validated, in order. Resolves once every one is
    * applied (or known to be) and the reactions are handed over; rejects with 503 if the bus is unreachable
-   * (the bus will deliver again) or 409 for a `seq` past the head of the log.
+   * (the bus will deliver again) or 409 for a `seq` past the head of the log (the same 409 whatever the head).
    *
    * The reactions go back in the answer when the bus said it takes them there (`replyAccepted`, see
    * docs/event-bus.md, "Reactions in the answer"): the resolved array is what to answer with, and it stays
@@ -136,14 +139,8 @@ export class Subscriber<State> {
           continue;
         }
         if (event.seq > this.appliedSeq + 1) await this.fetchUntil(event.seq - 1);
-        if (event.seq > this.appliedSeq + 1) {
-          throw new HttpError(409, [
-            {
-              message: `seq ${event.seq} is past the head of the event log (${this.appliedSeq})`,
-              field: 'seq',
-            },
-          ]);
-        }
+        // The same answer whatever the head: it must not tell a sender where the log ends.
+        if (event.seq > this.appliedSeq + 1) throw SEQ_NOT_IN_LOG;
         if (event.seq === this.appliedSeq + 1) this.applyOne(event);
       }
       if (replyAccepted && this.outbox.size <= MAX_REPLY_REACTIONS) {

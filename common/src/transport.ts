@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { OutgoingEvent, StoredEvent } from './events.js';
 import { HttpClient } from './http-client.js';
 import { BODY_MAX_BYTES } from './limits.js';
+import { bearerHeader } from './token.js';
 
 /**
  * How a service reaches the event log. The HTTP event-bus is the default; NATS JetStream implements the
@@ -68,6 +69,10 @@ export function unavailableMessage(err: unknown): string {
 
 type WithId<T> = T & { id: string };
 
+/** Why a bus refuses this service: readiness and the logs say it as it is. */
+const TOKEN_REFUSED =
+  'the event bus refused the token (401): EVENT_BUS_TOKEN must be the same on the bus and every service';
+
 const NETWORK_RETRIES = 2;
 const BUS = 'the event bus';
 /** The most events one publish request carries; and its body is at most BODY_MAX_BYTES, what the bus takes. */
@@ -86,12 +91,17 @@ export class HttpTransport implements EventTransport {
   private readonly eventsUrl: string;
   private readonly waiting: Pending[] = [];
   private sending = false;
+  private readonly timeoutMs: number;
+  /** `Authorization: Bearer <EVENT_BUS_TOKEN>` on every publish and read, when a token is set. */
+  private readonly headers: Record<string, string>;
 
   constructor(
     readonly busUrl: string,
-    private readonly timeoutMs = 5000,
+    options: { timeoutMs?: number; token?: string } = {},
   ) {
     this.eventsUrl = `${busUrl.replace(/\/+$/, '')}/events`;
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.headers = bearerHeader(options.token);
   }
 
   /**
@@ -152,6 +162,7 @@ export class HttpTransport implements EventTransport {
         const res = await this.client.request(this.eventsUrl, {
           method: 'POST',
           body,
+          headers: this.headers,
           timeoutMs: this.timeoutMs,
         });
         const answer = parseJson(res.body) as { events?: unknown } | undefined;
@@ -162,6 +173,8 @@ export class HttpTransport implements EventTransport {
             id: String(result.id ?? withIds[index]!.id),
           }));
         }
+        // Not `refused`: each event alone would meet the same 401, so the whole group fails at once.
+        if (res.status === 401) throw new TransportError(`${TOKEN_REFUSED}; ${what} not stored`);
         throw new TransportError(
           `event bus refused ${what}: ${res.status} ${res.body.slice(0, 300)}`,
           res.status >= 400 && res.status < 500,
@@ -179,12 +192,14 @@ export class HttpTransport implements EventTransport {
     try {
       res = await this.client.request(`${this.eventsUrl}?after=${afterSeq}&limit=${limit}`, {
         method: 'GET',
+        headers: this.headers,
         timeoutMs: this.timeoutMs,
       });
     } catch (err) {
       throw wrap(err, this.busUrl);
     }
     const events = res.status === 200 ? parseJson(res.body) : undefined;
+    if (res.status === 401) throw new TransportError(TOKEN_REFUSED);
     if (!Array.isArray(events)) {
       throw new TransportError(`event bus answered GET /events with ${res.status}`, false, BUS);
     }

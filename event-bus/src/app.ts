@@ -12,11 +12,10 @@ import {
   env,
   finishHttpApp,
   listen,
-  type Logger,
-  type Metrics,
   PAGE_MAX_BYTES,
   parseOr400,
   readConfig,
+  TokenCheck,
   transportConfig,
   type Readiness,
 } from '@blog/common';
@@ -71,7 +70,7 @@ export function createEventBus(options: BusOptions = {}) {
 /** The course's bus: the log in SQLite under DATA_DIR, delivered to SUBSCRIBERS. */
 export function createBus(options: BusOptions = {}) {
   const parts = busParts(options);
-  const sqlite = sqliteLog(options.env, parts.log, parts.metrics, parts.published, options.deferMaxMs);
+  const sqlite = sqliteLog(options.env, parts, options.deferMaxMs);
   return {
     ...busServer(parts, sqlite.log),
     config: { ...parts.config, ...sqlite.config },
@@ -97,7 +96,12 @@ export type NatsBus = ReturnType<typeof createNatsBus>;
 /** What every bus has whatever its log: its own configuration, logger, metrics and the publish counter. */
 function busParts(options: BusOptions) {
   const config = readConfig(
-    { PORT: env.port(defaults.ports['event-bus']), LOG_LEVEL: env.logLevel() },
+    {
+      PORT: env.port(defaults.ports['event-bus']),
+      HOST: env.host(),
+      LOG_LEVEL: env.logLevel(),
+      EVENT_BUS_TOKEN: env.token(),
+    },
     options.env,
   );
   const log = createLogger('event-bus', config.LOG_LEVEL);
@@ -120,10 +124,9 @@ function busParts(options: BusOptions) {
 }
 
 /** The routes of docs/event-bus.md over `eventLog`, and start/stop. */
-function busServer(
-  { config, log, metrics }: { config: { PORT: number }; log: Logger; metrics: Metrics },
-  eventLog: BusLog,
-) {
+function busServer({ config, log, metrics }: ReturnType<typeof busParts>, eventLog: BusLog) {
+  // With EVENT_BUS_TOKEN set, every route of the event path needs it; health, readiness and metrics do not.
+  const tokenCheck = new TokenCheck(config.EVENT_BUS_TOKEN);
   let stopping = false;
   const readiness = async (): Promise<Readiness> =>
     stopping ? { ready: false, reason: 'shutting down' } : eventLog.readiness();
@@ -147,10 +150,11 @@ function busServer(
     metrics,
     log,
     readiness,
-    rawRoutes: (kit) => ({ 'POST /events': kit.json('/events', publish) }),
+    rawRoutes: (kit) => ({ 'POST /events': kit.json('/events', publish, (req) => tokenCheck.check(req)) }),
   });
 
   app.get('/events', async (req, res) => {
+    tokenCheck.check(req);
     const query = parseOr400(pageQuery, req.query);
     // Read before the events, so every event in the answer has seq <= X-Last-Seq.
     const head = await eventLog.head();
@@ -205,11 +209,13 @@ function busServer(
     else res.type('application/json').send('[]');
   }
 
-  app.get('/subscribers', async (_req, res) => {
+  app.get('/subscribers', async (req, res) => {
+    tokenCheck.check(req);
     res.json(await eventLog.subscribers());
   });
 
   app.get('/dead-letters', async (req, res) => {
+    tokenCheck.check(req);
     const { subscriber } = parseOr400(deadLettersQuery, req.query);
     // `?subscriber=` with no name lists them all, like no parameter.
     res.json(await eventLog.deadLetters(subscriber || undefined));
@@ -224,7 +230,7 @@ function busServer(
     metrics,
     /** Listens on PORT, then starts delivering, if the log delivers. */
     async start(): Promise<Server> {
-      server = await listen(app, config.PORT);
+      server = await listen(app, config.PORT, config.HOST);
       eventLog.start();
       log.info(
         { port: (server.address() as AddressInfo).port, ...(await eventLog.describe()) },

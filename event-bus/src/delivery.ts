@@ -1,6 +1,7 @@
 import { setTimeout as sleepUnlessAborted } from 'node:timers/promises';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import {
+  bearerHeader,
   BODY_MAX_BYTES,
   HttpClient,
   HttpError,
@@ -36,8 +37,12 @@ export const DEFER_MAX_MS = 50;
 /** How long a delivered cursor may wait before it is written to SQLite (one write for many deliveries). */
 const CURSOR_SAVE_DELAY_MS = 100;
 const FIRST_RETRY_MS = 100;
-/** The 4xx answers that mean "not now" rather than "never": the event is sent again later. */
-const RETRYABLE_4XX = new Set([408, 425, 429]);
+/**
+ * The 4xx answers that mean "not now" rather than "never": the event is sent again later. 401 and 403 say
+ * the subscriber refuses the bus's token (EVENT_BUS_TOKEN differs between them): a configuration to fix,
+ * not an event to set aside, so nothing is dead-lettered while it lasts.
+ */
+const RETRYABLE_4XX = new Set([401, 403, 408, 425, 429]);
 
 export interface SubscriberConfig {
   name: string;
@@ -57,6 +62,8 @@ export interface DeliveryOptions {
    * an HttpError for a malformed one (nothing stored), anything else if the log cannot take them now.
    */
   storeReactions: (events: unknown) => unknown;
+  /** EVENT_BUS_TOKEN: sent with every delivery as `Authorization: Bearer <token>`, when set. */
+  token?: string;
 }
 
 /** What `GET /subscribers` shows of one subscriber. */
@@ -140,6 +147,7 @@ export class SubscriberLoop {
     private readonly storeReactionsInLog: DeliveryOptions['storeReactions'],
     log: Logger,
     private readonly deferMaxMs = DEFER_MAX_MS,
+    private readonly authorization: Record<string, string> = {},
   ) {
     this.name = subscriber.name;
     this.url = subscriber.url;
@@ -265,7 +273,11 @@ export class SubscriberLoop {
         body,
         // X-Events-Reply: a subscriber of ours may answer with its reactions instead of publishing them.
         // X-Events-Cursor: the reactions it answered to every event up to there are stored.
-        headers: { 'X-Events-Reply': 'accept', 'X-Events-Cursor': String(this.cursor) },
+        headers: {
+          ...this.authorization,
+          'X-Events-Reply': 'accept',
+          'X-Events-Cursor': String(this.cursor),
+        },
         timeoutMs: DELIVERY_TIMEOUT_MS,
         signal: this.abort.signal,
         maxAnswerBytes: MAX_ANSWER_BYTES,
@@ -308,7 +320,8 @@ export class SubscriberLoop {
     }
     if (status >= 500 || status < 400 || RETRYABLE_4XX.has(status)) {
       this.count('failed');
-      return this.backoff(`answered ${status}`, rows);
+      const why = status === 401 || status === 403 ? ': it refuses the token (EVENT_BUS_TOKEN)' : '';
+      return this.backoff(`answered ${status}${why}`, rows);
     }
     // Any other 4xx: the subscriber will never take this. For a batch we cannot tell which event it
     // means, so the batch goes again one by one and only the offending event ends up dead-lettered.
@@ -444,6 +457,7 @@ export class Deliveries {
           options.storeReactions,
           options.log,
           options.deferMaxMs,
+          bearerHeader(options.token),
         ),
     );
 

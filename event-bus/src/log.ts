@@ -76,9 +76,12 @@ export function parsePublished(body: unknown): { events: OutgoingEvent[]; batch:
  */
 export function sqliteLog(
   source: NodeJS.ProcessEnv | undefined,
-  log: Logger,
-  metrics: Metrics,
-  published: PublishedHook,
+  {
+    config: { EVENT_BUS_TOKEN },
+    log,
+    metrics,
+    published,
+  }: { config: { EVENT_BUS_TOKEN?: string }; log: Logger; metrics: Metrics; published: PublishedHook },
   /** How long events a subscriber does not act on may wait for company (delivery.ts, DEFER_MAX_MS). */
   deferMaxMs?: number,
 ) {
@@ -106,6 +109,7 @@ export function sqliteLog(
     metrics,
     retryMaxMs: config.RETRY_MAX_MS,
     deferMaxMs,
+    token: EVENT_BUS_TOKEN,
     // A subscriber's reactions, sent back in its answer to a delivery, are published like any others.
     storeReactions: (events) => storeEvents(parsePublished(events).events),
   });

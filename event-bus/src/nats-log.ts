@@ -14,6 +14,7 @@ export function natsLog(source: NodeJS.ProcessEnv | undefined, log: Logger, publ
     stream: config.NATS_STREAM,
     log,
     name: 'event-bus',
+    token: config.EVENT_BUS_TOKEN,
   });
 
   let notReady = false;

@@ -1,7 +1,12 @@
 import { createService, runMain } from '@blog/common';
 import { postsProjection } from './projection.js';
-import { postsRoutes } from './routes.js';
+import { postsPublicRoutes, postsRoutes } from './routes.js';
 
 await runMain('posts', () =>
-  createService({ name: 'posts', projection: postsProjection, routes: postsRoutes, cors: true }),
+  createService({
+    name: 'posts',
+    projection: postsProjection,
+    routes: postsRoutes,
+    publicRoutes: postsPublicRoutes,
+  }),
 );

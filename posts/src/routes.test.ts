@@ -3,9 +3,14 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack } from '../../test/support/stack.js';
 import { postsProjection } from './projection.js';
-import { postsRoutes } from './routes.js';
+import { postsPublicRoutes, postsRoutes } from './routes.js';
 
-const posts = { name: 'posts', projection: postsProjection, routes: postsRoutes, cors: true } as const;
+const posts = {
+  name: 'posts',
+  projection: postsProjection,
+  routes: postsRoutes,
+  publicRoutes: postsPublicRoutes,
+} as const;
 let stack: Awaited<ReturnType<typeof startStack>>;
 let api: ReturnType<typeof request>;
 const logLength = async () => (await request(stack.busUrl).get('/events')).body.length as number;

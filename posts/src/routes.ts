@@ -1,4 +1,11 @@
-import { newCourseId, parseOr400, refuseUnsafeCharacters, z, type ServiceContext } from '@blog/common';
+import {
+  newCourseId,
+  parseOr400,
+  refuseUnsafeCharacters,
+  z,
+  type PublicRoute,
+  type ServiceContext,
+} from '@blog/common';
 import type { Express, RequestHandler } from 'express';
 
 import type { PostsState } from './projection.js';
@@ -12,6 +19,12 @@ const createPostBody = z.object({
     .min(1, 'Title is required')
     .max(1000),
 });
+
+/** What the browser calls here: the Ingress's `/posts/create`, and the earlier lectures' `/posts`. */
+export const postsPublicRoutes: PublicRoute[] = [
+  { path: '/posts/create', methods: ['POST'] },
+  { path: '/posts', methods: ['GET', 'POST'] },
+];
 
 export function postsRoutes(app: Express, { subscriber }: ServiceContext<PostsState>): void {
   app.get('/posts', (_req, res) => {

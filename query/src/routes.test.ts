@@ -2,7 +2,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, waitFor } from '../../test/support/stack.js';
 import { queryProjection } from './projection.js';
-import { queryRawRoutes } from './routes.js';
+import { queryPublicRoutes, queryRawRoutes } from './routes.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let api: ReturnType<typeof request>;
@@ -11,7 +11,12 @@ const publish = (type: string, data: object) =>
 
 beforeAll(async () => {
   stack = await startStack([
-    { name: 'query', projection: queryProjection, rawRoutes: queryRawRoutes, cors: true },
+    {
+      name: 'query',
+      projection: queryProjection,
+      rawRoutes: queryRawRoutes,
+      publicRoutes: queryPublicRoutes,
+    },
   ]);
   api = request(stack.urls.query!);
 });
@@ -32,13 +37,15 @@ describe('query API', () => {
     });
   });
 
-  it('sends the same security and CORS headers as every other route', async () => {
+  it('sends the same security headers as every other route, and CORS as a public route', async () => {
     const posts = await api.get('/posts').set('Origin', 'http://posts.com').expect(200);
     const health = await api.get('/healthz').set('Origin', 'http://posts.com').expect(200);
-    for (const name of ['content-security-policy', 'x-content-type-options', 'access-control-allow-origin']) {
+    for (const name of ['content-security-policy', 'x-content-type-options']) {
       expect(posts.headers[name], name).toBeDefined();
       expect(posts.headers[name], name).toBe(health.headers[name]);
     }
+    expect(posts.headers['access-control-allow-origin']).toBe('*');
+    expect(health.headers['access-control-allow-origin']).toBeUndefined();
     expect(posts.headers['content-type']).toBe('application/json; charset=utf-8');
   });
 

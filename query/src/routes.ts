@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { RawRoutes, ServiceContext } from '@blog/common';
+import type { PublicRoute, RawRoutes, ServiceContext } from '@blog/common';
 import { Counter } from 'prom-client';
+import { LIVE_PATH } from './live.js';
 import type { QueryState } from './projection.js';
+
+/** What the browser calls here, as the Ingress's `/posts` sends it: the posts, and their live changes. */
+export const queryPublicRoutes: PublicRoute[] = [
+  { path: '/posts', methods: ['GET'] },
+  { path: LIVE_PATH, methods: ['GET'] },
+];
 
 /**
  * `GET /posts` is the page everyone loads, so node:http answers it before Express: the body is serialized

@@ -2,7 +2,7 @@ import { createService, readConfig, z, type ServiceOptions } from '@blog/common'
 import { DEFAULT_TRUSTED_PROXIES, trustedProxiesProblems } from './client-address.js';
 import { LIVE_DEFAULTS, liveUpdates, type LiveOptions } from './live.js';
 import { queryProjection } from './projection.js';
-import { queryRawRoutes } from './routes.js';
+import { queryPublicRoutes, queryRawRoutes } from './routes.js';
 
 /**
  * What the environment may set of the live streams: the limit per client address, and which proxies'
@@ -35,7 +35,7 @@ export function createQueryService(options: ServiceOptions & { live?: LiveOption
     {
       name: 'query',
       projection: queryProjection,
-      cors: true,
+      publicRoutes: queryPublicRoutes,
       rawRoutes: (context, headers) => ({
         ...queryRawRoutes(context, headers),
         ...live.routes(context, headers),

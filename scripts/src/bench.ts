@@ -34,7 +34,7 @@ import { gzipSync } from 'node:zlib';
 import { NatsTransport } from '@blog/common';
 import { startNatsServer } from '@blog/common/testing';
 import { chromiumMissing, launchChromium } from './browser.js';
-import { mulberry32, parseScriptArgs, say, sleep } from './harness.js';
+import { busHeaders, eventBusToken, mulberry32, parseScriptArgs, say, sleep } from './harness.js';
 import {
   ROOT_DIR,
   freePorts,
@@ -1515,7 +1515,7 @@ interface Results {
 
 async function busSubscribers(busUrl: string): Promise<{ deadLetters: number; subscribers: unknown }> {
   try {
-    const reply = await request(`${busUrl}/subscribers`);
+    const reply = await request(`${busUrl}/subscribers`, { headers: busHeaders() });
     if (reply.status !== 200) return { deadLetters: 0, subscribers: null };
     const subscribers = JSON.parse(reply.body) as { deadLetters?: number }[];
     return { deadLetters: subscribers.reduce((sum, s) => sum + (s.deadLetters ?? 0), 0), subscribers };
@@ -1564,6 +1564,7 @@ async function main(): Promise<void> {
       say(`Starting the five services (LOG_LEVEL=${options.logLevel}, a fresh temporary event log${on})...`);
       system = await startSystem({
         ...options.transport,
+        eventBusToken: eventBusToken(),
         quiet: true,
         host: '127.0.0.1',
         env: { LOG_LEVEL: options.logLevel, ...profilerEnv() },

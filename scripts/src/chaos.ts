@@ -19,6 +19,8 @@ import {
 } from './chaos-check.js';
 import {
   closeAgent,
+  busHeaders,
+  eventBusToken,
   getJson,
   parseScriptArgs,
   round,
@@ -292,9 +294,11 @@ async function waitForQuiet(system: System, timeoutMs: number): Promise<number |
   let stablePolls = 0;
   while (Date.now() - started < timeoutMs) {
     await sleep(200);
-    const subscribers = await getJson<SubscriberStatus[]>(`${system.urls['event-bus']}/subscribers`).catch(
-      () => [],
-    );
+    const subscribers = await getJson<SubscriberStatus[]>(
+      `${system.urls['event-bus']}/subscribers`,
+      undefined,
+      busHeaders(),
+    ).catch(() => []);
     const caughtUp = subscribers.length > 0 && subscribers.every((s) => s.lag === 0 && s.failures === 0);
     const ready = await Promise.all(SERVICE_NAMES.map((name) => send(`${system.urls[name]}/readyz`)));
     if (!caughtUp || ready.some((answer) => answer.status !== 200)) {
@@ -312,7 +316,7 @@ async function waitForQuiet(system: System, timeoutMs: number): Promise<number |
 /** What the system holds: the log, both views, every post's comments, and the dead letters. */
 async function observe(system: System): Promise<Observed> {
   const bus = system.urls['event-bus'];
-  const events = await getJson<LogEvent[]>(`${bus}/events`, 60_000);
+  const events = await getJson<LogEvent[]>(`${bus}/events`, 60_000, busHeaders());
   const postIds = [...new Set(events.filter((e) => e.type === 'PostCreated').map((e) => String(e.data.id)))];
   const comments: Observed['comments'] = {};
   for (let i = 0; i < postIds.length; i += 16) {
@@ -327,7 +331,7 @@ async function observe(system: System): Promise<Observed> {
     query: await getJson(`${system.urls.query}/posts`),
     posts: await getJson(`${system.urls.posts}/posts`),
     comments,
-    deadLetters: await getJson(`${bus}/dead-letters`),
+    deadLetters: await getJson(`${bus}/dead-letters`, undefined, busHeaders()),
   };
 }
 
@@ -392,6 +396,7 @@ async function main(): Promise<void> {
   say(`chaos: seed ${options.seed} (${replay})`);
   const system = await startSystem({
     ...options.transport,
+    eventBusToken: eventBusToken(),
     quiet: true,
     host: '127.0.0.1',
     env: { LOG_LEVEL: 'warn' },

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { bearerHeader } from '@blog/common';
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
@@ -91,14 +92,26 @@ export interface Answer {
 /** One keep-alive pool for the whole script, loopback only. */
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
+/**
+ * EVENT_BUS_TOKEN from this script's environment, as `Authorization: Bearer <token>` (nothing when unset):
+ * what a script sends with its reads of the bus, and hands to `startSystem` as the system's token.
+ */
+export const eventBusToken = (): string | undefined => process.env.EVENT_BUS_TOKEN || undefined;
+export const busHeaders = (): Record<string, string> => bearerHeader(eventBusToken());
+
 /** An HTTP request that never throws: a failure is an Answer with status 0 and the error's code. */
-export function send(url: string, json?: unknown, timeoutMs = 5000): Promise<Answer> {
+export function send(
+  url: string,
+  json?: unknown,
+  timeoutMs = 5000,
+  extraHeaders: Record<string, string> = {},
+): Promise<Answer> {
   const started = performance.now();
   return new Promise((resolve) => {
     const payload = json === undefined ? undefined : JSON.stringify(json);
     const headers: http.OutgoingHttpHeaders = payload
-      ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-      : {};
+      ? { ...extraHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+      : { ...extraHeaders };
     const done = (answer: Omit<Answer, 'ms'>) => resolve({ ...answer, ms: performance.now() - started });
     const req = http.request(url, { method: payload ? 'POST' : 'GET', agent, headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -128,8 +141,12 @@ export function closeAgent(): void {
 }
 
 /** GET and parse JSON, or throw with what came back. */
-export async function getJson<T>(url: string, timeoutMs = 15_000): Promise<T> {
-  const answer = await send(url, undefined, timeoutMs);
+export async function getJson<T>(
+  url: string,
+  timeoutMs = 15_000,
+  headers: Record<string, string> = {},
+): Promise<T> {
+  const answer = await send(url, undefined, timeoutMs, headers);
   if (answer.status !== 200) {
     throw new Error(`GET ${url}: ${answer.status || answer.error} ${answer.body.slice(0, 200)}`);
   }

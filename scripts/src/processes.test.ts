@@ -38,9 +38,11 @@ const server = http.createServer((req, res) => {
   }
   if (req.url === '/env') {
     const { PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA, EVENT_TRANSPORT, NATS_URL, NATS_STREAM } = process.env;
+    const { HOST, EVENT_BUS_TOKEN } = process.env;
     res.writeHead(200, { 'content-type': 'application/json' });
     return res.end(JSON.stringify({
       name, pid: process.pid, PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA, EVENT_TRANSPORT, NATS_URL, NATS_STREAM,
+      HOST, EVENT_BUS_TOKEN,
     }));
   }
   if (req.url === '/crash') {
@@ -114,6 +116,34 @@ describe('startSystem', () => {
     expect(system.status().some((s) => s.running)).toBe(false);
     for (const port of Object.values(system.ports)) expect(await isPortFree(port)).toBe(true);
     expect(statuses).toEqual([]);
+  });
+
+  it('gives every service HOST=127.0.0.1, and the token it is given, never one set in the shell', async () => {
+    const shell = process.env.EVENT_BUS_TOKEN;
+    process.env.EVENT_BUS_TOKEN = 'exported-in-the-shell-0123456789';
+    try {
+      const open = await startSystem({ rootDir, ...quiet });
+      try {
+        for (const name of SERVICE_NAMES) {
+          expect(await env(open, name), name).toMatchObject({ HOST: '127.0.0.1', EVENT_BUS_TOKEN: '' });
+        }
+      } finally {
+        await open.stop();
+      }
+      const token = 'given-to-start-system-0123456789';
+      const closed = await startSystem({ rootDir, ...quiet, eventBusToken: token });
+      try {
+        for (const name of SERVICE_NAMES) expect((await env(closed, name)).EVENT_BUS_TOKEN, name).toBe(token);
+      } finally {
+        await closed.stop();
+      }
+      await expect(startSystem({ rootDir, ...quiet, eventBusToken: 'short' })).rejects.toThrow(
+        /EVENT_BUS_TOKEN \(value not shown\) must be at least 16 characters/,
+      );
+    } finally {
+      if (shell === undefined) delete process.env.EVENT_BUS_TOKEN;
+      else process.env.EVENT_BUS_TOKEN = shell;
+    }
   });
 
   it('kills one service, which stays down until restart brings it back on the same port', async () => {

@@ -13,7 +13,8 @@
  *   await onNats.restart('nats');                              // same port, same store
  *
  * Import it from `scripts/src/processes.ts` in vitest and from `scripts/dist/processes.js` in node. Each
- * service is `node <service>/dist/index.js` (run `npm run build` first) configured by PORT, EVENT_TRANSPORT,
+ * service is `node <service>/dist/index.js` (run `npm run build` first), listening on 127.0.0.1 only (HOST),
+ * configured by PORT, EVENT_TRANSPORT,
  * EVENT_BUS_URL, SUBSCRIBERS and DATA_DIR (or, with `transport: 'nats'`, NATS_URL and NATS_STREAM), and
  * counts as started when `GET /readyz` answers 200; the nats-server when it greets a client (`INFO`).
  */
@@ -24,7 +25,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findNatsServerBinary, uniqueStreamName } from '@blog/common/testing';
+import { TOKEN_PATTERN } from '@blog/common';
+import {
+  findNatsServerBinary,
+  natsTokenArgs,
+  removeNatsTokenFile,
+  uniqueStreamName,
+} from '@blog/common/testing';
 import { formatServiceLine, LineSplitter, painter } from './logs.js';
 import { localBackends, startRouter, type Router } from './router.js';
 
@@ -44,6 +51,12 @@ export const DEFAULT_PORTS: Readonly<Record<ServiceName, number>> = {
 
 /** The local router's port under `ports: 'default'`: the client's, where the Ingress's address stands. */
 export const DEFAULT_ROUTER_PORT = 3000;
+
+/**
+ * Where every process listens (the services' HOST, the router, the nats-server): the loopback address, so
+ * nothing on the network reaches them. Only the router may be exposed elsewhere (`router.host`).
+ */
+export const LOOPBACK = '127.0.0.1';
 
 /** How the services exchange events (docs/event-bus.md): the HTTP bus, or NATS JetStream. */
 export const TRANSPORTS = ['http', 'nats'] as const;
@@ -106,6 +119,11 @@ export interface SystemOptions {
    * on a server given by `natsUrl`, a fresh `blog_<random>` so that runs sharing the server do not mix.
    */
   natsStream?: string;
+  /**
+   * EVENT_BUS_TOKEN of every service and the bus: the event path then needs it (docs/event-bus.md). Left
+   * out: none, whatever the shell running this has set (as EVENT_TRANSPORT, it must not leak in).
+   */
+  eventBusToken?: string;
   /** Added to every service's environment (e.g. `{ LOG_LEVEL: 'warn' }`); wins over what startSystem sets. */
   env?: NodeJS.ProcessEnv;
   /** Added to one service's environment; wins over `env`. */
@@ -132,10 +150,11 @@ export interface SystemOptions {
   rootDir?: string;
   /**
    * Also start the local router (router.ts) once the services are ready, routing as the Ingress says:
-   * on 3000 under `ports: 'default'`, else on `port` or a free one. The client is `client/dist`, or under
+   * on 3000 under `ports: 'default'`, else on `port` or a free one, listening on `host` (default 127.0.0.1:
+   * `0.0.0.0` exposes the app, and only the app, to the network). The client is `client/dist`, or under
    * `dev` Vite's dev server (hot reload) behind the same router.
    */
-  router?: boolean | { port?: number; ingressFile?: string; clientDir?: string };
+  router?: boolean | { port?: number; host?: string; ingressFile?: string; clientDir?: string };
 }
 
 export interface ServiceStatus {
@@ -430,6 +449,12 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
   }
   const transport = options.transport ?? 'http';
   const natsServer = transport === 'nats' && options.natsUrl === undefined ? natsServerOrThrow() : undefined;
+  if (options.eventBusToken !== undefined && !TOKEN_PATTERN.test(options.eventBusToken)) {
+    throw new StartError(
+      'EVENT_BUS_TOKEN (value not shown) must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / ' +
+        '(then = padding), such as the output of `openssl rand -hex 32`',
+    );
+  }
 
   const ownDataDir = options.dataDir === undefined;
   const dataDir = path.resolve(options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'blog-data-')));
@@ -502,7 +527,13 @@ async function startOnce(
   const envFor = (name: ProcessName): NodeJS.ProcessEnv => {
     if (name === 'nats') return { ...process.env };
     // EVENT_TRANSPORT always: one set in the shell (`EVENT_TRANSPORT=nats npm test`) must not leak in.
-    const own: NodeJS.ProcessEnv = { PORT: String(ports[name]), EVENT_TRANSPORT: transport };
+    const own: NodeJS.ProcessEnv = {
+      PORT: String(ports[name]),
+      HOST: LOOPBACK,
+      EVENT_TRANSPORT: transport,
+      // Empty is unset (common/src/config.ts).
+      EVENT_BUS_TOKEN: options.eventBusToken ?? '',
+    };
     if (name === 'event-bus') {
       own.DATA_DIR = dataDir;
       own.SUBSCRIBERS = SUBSCRIBER_NAMES.map((n) => `${n}=${urls[n]}/events`).join(',');
@@ -571,10 +602,17 @@ async function startOnce(
     }
   };
 
-  /** The nats-server with JetStream, stored in `<dataDir>/nats` so a restart (or the next run) finds it all. */
+  /**
+   * The nats-server with JetStream, stored in `<dataDir>/nats` so a restart (or the next run) finds it all;
+   * with a token, it serves only the clients that present it.
+   */
+  const natsDir = path.join(dataDir, 'nats');
   const natsCommand = (proc: Proc) => ({
     command: natsServer!,
-    args: ['-js', '-sd', path.join(dataDir, 'nats'), '-a', '127.0.0.1', '-p', String(proc.port)],
+    args: [
+      ...['-js', '-sd', natsDir, '-a', LOOPBACK, '-p', String(proc.port)],
+      ...natsTokenArgs(options.eventBusToken, natsDir),
+    ],
     cwd: dataDir,
   });
 
@@ -701,6 +739,7 @@ async function startOnce(
       await Promise.all(SERVICE_NAMES.map((name) => terminate(procs[name], stopTimeoutMs)));
       // The nats-server last, so that no service is left waiting on it while it shuts down.
       if (procs.nats) await terminate(procs.nats, stopTimeoutMs);
+      if (procs.nats) removeNatsTokenFile(natsDir);
       for (const helper of helpers) signalTree(helper, 'SIGKILL');
       if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
     })();
@@ -732,7 +771,7 @@ async function startOnce(
         String(port),
         '--strictPort',
         '--host',
-        '127.0.0.1',
+        LOOPBACK,
       ],
       {
         cwd: path.join(rootDir, 'client'),
@@ -759,7 +798,7 @@ async function startOnce(
 
   try {
     if (procs.nats) {
-      mkdirSync(path.join(dataDir, 'nats'), { recursive: true });
+      mkdirSync(natsDir, { recursive: true });
       spawnProc(procs.nats);
       await waitUp(procs.nats);
     }
@@ -777,6 +816,7 @@ async function startOnce(
           viteUrl ?? { dir: routerOptions.clientDir ?? path.join(rootDir, 'client', 'dist') },
         ),
         port: routerPort ?? 0,
+        host: routerOptions.host ?? LOOPBACK,
       }).catch((err: NodeJS.ErrnoException) => {
         const message = err.code === 'EADDRINUSE' ? `port ${routerPort} is already in use` : err.message;
         throw new StartError(`The router could not start: ${message}`, 'router');
@@ -789,6 +829,7 @@ async function startOnce(
     for (const helper of helpers) signalTree(helper, 'SIGKILL');
     await Promise.all(SERVICE_NAMES.map((name) => terminate(procs[name], 2000)));
     if (procs.nats) await terminate(procs.nats, 2000);
+    if (procs.nats) removeNatsTokenFile(natsDir);
     throw err;
   }
 

@@ -9,6 +9,7 @@
  */
 import {
   closeAgent,
+  eventBusToken,
   parseScriptArgs,
   percentile,
   round,
@@ -292,6 +293,7 @@ async function main(): Promise<void> {
   }
   say(`soak: ${options.durationS} s at ${options.rate} requests/s, a report every ${options.intervalS} s`);
   const system = await startSystem({
+    eventBusToken: eventBusToken(),
     quiet: true,
     host: '127.0.0.1',
     env: { LOG_LEVEL: 'warn' },

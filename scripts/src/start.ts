@@ -6,8 +6,11 @@
  * exchange events through NATS JetStream: a nats-server started here (store in ./data/nats), or the one at
  * NATS_URL.
  *
- *   node scripts/dist/start.js [--dev] [--quiet] [--port 3000] [--transport http|nats]
+ * Every process listens on 127.0.0.1 only; `--host` exposes the router (the app), and nothing else.
+ *
+ *   node scripts/dist/start.js [--dev] [--quiet] [--port 3000] [--host 0.0.0.0] [--transport http|nats]
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { painter } from './logs.js';
@@ -15,6 +18,7 @@ import {
   DEFAULT_NATS_PORT,
   DEFAULT_PORTS,
   DEFAULT_ROUTER_PORT,
+  LOOPBACK,
   ROOT_DIR,
   SERVICE_NAMES,
   startSystem,
@@ -34,6 +38,9 @@ Options:
               the client is served by Vite with hot reload, behind the same router
   --quiet     do not print the services' log lines
   --port N    the router's port (default ${DEFAULT_ROUTER_PORT})
+  --host ADDRESS
+              the address the router listens on (default ${LOOPBACK}: this machine only); 0.0.0.0 (or ::)
+              opens the app to your network. The services and the bus stay on ${LOOPBACK} whatever it is
   --transport http|nats
               how the services exchange events (default: EVENT_TRANSPORT, else http): the event-bus
               service, or NATS JetStream with the event-bus as a gateway to the stream; nats starts
@@ -41,7 +48,10 @@ Options:
   --help      this text
 
 The event log is kept in ./data (delete it to start from an empty blog): the bus's events.db, or with
-nats the JetStream store in ./data/nats (stream NATS_STREAM, default blog).`;
+nats the JetStream store in ./data/nats (stream NATS_STREAM, default blog).
+
+EVENT_BUS_TOKEN, when set (16 or more characters, e.g. \`openssl rand -hex 32\`), is passed to every
+service: publishing, reading and delivering events then needs Authorization: Bearer <token>.`;
 
 /** What to try on each service, for the table printed once everything is ready. */
 const ROUTES: Record<(typeof SERVICE_NAMES)[number], string> = {
@@ -60,6 +70,7 @@ interface Options {
   dev: boolean;
   quiet: boolean;
   port: number;
+  host: string;
   transport: Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'>;
 }
 
@@ -70,6 +81,7 @@ function parseOptions(): Options {
         dev: { type: 'boolean', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
         port: { type: 'string', default: String(DEFAULT_ROUTER_PORT) },
+        host: { type: 'string', default: LOOPBACK },
         transport: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -84,7 +96,16 @@ function parseOptions(): Options {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new Error(`--port must be a port number (1-65535), not "${values.port}"`);
     }
-    return { dev: values.dev, quiet: values.quiet, port, transport: transportOptions(values.transport) };
+    if (isIP(values.host) === 0) {
+      throw new Error(`--host must be an IP address (127.0.0.1, 0.0.0.0, ::), not "${values.host}"`);
+    }
+    return {
+      dev: values.dev,
+      quiet: values.quiet,
+      port,
+      host: values.host,
+      transport: transportOptions(values.transport),
+    };
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
@@ -138,20 +159,23 @@ async function main(): Promise<void> {
         ? `events through NATS JetStream at ${natsUrl}`
         : `events through NATS JetStream, stored in ${path.join(logIn, 'nats')}`;
   const natsFirst = transport === 'nats' && !natsUrl ? 'nats-server, ' : '';
+  const token = process.env.EVENT_BUS_TOKEN ? '; EVENT_BUS_TOKEN set: the event path needs it' : '';
   say(
     paint(
       'bold',
       `Starting ${natsFirst}${SERVICE_NAMES.join(', ')} and the router${options.dev ? ' in dev mode (watching)' : ''}`,
-    ) + paint('gray', ` (${where})`),
+    ) + paint('gray', ` (${where}${token})`),
   );
   try {
     system = await startSystem({
       ...options.transport,
+      // Passed on from the environment: with it, the event path needs the token (docs/event-bus.md).
+      eventBusToken: process.env.EVENT_BUS_TOKEN || undefined,
       ports: 'default',
       dataDir,
       quiet: options.quiet,
       dev: options.dev,
-      router: { port: options.port },
+      router: { port: options.port, host: options.host },
       autoRestart: true,
       signal: abort.signal,
       onStatus: (message) =>
@@ -170,7 +194,12 @@ async function main(): Promise<void> {
   // The router first: it is the one address of the app, as posts.com is in the cluster.
   const nats = system.nats;
   const table: Array<[string, string, string]> = [
-    ['app', system.router!.url, 'the client; its API calls routed as infra/k8s/ingress-srv.yaml says'],
+    [
+      'app',
+      system.router!.url,
+      'the client; its API calls routed as infra/k8s/ingress-srv.yaml says' +
+        (options.host === LOOPBACK ? '' : ` (listening on ${options.host}: open to your network)`),
+    ],
     ...SERVICE_NAMES.map((name): [string, string, string] => [
       name,
       system!.urls[name],

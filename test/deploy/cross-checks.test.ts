@@ -25,7 +25,6 @@ import {
   checkLessons,
   checkNats,
   checkNatsProfile,
-  checkNetworkPolicies,
   checkSharedDeps,
   checkSkaffold,
   checkTransport,
@@ -34,6 +33,7 @@ import {
   COURSE,
   NATS_PROBES,
 } from './support/checks.js';
+import { checkTrust } from './support/trust-checks.js';
 
 const stack = loadStack();
 const codeDefaults = { eventBusUrl: defaults.eventBusUrl, subscribers: defaults.subscribers };
@@ -58,7 +58,7 @@ const containerOf = (object: Data) => object.spec.template.spec.containers[0];
 
 describe('the real files agree with each other and with the course', () => {
   it('no problem at all, every checker on every file', () => {
-    expect(checkAll(stack, codeDefaults, documented, sources)).toEqual([]);
+    expect([...checkAll(stack, codeDefaults, documented, sources), ...checkTrust(stack)]).toEqual([]);
   });
 
   it("the transport's variables are docs/event-bus.md's; the default deploy keeps the default, http", () => {
@@ -278,37 +278,6 @@ describe('each checker reports a broken file', () => {
       'event-bus-depl: /data is not a PersistentVolumeClaim',
     ]);
   });
-
-  /** A copy of the network policies with the first rule of one policy letting in other apps. */
-  const netpolFrom = (policy: string, apps: string[], change: (rule: Data) => void = () => {}) => {
-    const copy = clone(stack.netpol);
-    const rule = copy.find((p) => p.object.metadata.name === policy)!.object.spec.ingress[0];
-    rule.from[0].podSelector.matchExpressions[0].values = apps;
-    change(rule);
-    return copy;
-  };
-
-  it('network policies: a needed flow closed, an unneeded one opened', () => {
-    const broken = netpolFrom('blog-allow-services-to-event-bus', ['posts', 'comments', 'query', 'client']);
-    const problems = checkNetworkPolicies(broken);
-    expect(problems).toContain('netpol: moderation cannot reach event-bus:4005');
-    expect(problems).toContain('netpol: client can reach event-bus:4005, which nothing needs');
-    expect(checkNetworkPolicies([]).length).toBeGreaterThan(0);
-  });
-
-  it('network policies: NATS open to the client, closed to the bus, its monitoring port open', () => {
-    const broken = netpolFrom(
-      'blog-allow-services-to-nats',
-      ['posts', 'comments', 'query', 'moderation', 'client'],
-      (rule) => rule.ports.push({ protocol: 'TCP', port: 8222 }),
-    );
-    const problems = checkNetworkPolicies(broken);
-    expect(problems).toContain('netpol: event-bus cannot reach nats:4222');
-    expect(problems).toContain('netpol: client can reach nats:4222, which nothing needs');
-    expect(problems).toContain('netpol: posts can reach nats:8222, which nothing needs');
-    const noPolicy = stack.netpol.filter((p) => p.object.metadata.name !== 'blog-allow-services-to-nats');
-    expect(checkNetworkPolicies(noPolicy)).toContain('netpol: posts cannot reach nats:4222');
-  });
 });
 
 /** A copy of what the nats profile applies with one object changed. */
@@ -408,7 +377,7 @@ describe('the nats profile: each checker reports a broken file', () => {
     expect(checkTransport(stack.k8s, 'nats', documented)).toContain(
       'ConfigMap event-transport: EVENT_TRANSPORT is http, expected nats',
     );
-    expect(checkTransport(stack.netpol, 'http', documented)).toContain(
+    expect(checkTransport(stack.lessons, 'http', documented)).toContain(
       'ConfigMap event-transport: 0 of them, expected one',
     );
   });
@@ -449,6 +418,7 @@ describe('the nats profile: each checker reports a broken file', () => {
       'skaffold profile nats: applies infra/k8s/event-transport.yaml',
       'skaffold profile nats: infra/nat/* matches no file',
       'skaffold profile nats: does not apply infra/k8s/ingress-srv.yaml',
+      'skaffold profile nats: does not apply infra/k8s/network-policies.yaml',
       'skaffold profile nats: does not apply infra/k8s/posts-srv.yaml',
     ]);
     expect(checkNatsProfile({ ...broken, profiles: [] })).toEqual(['skaffold: no profile nats']);

@@ -12,7 +12,7 @@ describe('Kubernetes manifests against the Kubernetes schemas (kubernetes-models
     },
   );
 
-  it('covers every folder: what skaffold applies (the nats profile too), the network policies, the lessons', () => {
+  it('covers every folder: what skaffold applies (the nats profile too, network policies included), the lessons', () => {
     const kinds = loadObjects().map(({ file, object }) => `${file.split('/')[1]}:${object.kind}`);
     for (const expected of [
       'k8s:Deployment',
@@ -24,7 +24,8 @@ describe('Kubernetes manifests against the Kubernetes schemas (kubernetes-models
       'nats:Service',
       'nats:PersistentVolumeClaim',
       'nats:ConfigMap',
-      'network-policies:NetworkPolicy',
+      'k8s:NetworkPolicy',
+      'nats:NetworkPolicy',
       'lessons:Pod',
       'lessons:Deployment',
     ]) {

@@ -9,12 +9,12 @@ import {
   validateEvent,
 } from '@blog/common';
 import { commentsProjection } from '../../comments/src/projection.js';
-import { commentsRoutes } from '../../comments/src/routes.js';
+import { commentsPublicRoutes, commentsRoutes } from '../../comments/src/routes.js';
 import { moderationProjection } from '../../moderation/src/projection.js';
 import { postsProjection } from '../../posts/src/projection.js';
-import { postsRoutes } from '../../posts/src/routes.js';
+import { postsPublicRoutes, postsRoutes } from '../../posts/src/routes.js';
 import { queryProjection } from '../../query/src/projection.js';
-import { queryRawRoutes } from '../../query/src/routes.js';
+import { queryPublicRoutes, queryRawRoutes } from '../../query/src/routes.js';
 import { raw, type RawAnswer } from './raw-http.js';
 import { startStack } from './stack.js';
 
@@ -25,9 +25,14 @@ import { startStack } from './stack.js';
  */
 
 export const definitions = [
-  { name: 'posts', projection: postsProjection, routes: postsRoutes, cors: true },
-  { name: 'comments', projection: commentsProjection, routes: commentsRoutes, cors: true },
-  { name: 'query', projection: queryProjection, rawRoutes: queryRawRoutes, cors: true },
+  { name: 'posts', projection: postsProjection, routes: postsRoutes, publicRoutes: postsPublicRoutes },
+  {
+    name: 'comments',
+    projection: commentsProjection,
+    routes: commentsRoutes,
+    publicRoutes: commentsPublicRoutes,
+  },
+  { name: 'query', projection: queryProjection, rawRoutes: queryRawRoutes, publicRoutes: queryPublicRoutes },
   { name: 'moderation', projection: moderationProjection },
 ] as const;
 

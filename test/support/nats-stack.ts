@@ -2,11 +2,11 @@ import type { AddressInfo } from 'node:net';
 import { createService, type ServiceDefinition } from '@blog/common';
 import { uniqueStreamName } from '@blog/common/testing';
 import { commentsProjection } from '../../comments/src/projection.js';
-import { commentsRoutes } from '../../comments/src/routes.js';
+import { commentsPublicRoutes, commentsRoutes } from '../../comments/src/routes.js';
 import { createNatsBus } from '../../event-bus/src/app.js';
 import { moderationProjection } from '../../moderation/src/projection.js';
 import { postsProjection } from '../../posts/src/projection.js';
-import { postsRoutes } from '../../posts/src/routes.js';
+import { postsPublicRoutes, postsRoutes } from '../../posts/src/routes.js';
 import { createQueryService } from '../../query/src/service.js';
 import { waitFor } from './stack.js';
 
@@ -21,8 +21,18 @@ export type NatsServiceName = 'posts' | 'comments' | 'query' | 'moderation';
 function createBlogService(name: NatsServiceName, env: Record<string, string>) {
   if (name === 'query') return createQueryService({ env });
   const definitions: Record<Exclude<NatsServiceName, 'query'>, ServiceDefinition<unknown>> = {
-    posts: { name: 'posts', projection: postsProjection, routes: postsRoutes, cors: true },
-    comments: { name: 'comments', projection: commentsProjection, routes: commentsRoutes, cors: true },
+    posts: {
+      name: 'posts',
+      projection: postsProjection,
+      routes: postsRoutes,
+      publicRoutes: postsPublicRoutes,
+    },
+    comments: {
+      name: 'comments',
+      projection: commentsProjection,
+      routes: commentsRoutes,
+      publicRoutes: commentsPublicRoutes,
+    },
     moderation: { name: 'moderation', projection: moderationProjection },
   } as Record<Exclude<NatsServiceName, 'query'>, ServiceDefinition<unknown>>;
   return createService(definitions[name], { env });

@@ -12,7 +12,7 @@ import { createBus } from '../../event-bus/src/app.js';
 export async function startStack(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   definitions: ServiceDefinition<any>[],
-  options: { dataDir?: string; busEnv?: Record<string, string> } = {},
+  options: { dataDir?: string; busEnv?: Record<string, string>; token?: string } = {},
 ) {
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'blog-stack-'));
   // The bus's port is picked before the services start (they must know it), so another test file running
@@ -31,10 +31,15 @@ async function startStackOn(
   dataDir: string,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   definitions: ServiceDefinition<any>[],
-  options: { busEnv?: Record<string, string> },
+  options: { busEnv?: Record<string, string>; token?: string },
 ) {
   const busUrl = `http://127.0.0.1:${busPort}`;
-  const env = { PORT: '0', EVENT_BUS_URL: busUrl, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' };
+  const env = {
+    PORT: '0',
+    EVENT_BUS_URL: busUrl,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    EVENT_BUS_TOKEN: options.token ?? '',
+  };
 
   // The services start first and retry their catch-up until the bus is up, as they do in a cluster.
   const services = Object.fromEntries(
@@ -54,6 +59,7 @@ async function startStackOn(
       DATA_DIR: dataDir,
       SUBSCRIBERS: subscribers,
       LOG_LEVEL: env.LOG_LEVEL,
+      EVENT_BUS_TOKEN: env.EVENT_BUS_TOKEN,
       RETRY_MAX_MS: '200',
       ...options.busEnv,
     },

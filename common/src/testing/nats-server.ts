@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,8 @@ export interface NatsServer {
   readonly storeDir: string;
   /** Whether the process is running. */
   readonly running: boolean;
+  /** The process's id, while it runs. */
+  readonly pid: number | undefined;
   /** SIGKILL, as a crash: resolves once the process has exited. Nothing is flushed. */
   kill(): Promise<void>;
   /** Starts it again on the same port and store; resolves once it accepts connections. */
@@ -97,11 +99,34 @@ const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
 /**
+ * The arguments that make a nats-server serve only clients presenting `token` (EVENT_BUS_TOKEN), or none
+ * without one: a configuration file written in `dir`, readable by this user only, rather than
+ * `--auth <token>`, since any local user can read a process's command line. Remove it with
+ * `removeNatsTokenFile(dir)` once the server is gone.
+ */
+export function natsTokenArgs(token: string | undefined, dir: string): string[] {
+  if (!token) return [];
+  // The token's alphabet (common/src/token.ts) has no quote or backslash: it stands as is in the string.
+  if (!/^[A-Za-z0-9._~+/=-]+$/.test(token)) throw new Error('EVENT_BUS_TOKEN is not a token (see token.ts)');
+  const file = path.join(dir, NATS_TOKEN_FILE);
+  rmSync(file, { force: true }); // a new file, so that the mode below is its mode from the start
+  writeFileSync(file, `authorization {\n  token: "${token}"\n}\n`, { mode: 0o600, flag: 'wx' });
+  return ['-c', file];
+}
+
+/** Removes what `natsTokenArgs` wrote in `dir`, if anything. */
+export const removeNatsTokenFile = (dir: string): void =>
+  rmSync(path.join(dir, NATS_TOKEN_FILE), { force: true });
+
+const NATS_TOKEN_FILE = 'nats-auth.conf';
+
+/**
  * Starts `nats-server -js -sd <storeDir> -a 127.0.0.1 -p <port>` and resolves once it accepts connections
- * with JetStream ready. `port` defaults to a free one, `storeDir` to a new temporary folder.
+ * with JetStream ready. `port` defaults to a free one, `storeDir` to a new temporary folder; with `token`,
+ * it serves only clients that present it.
  */
 export async function startNatsServer(
-  options: { port?: number; storeDir?: string } = {},
+  options: { port?: number; storeDir?: string; token?: string } = {},
 ): Promise<NatsServer> {
   const binary = findNatsServerBinary();
   if (!binary) throw new Error('nats-server not installed; apt-get install nats-server');
@@ -118,7 +143,7 @@ export async function startNatsServer(
   let child: ChildProcess;
   for (let attempt = 1; ; attempt++) {
     try {
-      child = await spawnServer(binary, port, storeDir);
+      child = await spawnServer(binary, port, storeDir, options.token);
       break;
     } catch (err) {
       if (options.port !== undefined || attempt >= 5 || !/address already in use/i.test(String(err))) {
@@ -143,21 +168,39 @@ export async function startNatsServer(
     get running() {
       return child.exitCode === null && child.signalCode === null;
     },
+    get pid() {
+      return child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    },
     kill,
     async restart() {
       await kill();
-      child = await spawnServer(binary, port, storeDir);
+      child = await spawnServer(binary, port, storeDir, options.token);
     },
     async stop() {
       await kill();
       if (ownStore) rmSync(storeDir, { recursive: true, force: true });
+      else removeNatsTokenFile(storeDir);
     },
   };
 }
 
 /** Spawns the server and resolves once it logs "Server is ready" (JetStream is up by then). */
-function spawnServer(binary: string, port: number, storeDir: string): Promise<ChildProcess> {
-  const args = ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
+function spawnServer(
+  binary: string,
+  port: number,
+  storeDir: string,
+  token: string | undefined,
+): Promise<ChildProcess> {
+  const args = [
+    '-js',
+    '-sd',
+    storeDir,
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    ...natsTokenArgs(token, storeDir),
+  ];
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.once('exit', () => live.delete(child));

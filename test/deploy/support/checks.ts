@@ -605,72 +605,6 @@ export function checkEventBusStorage(k8s: K8sObject[]): string[] {
   return problems;
 }
 
-/** The pods the policies guard: the course's apps, and the NATS server of the `nats` profile. */
-type Target = AppName | 'nats';
-type Peer = Target | 'ingress-nginx';
-const TARGET_PORTS: Record<Target, number[]> = {
-  ...(Object.fromEntries(APPS.map((app) => [app, [COURSE[app].port]])) as Record<AppName, number[]>),
-  nats: [4222, 8222],
-};
-
-/** Whether the network policies let `from` reach app `to` on `port` (namespace-local, as applied). */
-export function allowed(netpol: K8sObject[], from: Peer, to: Target, port: number): boolean {
-  const labels = { app: to };
-  const selecting = kindOf(netpol, 'NetworkPolicy')
-    .map((p) => p.object)
-    .filter(
-      (p) =>
-        labelsMatch(p.spec?.podSelector, labels) && (p.spec?.policyTypes ?? ['Ingress']).includes('Ingress'),
-    );
-  if (selecting.length === 0) return true;
-  return selecting.some((policy) =>
-    (policy.spec?.ingress ?? []).some((rule: Data) => {
-      const portOk = !rule.ports || rule.ports.some((p: Data) => p.port === port);
-      const fromOk = (rule.from ?? []).some((peer: Data) =>
-        from === 'ingress-nginx'
-          ? peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'ingress-nginx' &&
-            labelsMatch(peer.podSelector ?? {}, { 'app.kubernetes.io/name': 'ingress-nginx' })
-          : !peer.namespaceSelector && labelsMatch(peer.podSelector, { app: from }),
-      );
-      return portOk && fromOk;
-    }),
-  );
-}
-
-/**
- * The flows the app needs are open, the others closed (every port of every pod, NATS's monitoring port
- * included), and every app pod is under a default deny.
- */
-export function checkNetworkPolicies(netpol: K8sObject[]): string[] {
-  const problems: string[] = [];
-  const services = ['posts', 'comments', 'query', 'moderation'] as const;
-  const needed: [Peer, Target, number][] = [
-    ...(['posts', 'query', 'comments', 'client'] as const).map((to): [Peer, Target, number] => [
-      'ingress-nginx',
-      to,
-      COURSE[to].port,
-    ]),
-    ...services.map((s): [Peer, Target, number] => [s, 'event-bus', COURSE['event-bus'].port]),
-    ...services.map((s): [Peer, Target, number] => ['event-bus', s, COURSE[s].port]),
-    // The `nats` profile: the services and the bus (a gateway to the stream) publish and consume.
-    ...[...services, 'event-bus' as const].map((s): [Peer, Target, number] => [s, 'nats', 4222]),
-  ];
-  for (const [from, to, port] of needed) {
-    if (!allowed(netpol, from, to, port)) problems.push(`netpol: ${from} cannot reach ${to}:${port}`);
-  }
-  const targets = Object.keys(TARGET_PORTS) as Target[];
-  for (const from of [...targets, 'ingress-nginx' as const]) {
-    for (const to of targets) {
-      for (const port of TARGET_PORTS[to]) {
-        const ok = needed.some(([f, t, p]) => f === from && t === to && p === port);
-        if (!ok && from !== to && allowed(netpol, from, to, port))
-          problems.push(`netpol: ${from} can reach ${to}:${port}, which nothing needs`);
-      }
-    }
-  }
-  return problems;
-}
-
 /** The Deployments that take the transport's variables: the four services and the bus (not the client). */
 export const TRANSPORT_APPS = ['posts', 'comments', 'query', 'moderation', 'event-bus'] as const;
 /** The ConfigMap they take them from; infra/k8s has the `http` one, infra/nats the `nats` one. */
@@ -855,8 +789,8 @@ export function checkNats(objects: K8sObject[]): string[] {
 }
 
 /**
- * The `nats` profile of skaffold.yaml: its own manifest list only (so `-p production,nats` combines the
- * two), which applies infra/nats/ and every file of the default deploy but the `http` ConfigMap's, each
+ * The `nats` profile of skaffold.yaml: its own manifest list and deploy hook only (so `-p production,nats`
+ * combines the two), which applies infra/nats/ and every file of the default deploy but the `http` ConfigMap's, each
  * pattern matching something.
  */
 export function checkNatsProfile(skaffold: Data): string[] {
@@ -864,7 +798,8 @@ export function checkNatsProfile(skaffold: Data): string[] {
   if (!profile) return ['skaffold: no profile nats'];
   const problems: string[] = [];
   for (const key of Object.keys(profile)) {
-    if (!['name', 'manifests'].includes(key)) problems.push(`skaffold profile nats: sets ${key}`);
+    // `deploy`: the hook that makes the token's Secret (trust-checks.ts checks it).
+    if (!['name', 'manifests', 'deploy'].includes(key)) problems.push(`skaffold profile nats: sets ${key}`);
   }
   const applied = rawYamlFiles(profile.manifests?.rawYaml ?? []);
   const base = rawYamlFiles(skaffold?.manifests?.rawYaml ?? []);
@@ -899,7 +834,6 @@ export function checkAll(
     ...checkHardening(stack.k8s, { probes: APP_PROBES }),
     ...checkLessons(stack.lessons),
     ...checkEventBusStorage(stack.k8s),
-    ...checkNetworkPolicies(stack.netpol),
     ...checkTransport(stack.k8s, 'http', documented),
     // The `nats` profile: what it applies, as a whole.
     ...checkNatsProfile(stack.skaffold),

@@ -10,10 +10,10 @@ import { parseAllDocuments } from 'yaml';
 export const ROOT = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
 /**
- * Where manifests live: what skaffold applies (infra/nats with the `nats` profile only), the network
- * policies, and the lectures' teaching files.
+ * Where manifests live: what skaffold applies (infra/nats with the `nats` profile only; both hold network
+ * policies), and the lectures' teaching files.
  */
-export const MANIFEST_DIRS = ['infra/k8s', 'infra/nats', 'infra/network-policies', 'infra/lessons'] as const;
+export const MANIFEST_DIRS = ['infra/k8s', 'infra/nats', 'infra/lessons'] as const;
 
 // Loose JSON-like data, read from YAML: each check narrows what it uses.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -144,7 +144,6 @@ export interface Stack {
   nats: K8sObject[];
   /** What `skaffold dev -p nats` applies, in its order. */
   natsProfile: K8sObject[];
-  netpol: K8sObject[];
   lessons: K8sObject[];
   skaffold: Data;
   compose: Data;
@@ -173,7 +172,6 @@ export function loadStack(): Stack {
     k8s: loadObjects(['infra/k8s']),
     nats: loadObjects(['infra/nats']),
     natsProfile: profileObjects(skaffold, 'nats'),
-    netpol: loadObjects(['infra/network-policies']),
     lessons: loadObjects(['infra/lessons']),
     skaffold,
     compose: readYaml('docker-compose.yml'),

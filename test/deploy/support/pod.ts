@@ -70,11 +70,14 @@ export function podRun(objects: K8sObject[], deploymentName: string, volumePrefi
   // envFrom first, then env, which wins (as in Kubernetes).
   const env: Record<string, string> = {};
   for (const source of container.envFrom ?? []) {
-    const name = source.configMapRef?.name;
-    const configMap = of('ConfigMap').find((c) => c.metadata?.name === name);
-    if (!configMap && !source.configMapRef?.optional)
-      throw new Error(`${deploymentName}: no ConfigMap ${name}`);
-    Object.assign(env, configMap?.data ?? {});
+    // A Secret (the token's) is made in the cluster, never in the manifests: an optional one adds nothing,
+    // as in a cluster without it.
+    const [kind, ref] = source.secretRef ? ['Secret', source.secretRef] : ['ConfigMap', source.configMapRef];
+    const found = of(kind).find((c) => c.metadata?.name === ref?.name);
+    if (!found && !ref?.optional) throw new Error(`${deploymentName}: no ${kind} ${ref?.name}`);
+    if (kind === 'Secret' && found)
+      throw new Error(`${deploymentName}: a Secret in the manifests is not read here`);
+    Object.assign(env, found?.data ?? {});
   }
   for (const variable of container.env ?? []) {
     if (variable.valueFrom)
