@@ -40,14 +40,14 @@ describe.skipIf(nats.skip)(`NATS with EVENT_BUS_TOKEN (${nats.reason})`, () => {
       await expect(outsider.fetchAfter(0, 10)).rejects.toThrow();
     }
     const member = transport(TOKEN, stream);
-    expect(await member.fetchAfter(0, 10)).toEqual([]);
+    expect((await member.fetchAfter(0, 10)).events).toEqual([]);
   });
 
   it('serves a client with the token: it publishes and reads the stream', async () => {
     const member = transport(TOKEN, uniqueStreamName());
     const { seq } = await member.publish({ type: 'PostCreated', data: { id: 'p', title: 't' } });
     expect(seq).toBe(1);
-    expect(await member.fetchAfter(0, 10)).toMatchObject([{ seq: 1, type: 'PostCreated' }]);
+    expect((await member.fetchAfter(0, 10)).events).toMatchObject([{ seq: 1, type: 'PostCreated' }]);
   });
 
   it('keeps the token off its command line, in a configuration file only its user can read', () => {
