@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/files.js';
+import { artifactDependencies } from './support/skaffold-dev-loop.js';
 
 const server = path.join(ROOT, 'scripts/dist/ingress-server.js');
 let stop: (() => void) | undefined;
@@ -80,5 +81,13 @@ describe('the ingress server of docker-compose.yml', () => {
     const copied = [...copy.matchAll(/\/app\/scripts\/dist\/([\w.-]+\.js)/g)].map(([, name]) => name);
     expect(needed.size).toBeGreaterThan(3);
     expect(copied.sort()).toEqual([...needed].sort());
+    // ...and each one's source reaches the build: .dockerignore keeps only the router's files of scripts/.
+    const context = artifactDependencies(ROOT, {
+      image: 'blog/ingress',
+      context: '.',
+      dockerfile: 'scripts/Dockerfile',
+      sync: [],
+    });
+    for (const file of needed) expect(context, file).toContain(`scripts/src/${file.replace(/\.js$/, '.ts')}`);
   });
 });
