@@ -8,6 +8,7 @@ import { queryProjection } from '../query/src/projection.js';
 import { queryPublicRoutes, queryRawRoutes } from '../query/src/routes.js';
 import { startSystem, type ServiceName, type System } from '../scripts/src/processes.js';
 import { blogClient } from './support/client.js';
+import { raw } from './support/raw-http.js';
 import { startStack, waitFor } from './support/stack.js';
 
 /**
@@ -334,5 +335,28 @@ describe('without EVENT_BUS_TOKEN (the course’s open bus)', () => {
       byhand: { id: 'byhand', title: 'To query', comments: [] },
     });
     expect((await fetch(`${stack.busUrl}/events`)).status).toBe(200);
+  });
+
+  it('refuses a request to the event path addressed to a public name, as a DNS-rebinding page sends it', async () => {
+    const before = stack.bus.store.headSeq();
+    const rebound = (url: string, method: string, body?: object) =>
+      raw(url, {
+        method,
+        path: '/events',
+        headers: { host: `rebound.example:${new URL(url).port}`, 'content-type': 'application/json' },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    const forged = { type: 'PostCreated', data: { id: 'rebound', title: 'Rebound' } };
+    for (const answer of [
+      await rebound(stack.busUrl, 'POST', forged),
+      await rebound(stack.urls.query!, 'POST', forged),
+      await rebound(stack.busUrl, 'GET'),
+    ]) {
+      expect(answer.status).toBe(403);
+      expect(JSON.parse(answer.body)).toMatchObject({ errors: [{ field: 'host' }] });
+    }
+    expect(stack.bus.store.headSeq()).toBe(before);
+    const view = (await (await fetch(`${stack.urls.query}/posts`)).json()) as Record<string, unknown>;
+    expect(view.rebound).toBeUndefined();
   });
 });

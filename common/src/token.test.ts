@@ -2,16 +2,18 @@ import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, readConfig, transportConfig } from './config.js';
 import { HttpError } from './errors.js';
-import { bearerHeader, TokenCheck } from './token.js';
+import { bearerHeader, isInternalHost, TokenCheck } from './token.js';
 
 const TOKEN = 'b2f1c0de9a8e7d6c5b4a3f2e1d0c9b8a';
-const request = (authorization?: string) =>
-  ({ headers: authorization === undefined ? {} : { authorization } }) as IncomingMessage;
+const request = (authorization?: string, host?: string) =>
+  ({
+    headers: { ...(authorization === undefined ? {} : { authorization }), ...(host ? { host } : {}) },
+  }) as IncomingMessage;
 
 /** The 401 `check` throws for a request, or undefined when it passes. */
-function refusal(check: TokenCheck, authorization?: string): HttpError | undefined {
+function refusal(check: TokenCheck, authorization?: string, host?: string): HttpError | undefined {
   try {
-    check.check(request(authorization));
+    check.check(request(authorization, host));
     return undefined;
   } catch (err) {
     if (err instanceof HttpError) return err;
@@ -88,5 +90,41 @@ describe('EVENT_BUS_TOKEN', () => {
     } catch (err) {
       expect((err as Error).message).not.toContain(token);
     }
+  });
+});
+
+describe('the open event path and the Host it is asked by', () => {
+  it.each([
+    '127.0.0.1:4005',
+    'localhost:4000',
+    'LOCALHOST',
+    'app.localhost:3000',
+    '[::1]:4002',
+    '10.96.12.7',
+    'event-bus-srv:4005',
+    'posts-clusterip-srv',
+    'event-bus-srv.default.svc.cluster.local:4005',
+    'query-srv.default.svc',
+  ])('takes %s, a name of the system itself', (host) => {
+    expect(isInternalHost(host)).toBe(true);
+    expect(refusal(new TokenCheck(undefined), undefined, host)).toBeUndefined();
+  });
+
+  it.each([
+    'rebound.example:4000',
+    'posts.com',
+    'evil.example.',
+    'localhost.evil.example',
+    '127.0.0.1.nip.io',
+  ])('refuses %s, a public name a web page could have made resolve to this machine', (host) => {
+    expect(isInternalHost(host)).toBe(false);
+    const refused = refusal(new TokenCheck(undefined), undefined, host);
+    expect(refused?.status).toBe(403);
+    expect(refused?.errors[0]?.field).toBe('host');
+  });
+
+  it('lets a token holder use any name', () => {
+    expect(refusal(new TokenCheck(TOKEN), `Bearer ${TOKEN}`, 'bus.example.com:4005')).toBeUndefined();
+    expect(refusal(new TokenCheck(TOKEN), undefined, 'bus.example.com:4005')?.status).toBe(401);
   });
 });
