@@ -7,6 +7,8 @@ import { HttpClient } from './http-client.js';
 let server: http.Server;
 let base: string;
 const client = new HttpClient();
+let inFlight = 0;
+let mostInFlight = 0;
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
@@ -18,6 +20,13 @@ beforeAll(async () => {
         res.end(body);
       } else if (req.url === '/big') {
         res.end('x'.repeat(100_000));
+      } else if (req.url === '/slow') {
+        inFlight++;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        setTimeout(() => {
+          inFlight--;
+          res.end('done');
+        }, 30);
       } else if (req.url === '/redirect') {
         res.writeHead(302, { Location: '/echo' }).end();
       }
@@ -71,5 +80,19 @@ describe('HttpClient', () => {
     await expect(
       client.request('http://127.0.0.1:9/events', { method: 'GET', timeoutMs: 2000 }),
     ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('opens at most maxSockets connections at once; the other requests wait their turn', async () => {
+    const narrow = new HttpClient({ maxSockets: 2 });
+    mostInFlight = 0;
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, () => narrow.request(`${base}/slow`, { method: 'GET', timeoutMs: 2000 })),
+      );
+      expect(answers.map((answer) => answer.body)).toEqual(Array(6).fill('done'));
+      expect(mostInFlight).toBe(2);
+    } finally {
+      narrow.close();
+    }
   });
 });

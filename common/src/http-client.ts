@@ -29,12 +29,21 @@ export interface HttpRequestOptions {
   maxAnswerBytes?: number;
 }
 
+export interface HttpClientOptions {
+  /** Connections open at once per host and protocol; more requests wait for one. Default 64. */
+  maxSockets?: number;
+}
+
 /** Keep-alive agents, one pair per caller, so `close()` ends only that caller's connections. */
 export class HttpClient {
-  private readonly agents = {
-    'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
-  };
+  private readonly agents: { 'http:': http.Agent; 'https:': https.Agent };
+
+  constructor({ maxSockets = 64 }: HttpClientOptions = {}) {
+    this.agents = {
+      'http:': new http.Agent({ keepAlive: true, maxSockets }),
+      'https:': new https.Agent({ keepAlive: true, maxSockets }),
+    };
+  }
 
   request(url: string | URL, options: HttpRequestOptions): Promise<HttpAnswer> {
     const target = typeof url === 'string' ? new URL(url) : url;
