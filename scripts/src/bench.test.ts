@@ -16,13 +16,13 @@ const outDir = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-test-'));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 const runQuickBench = (out: string, extra: string[] = []): Promise<ScriptRun> =>
-  runScript('bench', ['--quick', '--json', '--out', out, ...extra], { timeoutMs: 120_000 });
+  runScript('bench/main', ['--quick', '--json', '--out', out, ...extra], { timeoutMs: 120_000 });
 
 describe('npm run bench -- --quick', () => {
   it('measures every figure end to end on real processes', { timeout: 130_000 }, async () => {
     expect(
-      existsSync(scriptPath('bench')),
-      'scripts/dist/bench.js is missing: run `npm run build` first',
+      existsSync(scriptPath('bench/main')),
+      'scripts/dist/bench/main.js is missing: run `npm run build` first',
     ).toBe(true);
     const out = path.join(outDir, 'results.json');
     const { code, stdout, stderr } = await runQuickBench(out);

@@ -1,0 +1,49 @@
+/** The CPU time each process used during a phase, per comment (Linux /proc; the bench's own from Node). */
+import { readFileSync } from 'node:fs';
+import { round } from '../harness.js';
+import type { System } from '../processes.js';
+
+/** CPU time (user + system) a process has used, from /proc (Linux); undefined elsewhere. */
+function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime (fields 14 and 15 of proc(5)), in clock ticks of 1/100 s on Linux.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+export type CpuSnapshot = Record<string, number>;
+
+/** The CPU time used so far by each service the bench started, and by the bench itself. */
+export function cpuSnapshot(system: System | undefined): CpuSnapshot {
+  const snapshot: CpuSnapshot = {};
+  for (const service of system?.status() ?? []) {
+    const ms = processCpuMs(service.pid);
+    if (ms !== undefined) snapshot[service.name] = ms;
+  }
+  const own = process.cpuUsage();
+  snapshot.bench = (own.user + own.system) / 1000;
+  return snapshot;
+}
+
+/** CPU milliseconds per comment, by process, between two snapshots (only when the bench started the system). */
+export function cpuPerComment(
+  before: CpuSnapshot,
+  after: CpuSnapshot,
+  comments: number,
+): Record<string, number> | null {
+  if (comments <= 0 || Object.keys(after).length <= 1) return null;
+  const perComment: Record<string, number> = {};
+  let total = 0;
+  for (const [name, ms] of Object.entries(after)) {
+    const used = ms - (before[name] ?? 0);
+    perComment[name] = round(used / comments, 2);
+    total += used;
+  }
+  perComment.total = round(total / comments, 2);
+  return perComment;
+}

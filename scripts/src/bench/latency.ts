@@ -1,0 +1,156 @@
+/** The latency phase: one comment at a time, from its `201` to its final status in query. */
+import { round, sleep } from '../harness.js';
+import type { Settings, Urls } from './options.js';
+import { REQUEST_TIMEOUT_MS, createPost, post } from './requests.js';
+import { distribution, moderated, now, type Distribution } from './stats.js';
+import { LiveView, QueryView, type QueryComment } from './views.js';
+
+/**
+ * How the latency phase sees a comment become final in query: `push`, from query's live stream
+ * (`GET /posts/live`, server-sent events sent as query applies each event: what the client shows), or
+ * `poll`, by reading `GET /posts` in a tight loop (the course's only way; the polls are load of their own).
+ */
+export type Observer = 'push' | 'poll';
+
+export interface LatencyResult {
+  observer: Observer;
+  settings: Settings['latency'] & { pollIntervalMs: number };
+  /** From the 201 of `POST /posts/:id/comments` to the final status visible in query's `GET /posts`. */
+  afterCreatedMs: Distribution;
+  /** The same, from the moment the POST was sent (so it includes the create itself). */
+  fromRequestMs: Distribution;
+  /** The POST alone (sent to 201). */
+  createMs: Distribution;
+  /** `GET /posts` polls per comment, on average. */
+  pollsPerSample: number;
+  wrongStatus: number;
+}
+
+export async function measureLatency(
+  urls: Urls,
+  settings: Settings['latency'],
+  observer: Observer,
+  pollIntervalMs: number,
+  onSample?: (sample: WallTimes) => void,
+): Promise<LatencyResult> {
+  const view = new QueryView(urls.query);
+  const live = observer === 'push' ? await LiveView.connect(urls.query) : undefined;
+  try {
+    return await measureLatencyWith(view, live, urls, settings, pollIntervalMs, onSample);
+  } finally {
+    live?.close();
+  }
+}
+
+/** Everything the samples of one run gather. */
+interface Samples {
+  afterCreated: number[];
+  fromRequest: number[];
+  create: number[];
+  wrongStatus: number;
+}
+
+async function measureLatencyWith(
+  view: QueryView,
+  live: LiveView | undefined,
+  urls: Urls,
+  settings: Settings['latency'],
+  pollIntervalMs: number,
+  onSample?: (sample: WallTimes) => void,
+): Promise<LatencyResult> {
+  const samples: Samples = { afterCreated: [], fromRequest: [], create: [], wrongStatus: 0 };
+  let postId = '';
+  const total = settings.warmup + settings.samples;
+  const pollsBefore = view.polls;
+  for (let i = 0; i < total; i++) {
+    // A fresh post every so often keeps the observed view small.
+    if (i % settings.commentsPerPost === 0)
+      postId = await createPost(urls, `latency ${i / settings.commentsPerPost}`);
+    const content = i % settings.everyNthOrange === 2 ? `latency ${i}: an orange` : `latency ${i}: fine`;
+    const { id, sent, created } = await createComment(urls, postId, content);
+    const { status, visible } = live
+      ? await pushedFinal(live, id, created)
+      : await polledFinal(view, postId, id, created, pollIntervalMs);
+    onSample?.({
+      sent: wall(sent),
+      created: wall(created),
+      visible: wall(visible),
+      warmup: i < settings.warmup,
+    });
+    if (status !== moderated(content)) samples.wrongStatus++;
+    if (i >= settings.warmup) {
+      samples.afterCreated.push(visible - created);
+      samples.fromRequest.push(visible - sent);
+      samples.create.push(created - sent);
+    }
+  }
+  return {
+    observer: live ? 'push' : 'poll',
+    settings: { ...settings, pollIntervalMs },
+    afterCreatedMs: distribution(samples.afterCreated),
+    fromRequestMs: distribution(samples.fromRequest),
+    createMs: distribution(samples.create),
+    pollsPerSample: round((view.polls - pollsBefore) / total, 1),
+    wrongStatus: samples.wrongStatus,
+  };
+}
+
+/** `POST /posts/:id/comments`: the new comment's id, and when the POST was sent and its 201 arrived. */
+async function createComment(
+  urls: Urls,
+  postId: string,
+  content: string,
+): Promise<{ id: string; sent: number; created: number }> {
+  const sent = now();
+  const reply = await post(`${urls.comments}/posts/${postId}/comments`, { content });
+  const created = now();
+  if (reply.status !== 201)
+    throw new Error(`POST /posts/${postId}/comments answered ${reply.status}: ${reply.body}`);
+  const comments = JSON.parse(reply.body) as QueryComment[];
+  const id = comments.find((c) => c.content === content)?.id;
+  if (!id) throw new Error(`the 201 of POST /posts/${postId}/comments does not list the new comment`);
+  return { id, sent, created };
+}
+
+/**
+ * Pushed: query's stream says when it applied the comment's CommentUpdated (perhaps even before the 201
+ * reached us, which counts as 0).
+ */
+async function pushedFinal(
+  live: LiveView,
+  id: string,
+  created: number,
+): Promise<{ status: string | undefined; visible: number }> {
+  const pushed = await live.finalStatus(id, REQUEST_TIMEOUT_MS);
+  return { status: pushed.status, visible: Math.max(pushed.at, created) };
+}
+
+/** Polled: a sequential loop on GET /posts until the comment's final status shows. */
+async function polledFinal(
+  view: QueryView,
+  postId: string,
+  id: string,
+  created: number,
+  pollIntervalMs: number,
+): Promise<{ status: string | undefined; visible: number }> {
+  const deadline = created + REQUEST_TIMEOUT_MS;
+  for (;;) {
+    if (await view.poll()) {
+      const status = view.posts[postId]?.comments.find((c) => c.id === id)?.status;
+      if (status !== undefined && status !== 'pending') return { status, visible: now() };
+    }
+    if (now() > deadline)
+      throw new Error(`comment ${id} was not final in query after ${REQUEST_TIMEOUT_MS} ms`);
+    if (pollIntervalMs > 0) await sleep(pollIntervalMs);
+  }
+}
+
+/** One latency sample on the wall clock (ms since the epoch), to line up with the services' log times. */
+export interface WallTimes {
+  sent: number;
+  created: number;
+  visible: number;
+  warmup: boolean;
+}
+
+const wall = (monotonic: number) => performance.timeOrigin + monotonic;

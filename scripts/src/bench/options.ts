@@ -1,0 +1,173 @@
+/** The bench's command line: its options, the two sizes of run, the targets and where results go. */
+import path from 'node:path';
+import { parseScriptArgs } from '../harness.js';
+import { ROOT_DIR, transportOptions, type SystemOptions } from '../processes.js';
+
+export interface Settings {
+  latency: { warmup: number; samples: number; commentsPerPost: number; everyNthOrange: number };
+  throughput: { writers: number; posts: number; durationMs: number; drainTimeoutMs: number };
+  rps: { posts: number; commentsPerPost: number; durationS: number; connections: number };
+  replay: { events: number; readyTimeoutMs: number };
+  client: { loads: number; minPosts: number };
+}
+
+export const FULL: Settings = {
+  latency: { warmup: 30, samples: 300, commentsPerPost: 50, everyNthOrange: 5 },
+  throughput: { writers: 32, posts: 20, durationMs: 10_000, drainTimeoutMs: 60_000 },
+  rps: { posts: 500, commentsPerPost: 2, durationS: 10, connections: 50 },
+  replay: { events: 100_000, readyTimeoutMs: 60_000 },
+  client: { loads: 7, minPosts: 50 },
+};
+
+export const QUICK: Settings = {
+  latency: { warmup: 5, samples: 40, commentsPerPost: 50, everyNthOrange: 5 },
+  throughput: { writers: 8, posts: 5, durationMs: 2_000, drainTimeoutMs: 30_000 },
+  rps: { posts: 100, commentsPerPost: 2, durationS: 2, connections: 50 },
+  replay: { events: 10_000, readyTimeoutMs: 30_000 },
+  client: { loads: 3, minPosts: 10 },
+};
+
+/** The project's targets, and the course's own JavaScript implementation measured the same way. */
+export const TARGETS = {
+  latencyP50Ms: 5,
+  latencyP99Ms: 20,
+  throughputPerSec: 500,
+  throughputAimPerSec: 1000,
+  queryToBareRatio: 0.5,
+  readyMs: 2000,
+  clientJsGzipKb: 80,
+} as const;
+export const COURSE = {
+  latencyP50Ms: 32,
+  latencyP99Ms: 85,
+  throughputPerSec: 104,
+  queryToBareRatio: 0.04,
+} as const;
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+export const USAGE = `Usage: npm run bench [-- options]
+
+Starts the five services (real processes, free ports, a fresh temporary event log), measures latency,
+throughput, query's GET /posts rate and query's start on a long log, prints a table and writes JSON.
+
+Options:
+  --quick              a short smoke run (few samples, 2 s phases, a log of 10,000 events)
+  --json               print the results as JSON on stdout (the table goes to stderr)
+  --out FILE           where to write the JSON (default .bench/results.json, or results-quick.json)
+  --log-level LEVEL    the services' LOG_LEVEL (default info)
+  --transport T        http (the event-bus) or nats (NATS JetStream, on a nats-server of its own unless
+                       NATS_URL is set); default: EVENT_TRANSPORT, else http
+  --only PHASES        some of latency,rate,throughput,replay,client (comma-separated; default all)
+  --poll-interval MS   a pause between the latency phase's GET /posts polls (default 0: a tight loop)
+  --cpu-prof DIR       CPU-profile every service (V8 inspector, via NODE_OPTIONS=--import) into DIR and
+                       print where each one spends its time
+  --hops               time each hop of the latency phase's comments from the services' log lines
+                       (runs them at LOG_LEVEL=debug)
+  --posts URL --comments URL --query URL --bus URL
+                       measure a system already running there instead (127.0.0.1 only); the start-up
+                       phase still spawns its own event-bus and query on free ports
+  --help               this text`;
+
+export interface Options {
+  quick: boolean;
+  json: boolean;
+  out: string;
+  logLevel: string;
+  transport: Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'>;
+  urls: Urls | undefined;
+  phases: Set<Phase>;
+  pollIntervalMs: number;
+  cpuProfDir: string | undefined;
+  hops: boolean;
+}
+
+export const PHASES = ['latency', 'rate', 'throughput', 'replay', 'client'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export interface Urls {
+  posts: string;
+  comments: string;
+  query: string;
+  bus: string;
+}
+
+export function parseOptions(argv: string[]): Options {
+  const values = parseScriptArgs(
+    argv,
+    {
+      quick: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      transport: { type: 'string' },
+      only: { type: 'string' },
+      'poll-interval': { type: 'string', default: '0' },
+      'cpu-prof': { type: 'string' },
+      hops: { type: 'boolean', default: false },
+      posts: { type: 'string' },
+      comments: { type: 'string' },
+      query: { type: 'string' },
+      bus: { type: 'string' },
+    },
+    USAGE,
+  );
+  const given = (['posts', 'comments', 'query', 'bus'] as const).filter((name) => values[name] !== undefined);
+  let urls: Urls | undefined;
+  if (given.length > 0) {
+    if (given.length < 4) throw new Error('--posts, --comments, --query and --bus go together');
+    urls = {
+      posts: loopbackUrl('posts', values.posts!),
+      comments: loopbackUrl('comments', values.comments!),
+      query: loopbackUrl('query', values.query!),
+      bus: loopbackUrl('bus', values.bus!),
+    };
+  }
+  const phases = new Set<Phase>();
+  for (const name of (values.only ?? PHASES.join(',')).split(',').map((p) => p.trim())) {
+    if (!(PHASES as readonly string[]).includes(name)) {
+      throw new Error(`--only: "${name}" is not one of ${PHASES.join(', ')}`);
+    }
+    phases.add(name as Phase);
+  }
+  const pollIntervalMs = Number(values['poll-interval']);
+  if (!Number.isFinite(pollIntervalMs) || pollIntervalMs < 0) {
+    throw new Error('--poll-interval: a number of milliseconds, 0 or more');
+  }
+  // A run that is not the standard one does not overwrite the standard results.
+  const partial =
+    phases.size < PHASES.length || pollIntervalMs > 0 || values['cpu-prof'] !== undefined || values.hops;
+  const transport = transportOptions(values.transport);
+  if (values.hops && transport.transport === 'nats') {
+    throw new Error("--hops reads the HTTP bus's log lines: it has no meaning with --transport nats");
+  }
+  const name =
+    (values.quick ? 'results-quick' : partial ? 'results-partial' : 'results') +
+    (transport.transport === 'nats' ? '-nats' : '');
+  return {
+    transport,
+    quick: values.quick,
+    json: values.json,
+    out: path.resolve(values.out ?? path.join(ROOT_DIR, '.bench', `${name}.json`)),
+    logLevel: values.hops ? 'debug' : values['log-level'],
+    urls,
+    hops: values.hops,
+    phases,
+    pollIntervalMs,
+    cpuProfDir: values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']),
+  };
+}
+
+/** The load phases only ever go to this machine. */
+function loopbackUrl(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`--${name} ${value}: not a URL`);
+  }
+  if (url.protocol !== 'http:' || !LOOPBACK.has(url.hostname)) {
+    throw new Error(`--${name} ${value}: the bench only loads http://127.0.0.1 (or localhost)`);
+  }
+  return url.origin.replace('localhost', '127.0.0.1');
+}

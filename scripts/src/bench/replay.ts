@@ -1,0 +1,145 @@
+/** The start-up phase: the time query takes from its spawn to `/readyz` 200 on a long log. */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { round, say } from '../harness.js';
+import { freePorts, type SystemOptions } from '../processes.js';
+import type { Settings } from './options.js';
+import { buildLog, buildStream, type BuiltLog } from './replay-log.js';
+import { get } from './requests.js';
+import { pollReady, spawnService, stopChild } from './spawn.js';
+import { now } from './stats.js';
+import { type QueryPosts } from './views.js';
+
+export interface ReplayResult {
+  events: number;
+  posts: number;
+  comments: number;
+  /** Building the log with the bus's own store module (not part of the figure). */
+  buildMs: number;
+  databaseBytes: number;
+  /** From spawning query to its first `GET /readyz` 200. */
+  readyMs: number;
+  /** Of which: from the spawn to query's "listening" line (Node's start, loading modules), when logged. */
+  bootMs: number | null;
+  /** And from "listening" to ready: fetching and applying the log. */
+  catchUpMs: number | null;
+  /** What query served right after: every post and comment, all final. */
+  verified: boolean;
+}
+
+/** Where query reads the log, and what it holds. */
+interface LogSource {
+  log: BuiltLog;
+  databaseBytes: number;
+  /** query's environment: the bus, or (nats) the stream, with no bus at all. */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+async function buildSource(
+  dataDir: string,
+  events: number,
+  transport: Pick<SystemOptions, 'transport'>,
+  busUrl: string,
+): Promise<LogSource> {
+  if (transport.transport === 'nats') {
+    const stream = await buildStream(dataDir, events);
+    return {
+      log: stream.log,
+      databaseBytes: stream.bytes,
+      env: { EVENT_TRANSPORT: 'nats', NATS_URL: stream.server.url, NATS_STREAM: stream.stream },
+      stop: () => stream.server.stop(),
+    };
+  }
+  const { databaseBytes, ...log } = buildLog(dataDir, events);
+  return {
+    log,
+    databaseBytes,
+    env: { EVENT_TRANSPORT: 'http', EVENT_BUS_URL: busUrl },
+    stop: () => Promise.resolve(),
+  };
+}
+
+export async function measureReplay(
+  settings: Settings['replay'],
+  logLevel: string,
+  transport: Pick<SystemOptions, 'transport'>,
+): Promise<ReplayResult> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-replay-'));
+  const children: ChildProcess[] = [];
+  let source: LogSource | undefined;
+  try {
+    const [busPort, queryPort] = await freePorts(2);
+    const busUrl = `http://127.0.0.1:${busPort}`;
+    const queryUrl = `http://127.0.0.1:${queryPort}`;
+    const built = now();
+    source = await buildSource(dataDir, settings.events, transport, busUrl);
+    const buildMs = now() - built;
+
+    if (transport.transport !== 'nats') {
+      const bus = spawnService('event-bus', {
+        PORT: String(busPort),
+        EVENT_TRANSPORT: 'http',
+        DATA_DIR: dataDir,
+        SUBSCRIBERS: `query=${queryUrl}/events`,
+        LOG_LEVEL: logLevel,
+      });
+      children.push(bus.child);
+      await pollReady(busUrl, bus, 30_000, 20);
+    }
+
+    const spawned = now();
+    const query = spawnService('query', { PORT: String(queryPort), ...source.env, LOG_LEVEL: logLevel });
+    children.push(query.child);
+    await pollReady(queryUrl, query, settings.readyTimeoutMs, 2);
+    const readyMs = now() - spawned;
+    const bootMs = query.listeningAt === undefined ? null : round(query.listeningAt - spawned, 0);
+    const { log } = source;
+    return {
+      events: settings.events,
+      posts: log.posts,
+      comments: log.comments,
+      buildMs: round(buildMs, 0),
+      databaseBytes: source.databaseBytes,
+      readyMs: round(readyMs, 0),
+      bootMs,
+      catchUpMs: bootMs === null ? null : round(readyMs - bootMs, 0),
+      verified: await servesWholeLog(queryUrl, log),
+    };
+  } finally {
+    await Promise.all(children.map(stopChild));
+    await source?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Whether query serves every post and comment of the log, all final (and if not, says what it serves). */
+async function servesWholeLog(queryUrl: string, log: BuiltLog): Promise<boolean> {
+  const reply = await get(`${queryUrl}/posts`, { timeoutMs: 30_000 });
+  const posts = JSON.parse(reply.body) as QueryPosts;
+  let comments = 0;
+  let rejected = 0;
+  let pending = 0;
+  for (const post of Object.values(posts)) {
+    comments += post.comments.length;
+    for (const comment of post.comments) {
+      if (comment.status === 'rejected') rejected++;
+      if (comment.status === 'pending') pending++;
+    }
+  }
+  const verified =
+    reply.status === 200 &&
+    Object.keys(posts).length === log.posts &&
+    comments === log.comments &&
+    rejected === log.rejected &&
+    pending === 0;
+  if (!verified) {
+    say(
+      `  query after start: ${Object.keys(posts).length}/${log.posts} posts, ${comments}/${log.comments} ` +
+        `comments, ${rejected}/${log.rejected} rejected, ${pending} pending`,
+    );
+  }
+  return verified;
+}

@@ -1,0 +1,210 @@
+/** The report a run prints: the table of figures against the targets, a note per phase, hops and profiles. */
+import { formatHops } from './hops.js';
+import type { LatencyResult } from './latency.js';
+import { TARGETS } from './options.js';
+import { formatProfiles } from './profiles.js';
+import type { Results, WithCpu } from './results.js';
+
+/** Each phase's rows of the table, and its notes under it. */
+interface Section {
+  rows: string[][];
+  notes: string[];
+}
+
+const ms = (value: number) => `${value.toFixed(value < 10 ? 2 : 1)} ms`;
+const mark = (ok: boolean) => (ok ? '✔' : '✘');
+
+const cpu = (perComment: Record<string, number> | null) =>
+  perComment
+    ? `; CPU per comment: ${Object.entries(perComment)
+        .map(([name, value]) => `${name} ${value} ms`)
+        .join(', ')}`
+    : '';
+
+/** The whole report: the table, then the hops and profiles when the run gathered them. */
+export function formatReport(results: Results): string {
+  const profiles = results.details.profiles ? `\n${formatProfiles(results.details.profiles)}\n` : '';
+  const hops = results.details.hops ? `\n${formatHops(results.details.hops)}\n` : '';
+  return `\n${formatTable(results)}\n${hops}${profiles}`;
+}
+
+export function formatTable(r: Results): string {
+  const sections = [latencySection, throughputSection, rateSection, replaySection, clientSection].map(
+    (section) => section(r),
+  );
+  const rows = [['figure', 'measured', 'target', 'course (JS)', ''], ...sections.flatMap((s) => s.rows)];
+  const notes = sections.flatMap((s) => s.notes);
+  const d = r.details;
+  const m = r.machine;
+  const header = [
+    `${r.date} · ${r.command} · ${r.mode} run in ${d.totalSeconds} s`,
+    `machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGB} GB, node ${m.node}, ${m.platform}; ` +
+      `load average ${m.loadBefore} before, ${m.loadAfter} after`,
+    `system: ${r.system}, transport ${r.transport}, LOG_LEVEL=${r.logLevel}`,
+  ];
+  const errors = `errors: ${Object.entries(r.errors)
+    .map(([name, n]) => `${name} ${n}`)
+    .join(', ')}`;
+  return [...header, '', ...markdownTable(rows), '', ...notes, errors].join('\n');
+}
+
+/** The rows as a markdown table, each column as wide as its widest cell; the first row is the header. */
+function markdownTable(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
+  const line = (row: string[]) => `| ${row.map((cell, col) => cell.padEnd(widths[col]!)).join(' | ')} |`;
+  return [line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)];
+}
+
+function latencyNote(lat: WithCpu<LatencyResult>): string {
+  const seen =
+    lat.observer === 'push'
+      ? 'seen on GET /posts/live'
+      : `${lat.pollsPerSample} GET /posts per comment` +
+        (lat.settings.pollIntervalMs ? ` (${lat.settings.pollIntervalMs} ms apart)` : '');
+  return (
+    `latency (${lat.observer}): ${lat.afterCreatedMs.count} samples after ${lat.settings.warmup} warm-up; ` +
+    `from sending the POST: p50 ${ms(lat.fromRequestMs.p50)}, p99 ${ms(lat.fromRequestMs.p99)}; the POST ` +
+    `alone: p50 ${ms(lat.createMs.p50)}, p99 ${ms(lat.createMs.p99)}; ${seen}; ` +
+    `${lat.wrongStatus} with a wrong status${cpu(lat.cpuMsPerComment)}`
+  );
+}
+
+function latencySection({ figures: f, details: d }: Results): Section {
+  const section: Section = { rows: [], notes: [] };
+  if (d.latency && f.latencyP50Ms !== null && f.latencyP99Ms !== null && f.latencyMaxMs !== null) {
+    const lat = d.latency;
+    section.rows.push(
+      [
+        'e2e latency p50 (201 → final status pushed by query)',
+        ms(f.latencyP50Ms),
+        '≤ 5 ms',
+        '',
+        mark(f.latencyP50Ms <= TARGETS.latencyP50Ms),
+      ],
+      ['e2e latency p99', ms(f.latencyP99Ms), '≤ 20 ms', '', mark(f.latencyP99Ms <= TARGETS.latencyP99Ms)],
+      ['e2e latency max', ms(f.latencyMaxMs), '', '', ''],
+      // The figure starts at the 201; this one includes the create itself, so a 201 that got later
+      // cannot make the figure look better.
+      [
+        'same, from sending the POST: p50 / p99',
+        `${ms(lat.fromRequestMs.p50)} / ${ms(lat.fromRequestMs.p99)}`,
+        '',
+        '',
+        '',
+      ],
+    );
+    section.notes.push(latencyNote(lat));
+  }
+  if (d.latencyPolled && f.latencyPolledP50Ms !== null && f.latencyPolledP99Ms !== null) {
+    section.rows.push(
+      ['same, seen by polling GET /posts: p50', ms(f.latencyPolledP50Ms), '', '32 ms', ''],
+      ['same, seen by polling GET /posts: p99', ms(f.latencyPolledP99Ms), '', '85 ms', ''],
+    );
+    section.notes.push(latencyNote(d.latencyPolled));
+  }
+  return section;
+}
+
+function throughputSection({ figures: f, details: d }: Results): Section {
+  if (!d.throughput || f.throughputPerSec === null) return { rows: [], notes: [] };
+  const t = d.throughput;
+  const errors =
+    Object.entries(t.errors)
+      .map(([status, n]) => `${n}× ${status}`)
+      .join(', ') || 'none';
+  return {
+    rows: [
+      [
+        'e2e throughput (created → final in query)',
+        `${f.throughputPerSec.toFixed(0)} comments/s`,
+        '≥ 500/s (aim 1000)',
+        '104/s',
+        mark(f.throughputPerSec >= TARGETS.throughputPerSec && t.complete),
+      ],
+      ['throughput errors (non-201)', `${t.errorCount} (${errors})`, '0', '', mark(t.errorCount === 0)],
+    ],
+    notes: [
+      `throughput: ${t.settings.writers} writers on ${t.settings.posts} posts for ${t.settings.durationMs / 1000} s: ` +
+        `${t.created} created (${t.createdPerSecond}/s, POST p50 ${ms(t.createMs.p50)}, p99 ${ms(t.createMs.p99)}), ` +
+        `${t.final} final in query ${t.drainMs} ms after the writers stopped` +
+        `${t.complete ? '' : ' (NOT ALL FINAL before the deadline)'}${cpu(t.cpuMsPerComment)}`,
+    ],
+  };
+}
+
+function rateSection({ figures: f, details: d }: Results): Section {
+  if (!d.rate || f.queryRps === null || f.bareRps === null || f.queryToBareRatio === null)
+    return { rows: [], notes: [] };
+  const rate = d.rate;
+  return {
+    rows: [
+      ['query GET /posts', `${f.queryRps.toFixed(0)} req/s`, '', '', ''],
+      ['bare node:http, same bytes', `${f.bareRps.toFixed(0)} req/s`, '', '', ''],
+      [
+        'query / bare',
+        f.queryToBareRatio.toFixed(2),
+        '≥ 0.5',
+        '0.04',
+        mark(f.queryToBareRatio >= TARGETS.queryToBareRatio),
+      ],
+    ],
+    notes: [
+      `GET /posts: ${rate.posts} posts, ${rate.comments} comments, ${(rate.bodyBytes / 1024).toFixed(0)} KiB; ` +
+        `autocannon ${rate.settings.connections} connections × ${rate.settings.durationS} s; query p50 ` +
+        `${rate.query.latencyP50Ms} ms p99 ${rate.query.latencyP99Ms} ms (${rate.query.mbPerSecond} MB/s), bare p50 ` +
+        `${rate.bare.latencyP50Ms} ms p99 ${rate.bare.latencyP99Ms} ms (${rate.bare.mbPerSecond} MB/s)`,
+    ],
+  };
+}
+
+function replaySection({ figures: f, details: d, transport }: Results): Section {
+  if (!d.replay || f.readyMs === null) return { rows: [], notes: [] };
+  const replay = d.replay;
+  const store = transport === 'nats' ? 'JetStream store' : 'SQLite';
+  return {
+    rows: [
+      [
+        `query ready from ${replay.events.toLocaleString('en')} events`,
+        `${(f.readyMs / 1000).toFixed(2)} s`,
+        '≤ 2 s',
+        '',
+        mark(f.readyMs <= TARGETS.readyMs && replay.verified),
+      ],
+    ],
+    notes: [
+      `start: ${replay.posts} posts and ${replay.comments} comments in ${replay.events} events ` +
+        `(${(replay.databaseBytes / 2 ** 20).toFixed(1)} MiB of ${store}, built in ${replay.buildMs} ms); ` +
+        `spawn → /readyz 200 in ${replay.readyMs} ms` +
+        (replay.bootMs === null ? '' : ` (boot ${replay.bootMs} ms, catch-up ${replay.catchUpMs} ms)`) +
+        '; ' +
+        `${replay.verified ? 'every post and comment served' : 'NOT VERIFIED'}`,
+    ],
+  };
+}
+
+function clientSection({ figures: f, details: d }: Results): Section {
+  if (!d.client || f.clientJsGzipKb === null) return { rows: [], notes: [] };
+  const c = d.client;
+  const rows = [
+    [
+      'client JavaScript, gzipped',
+      `${f.clientJsGzipKb.toFixed(1)} kB`,
+      `≤ ${TARGETS.clientJsGzipKb} kB`,
+      '',
+      mark(f.clientJsGzipKb <= TARGETS.clientJsGzipKb),
+    ],
+  ];
+  if (f.clientLoadMs !== null)
+    rows.push([`page load → ${c.posts} posts drawn (median)`, ms(f.clientLoadMs), '', '', '']);
+  const files = c.jsFiles
+    .map(
+      (file) =>
+        `${file.file} ${(file.bytes / 1000).toFixed(1)} kB (${(file.gzipBytes / 1000).toFixed(1)} gzipped)`,
+    )
+    .join(', ');
+  const loads = c.skipped
+    ? `page loads skipped: ${c.skipped}`
+    : `Chromium (headless, cache off) via the router, navigation start → ${c.posts} cards in the post list: ` +
+      `${c.loadsMs.map((v) => ms(v)).join(', ')}`;
+  return { rows, notes: [`client: ${files}; ${loads}`] };
+}

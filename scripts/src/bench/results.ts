@@ -1,0 +1,162 @@
+/** The results of a run, as written to JSON: the headline figures, the error counts and every detail. */
+import os from 'node:os';
+import { round } from '../harness.js';
+import type { ClientResult } from './client-page.js';
+import type { HopTiming } from './hops.js';
+import type { LatencyResult } from './latency.js';
+import { COURSE, TARGETS, type Options, type Phase } from './options.js';
+import type { ProfileSummary } from './profiles.js';
+import type { RateResult } from './rate.js';
+import type { ReplayResult } from './replay.js';
+import type { ThroughputResult } from './throughput.js';
+
+/** A phase's result with the CPU time each process spent per comment (null: not known). */
+export type WithCpu<T> = T & { cpuMsPerComment: Record<string, number> | null };
+
+/** What the phases measured (null: phase not run). */
+export interface Measured {
+  latency: WithCpu<LatencyResult> | null;
+  latencyPolled: WithCpu<LatencyResult> | null;
+  rate: RateResult | null;
+  throughput: WithCpu<ThroughputResult> | null;
+  replay: ReplayResult | null;
+  client: ClientResult | null;
+}
+
+export type Figures = {
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  latencyMaxMs: number;
+  latencyPolledP50Ms: number;
+  latencyPolledP99Ms: number;
+  throughputPerSec: number;
+  queryRps: number;
+  bareRps: number;
+  queryToBareRatio: number;
+  readyMs: number;
+  clientJsGzipKb: number;
+  clientLoadMs: number;
+};
+
+export interface Results {
+  date: string;
+  command: string;
+  mode: 'full' | 'quick';
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    memoryGB: number;
+    node: string;
+    platform: string;
+    /** 1-minute load average before and after the run: others' work on the machine skews every figure. */
+    loadBefore: number;
+    loadAfter: number;
+  };
+  system: string;
+  /** How the services exchanged events: `http` (the event-bus) or `nats` (NATS JetStream). */
+  transport: string;
+  logLevel: string;
+  phases: Phase[];
+  /** The headline figures: every one a finite positive number when the run succeeded (null: phase not run). */
+  figures: { [K in keyof Figures]: number | null };
+  /** Counts that should be 0. */
+  errors: {
+    throughputNon201: number;
+    throughputNotFinal: number;
+    latencyWrongStatus: number;
+    queryNon2xx: number;
+    bareNon2xx: number;
+    replayNotVerified: number;
+    deadLetters: number;
+  };
+  targets: typeof TARGETS;
+  course: typeof COURSE;
+  details: Measured & {
+    subscribers: unknown;
+    profiles: ProfileSummary[] | null;
+    hops: HopTiming[] | null;
+    totalSeconds: number;
+  };
+}
+
+/** The rest of a run's results: the bus's subscribers, the profiles, the hops, and the run's own facts. */
+export interface RunFacts {
+  loadBefore: number;
+  deadLetters: number;
+  subscribers: unknown;
+  profiles: ProfileSummary[] | null;
+  hops: HopTiming[] | null;
+  totalSeconds: number;
+}
+
+export function buildResults(options: Options, measured: Measured, facts: RunFacts): Results {
+  const cpus = os.cpus();
+  return {
+    date: new Date().toISOString(),
+    command: ['node scripts/dist/bench/main.js', ...process.argv.slice(2)].join(' '),
+    mode: options.quick ? 'quick' : 'full',
+    machine: {
+      cpus: cpus.length,
+      cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+      memoryGB: round(os.totalmem() / 2 ** 30, 1),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      loadBefore: round(facts.loadBefore, 2),
+      loadAfter: round(os.loadavg()[0] ?? 0, 2),
+    },
+    system: options.urls ? 'given URLs' : 'started by the bench (scripts/src/processes.ts)',
+    transport: options.urls ? 'as configured' : (options.transport.transport ?? 'http'),
+    logLevel: options.urls ? 'as configured' : options.logLevel,
+    phases: [...options.phases],
+    figures: figuresOf(measured),
+    errors: errorsOf(measured, facts.deadLetters),
+    targets: TARGETS,
+    course: COURSE,
+    details: {
+      ...measured,
+      subscribers: facts.subscribers,
+      profiles: facts.profiles,
+      hops: facts.hops,
+      totalSeconds: facts.totalSeconds,
+    },
+  };
+}
+
+function figuresOf({
+  latency,
+  latencyPolled,
+  throughput,
+  rate,
+  replay,
+  client,
+}: Measured): Results['figures'] {
+  return {
+    latencyP50Ms: latency?.afterCreatedMs.p50 ?? null,
+    latencyP99Ms: latency?.afterCreatedMs.p99 ?? null,
+    latencyMaxMs: latency?.afterCreatedMs.max ?? null,
+    latencyPolledP50Ms: latencyPolled?.afterCreatedMs.p50 ?? null,
+    latencyPolledP99Ms: latencyPolled?.afterCreatedMs.p99 ?? null,
+    throughputPerSec: throughput?.perSecond ?? null,
+    queryRps: rate?.query.rps ?? null,
+    bareRps: rate?.bare.rps ?? null,
+    queryToBareRatio: rate?.ratio ?? null,
+    readyMs: replay?.readyMs ?? null,
+    clientJsGzipKb: client?.jsGzipKb ?? null,
+    clientLoadMs: client?.loadMedianMs ?? null,
+  };
+}
+
+function errorsOf(
+  { latency, latencyPolled, throughput, rate, replay }: Measured,
+  deadLetters: number,
+): Results['errors'] {
+  return {
+    throughputNon201: throughput?.errorCount ?? 0,
+    throughputNotFinal: throughput ? Math.max(0, throughput.created - throughput.final) : 0,
+    latencyWrongStatus: (latency?.wrongStatus ?? 0) + (latencyPolled?.wrongStatus ?? 0),
+    queryNon2xx: rate ? rate.query.non2xx + rate.query.errors : 0,
+    bareNon2xx: rate ? rate.bare.non2xx + rate.bare.errors : 0,
+    replayNotVerified: replay && !replay.verified ? 1 : 0,
+    deadLetters,
+  };
+}
