@@ -30,7 +30,7 @@ import {
   natsTokenArgs,
   removeNatsTokenFile,
   uniqueStreamName,
-} from '@blog/common/testing';
+} from '@blog/common/nats-server';
 import { formatServiceLine, LineSplitter, painter } from './logs.js';
 import { killOnParentExit, signalTree } from './process/child-group.js';
 import { delay, withTimeout } from './process/delay.js';
