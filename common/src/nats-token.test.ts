@@ -2,12 +2,8 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsTransport } from './nats-transport.js';
-import {
-  natsAvailability,
-  startNatsServer,
-  uniqueStreamName,
-  type NatsServer,
-} from './testing/nats-server.js';
+import { startNatsServer, uniqueStreamName, type NatsServer } from './nats-server.js';
+import { natsAvailability } from './testing/nats.js';
 
 // A real nats-server that requires EVENT_BUS_TOKEN: only a client that presents it may publish or read.
 const nats = natsAvailability({ needs: 'binary' });

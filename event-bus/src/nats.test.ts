@@ -1,7 +1,8 @@
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NatsTransport } from '@blog/common';
-import { natsAvailability, uniqueStreamName } from '@blog/common/testing';
+import { uniqueStreamName } from '@blog/common/nats-server';
+import { natsAvailability } from '@blog/common/testing';
 import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
 import { busRouteTests } from '../../test/support/bus-routes.js';
 import { waitFor } from '../../test/support/stack.js';

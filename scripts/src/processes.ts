@@ -21,7 +21,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,8 +30,17 @@ import {
   natsTokenArgs,
   removeNatsTokenFile,
   uniqueStreamName,
-} from '@blog/common/testing';
+} from '@blog/common/nats-server';
 import { formatServiceLine, LineSplitter, painter } from './logs.js';
+import { killOnParentExit, signalTree } from './process/child-group.js';
+import { delay, withTimeout } from './process/delay.js';
+import { describeExit, StartError, type ExitInfo } from './process/errors.js';
+import { assertPortsFree, freePorts } from './process/ports.js';
+import { waitForNats, waitForReady } from './process/readiness.js';
+
+export { describeExit, StartError, type ExitInfo } from './process/errors.js';
+export { assertPortsFree, freePorts, isPortFree } from './process/ports.js';
+export { waitForNats, waitForReady } from './process/readiness.js';
 import { localBackends, startRouter, type Router } from './router.js';
 
 /** In start order: the bus first, since every other service catches up from it. */
@@ -92,11 +100,6 @@ export const NATS_INSTALL_HINT =
 
 /** The repository root (this file is `scripts/src/processes.ts` or `scripts/dist/processes.js`). */
 export const ROOT_DIR = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
-
-export interface ExitInfo {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
 
 export interface SystemOptions {
   /**
@@ -194,180 +197,8 @@ export interface System {
   router?: { url: string; port: number };
 }
 
-/** A start that failed: which service, and the end of what it wrote. */
-export class StartError extends Error {
-  override name = 'StartError';
-  constructor(
-    message: string,
-    readonly service?: string,
-    readonly output: string[] = [],
-  ) {
-    super(output.length ? `${message}\n  ${output.slice(-20).join('\n  ')}` : message);
-  }
-}
-
 const LOG_LINES_KEPT = 1000;
 const POLL_MS = 150;
-
-// ---------------------------------------------------------------------------------------------- ports
-
-function listenOnce(port: number, host: string): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ port, host, exclusive: true }, () => resolve(server));
-  });
-}
-
-function closeQuietly(server: net.Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
-}
-
-/** Binds like the services do: on `::` (every address, IPv4 too), or `0.0.0.0` where IPv6 is off. */
-async function bindAny(port: number): Promise<net.Server> {
-  try {
-    return await listenOnce(port, '::');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL') return listenOnce(port, '0.0.0.0');
-    throw err;
-  }
-}
-
-/** Whether nothing listens on the port (on any address). */
-export async function isPortFree(port: number): Promise<boolean> {
-  try {
-    await closeQuietly(await bindAny(port));
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') return false;
-    throw err;
-  }
-}
-
-/** `count` distinct ports that are free right now (children cannot be told "port 0", so we pick). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) servers.push(await bindAny(0));
-    return servers.map((server) => (server.address() as net.AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map(closeQuietly));
-  }
-}
-
-/** Throws a StartError naming every service whose port is taken. */
-export async function assertPortsFree(ports: Partial<Record<string, number>>): Promise<void> {
-  const busy: [string, number][] = [];
-  for (const [name, port] of Object.entries(ports)) {
-    if (port !== undefined && !(await isPortFree(port))) busy.push([name, port]);
-  }
-  const [first] = busy;
-  if (!first) return;
-  throw new StartError(
-    `Port already in use: ${busy.map(([name, port]) => `${port} (${name})`).join(', ')}. Another ` +
-      `\`npm start\`, \`docker compose up\` or a service started by hand may still be running: find it ` +
-      `with \`ss -ltnp 'sport = :${first[1]}'\` (or \`lsof -i :${first[1]}\`), stop it, and try again.`,
-  );
-}
-
-// ---------------------------------------------------------------------------------------------- readiness
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-interface PollOptions {
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-/**
- * Tries `attempt` (given how long it may take) every POLL_MS until it resolves. Rejects after `timeoutMs`
- * with `${failure} within N s (last: <the last attempt's error>)`, or as soon as `signal` aborts.
- */
-async function pollUntil(
-  failure: string,
-  attempt: (attemptTimeoutMs: number) => Promise<void>,
-  options: PollOptions,
-): Promise<void> {
-  const timeoutMs = options.timeoutMs ?? 60_000;
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer yet';
-  for (;;) {
-    options.signal?.throwIfAborted();
-    try {
-      return await attempt(Math.max(100, Math.min(2000, deadline - Date.now())));
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() >= deadline) {
-      throw new StartError(`${failure} within ${timeoutMs / 1000} s (last: ${last})`);
-    }
-    await delay(POLL_MS, options.signal);
-  }
-}
-
-/**
- * Polls `GET <url>/readyz` until it answers 200. Rejects after `timeoutMs` with the last answer or error,
- * or as soon as `signal` aborts.
- */
-export function waitForReady(url: string, options: PollOptions = {}): Promise<void> {
-  return pollUntil(
-    `${url}/readyz did not answer 200`,
-    async (attemptTimeoutMs) => {
-      let response: Response;
-      let body: string;
-      try {
-        response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(attemptTimeoutMs) });
-        body = await response.text();
-      } catch (err) {
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        throw new Error(cause?.code ?? cause?.message ?? (err as Error).message);
-      }
-      if (response.status !== 200) throw new Error(`${response.status} ${body.slice(0, 200)}`);
-    },
-    options,
-  );
-}
-
-/** One attempt: connects and resolves once the server sends its `INFO` line, as NATS greets a client. */
-function natsGreets(url: URL, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: url.hostname, port: Number(url.port || DEFAULT_NATS_PORT) });
-    let received = '';
-    const done = (err?: Error) => {
-      socket.destroy();
-      if (err) reject(err);
-      else resolve();
-    };
-    socket.setTimeout(timeoutMs, () => done(new Error('no INFO line')));
-    socket.on('error', (err: NodeJS.ErrnoException) => done(new Error(err.code ?? err.message)));
-    socket.on('data', (chunk: Buffer) => {
-      received += chunk.toString('latin1');
-      if (received.startsWith('INFO ')) done();
-      else if (received.length >= 5) done(new Error(`not a NATS server: ${received.slice(0, 60)}`));
-    });
-  });
-}
-
-/**
- * Polls `nats://host:port` until a connection is greeted with `INFO` (the nats-server accepts clients only
- * once JetStream has recovered its store). Rejects after `timeoutMs`, or as soon as `signal` aborts.
- */
-export function waitForNats(natsUrl: string, options: PollOptions = {}): Promise<void> {
-  const url = new URL(natsUrl);
-  return pollUntil(`${natsUrl} did not greet a client`, (ms) => natsGreets(url, ms), options);
-}
 
 // ---------------------------------------------------------------------------------------------- processes
 
@@ -385,46 +216,6 @@ interface Proc {
   crashDelayMs: number;
   restartTimer: NodeJS.Timeout | undefined;
   logs: string[];
-}
-
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/** If this process exits without `stop()` (a failed test, an uncaught error), take the services along. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of liveChildren) signalTree(child, 'SIGKILL');
-  });
-}
-
-/** Children run in their own process group (so Ctrl-C reaches only us): signal the whole group. */
-function signalTree(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(process.platform === 'win32' ? child.pid : -child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function describeExit(exit: ExitInfo): string {
-  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** The nats-server startSystem runs (transport `nats` without `natsUrl`): its binary. */
@@ -577,7 +368,6 @@ async function startOnce(
   let startedAll = false;
   let router: Router | undefined;
   const helpers: ChildProcess[] = [];
-  installExitHook();
 
   const print = (name: string, line: string, stream: 'stdout' | 'stderr') => {
     options.onLine?.(name, line, stream);
@@ -645,7 +435,7 @@ async function startOnce(
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
-    liveChildren.add(child);
+    killOnParentExit(child);
     proc.child = child;
     proc.startedAt = Date.now();
     proc.wanted = true;
@@ -653,11 +443,9 @@ async function startOnce(
     proc.exited = new Promise<ExitInfo>((resolve) => {
       child.once('error', (err) => {
         proc.logs.push(`spawn failed: ${err.message}`);
-        liveChildren.delete(child);
         resolve({ code: null, signal: null });
       });
       child.once('exit', (code, signal) => {
-        liveChildren.delete(child);
         resolve({ code, signal });
       });
     });
@@ -753,8 +541,7 @@ async function startOnce(
       [require.resolve('typescript/bin/tsc'), '-b', '--watch', '--preserveWatchOutput'],
       { cwd: rootDir, env: process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
-    liveChildren.add(tsc);
-    tsc.once('exit', () => liveChildren.delete(tsc));
+    killOnParentExit(tsc);
     helpers.push(tsc);
     pipeLines(tsc, 'tsc');
   }
@@ -780,8 +567,7 @@ async function startOnce(
         detached: true,
       },
     );
-    liveChildren.add(vite);
-    vite.once('exit', () => liveChildren.delete(vite));
+    killOnParentExit(vite);
     helpers.push(vite);
     pipeLines(vite, 'vite');
     for (const deadline = Date.now() + readyTimeoutMs; ; await delay(POLL_MS, options.signal)) {

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { createService, type ServiceDefinition } from '@blog/common';
-import { uniqueStreamName } from '@blog/common/testing';
+import { uniqueStreamName } from '@blog/common/nats-server';
 import { commentsProjection } from '../../comments/src/projection.js';
 import { commentsPublicRoutes, commentsRoutes } from '../../comments/src/routes.js';
 import { createNatsBus } from '../../event-bus/src/app.js';
@@ -13,7 +13,7 @@ import { waitFor } from './stack.js';
 /**
  * The blog on NATS JetStream, in this process: the four services and the bus gateway with
  * EVENT_TRANSPORT=nats on a stream of their own, on free ports, over real HTTP and a real nats-server
- * (`natsUrl`, from `@blog/common/testing`). Each service can be stopped and started again alone.
+ * (`natsUrl`, from `test/support/nats.ts`). Each service can be stopped and started again alone.
  */
 
 export type NatsServiceName = 'posts' | 'comments' | 'query' | 'moderation';

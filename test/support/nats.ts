@@ -1,9 +1,10 @@
 import { afterAll, beforeAll } from 'vitest';
-import { natsForTests, startNatsServer, type NatsServer } from '@blog/common/testing';
+import { startNatsServer, type NatsServer } from '@blog/common/nats-server';
+import { natsForTests } from '@blog/common/testing';
 
 /**
- * The vitest side of `@blog/common/testing` (which does not import vitest, being plain code scripts can use
- * too): a NATS for the tests of the calling `describe` block, started before them and stopped after.
+ * The vitest side of `@blog/common/nats-server` and `@blog/common/testing` (which do not import vitest,
+ * being plain code): a NATS for the tests of the calling `describe` block, started before them and stopped after.
  */
 
 /** BLOG_NATS_URL if CI set it, else a nats-server of this block's own: for tests that never kill it. */

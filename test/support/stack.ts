@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createService, type ServiceDefinition } from '@blog/common';
-import { freePort } from '@blog/common/testing';
+import { freePort } from '@blog/common/nats-server';
 import { createBus } from '../../event-bus/src/app.js';
 
 /**

@@ -6,12 +6,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /**
- * A real nats-server with JetStream for tests and scripts (import from `@blog/common/testing`): started on a
- * free port of 127.0.0.1 with its store in a temporary folder, and able to be SIGKILLed and started again on
- * the same port and store, which is how the tests check what survives a crash of NATS.
- *
- * CI may start one server for everything and export its URL as BLOG_NATS_URL: tests that never kill the
- * server use it (`natsForTests`), each on a stream of its own (`uniqueStreamName`), so they never collide.
+ * Running a real nats-server with JetStream (import from `@blog/common/nats-server`): where its binary is,
+ * the arguments that serve one port and store (with a token, only clients presenting it), and
+ * `startNatsServer`, a server on a free port of 127.0.0.1 with its store in a temporary folder, able to be
+ * SIGKILLed and started again on the same port and store, which is how the tests check what survives a
+ * crash of NATS.
  */
 
 export interface NatsServer {
@@ -32,13 +31,6 @@ export interface NatsServer {
   stop(): Promise<void>;
 }
 
-/** What `describe.skipIf` needs to know, and why. */
-export interface NatsAvailability {
-  /** true when these tests cannot run here. */
-  skip: boolean;
-  reason: string;
-}
-
 const BINARY_CANDIDATES = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server', '/usr/bin/nats-server'];
 const START_TIMEOUT_MS = 15_000;
 
@@ -56,43 +48,9 @@ export function findNatsServerBinary(): string | undefined {
   return undefined;
 }
 
-/** The server CI started for every test (BLOG_NATS_URL), if any. */
-export const sharedNatsUrl = (): string | undefined => process.env.BLOG_NATS_URL || undefined;
-
-/**
- * Whether NATS tests can run: `needs: 'binary'` for tests that kill and restart the server themselves,
- * `'any'` (default) for those a shared BLOG_NATS_URL server serves as well. When they cannot, the reason is
- * printed once, so a skipped suite is never silent.
- */
-export function natsAvailability({ needs = 'any' }: { needs?: 'any' | 'binary' } = {}): NatsAvailability {
-  if (findNatsServerBinary()) return { skip: false, reason: 'nats-server found' };
-  if (needs === 'any' && sharedNatsUrl()) return { skip: false, reason: 'BLOG_NATS_URL is set' };
-  const reason =
-    needs === 'binary'
-      ? 'skipped: nats-server not installed; apt-get install nats-server (these tests kill and restart it, so BLOG_NATS_URL does not do)'
-      : 'skipped: nats-server not installed; apt-get install nats-server (or set BLOG_NATS_URL)';
-  if (!printed.has(reason)) {
-    printed.add(reason);
-    console.warn(`NATS tests ${reason}`);
-  }
-  return { skip: true, reason };
-}
-const printed = new Set<string>();
-
-/** A stream name no other test uses (stream names may not contain `.`, `*`, `>`, spaces or path separators). */
+/** A stream name no other run uses (stream names may not contain `.`, `*`, `>`, spaces or path separators). */
 export const uniqueStreamName = (prefix = 'test'): string =>
   `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_${randomBytes(6).toString('hex')}`;
-
-/**
- * For tests that never kill the server: BLOG_NATS_URL if set, else a server of their own. `stop` stops only
- * what this call started.
- */
-export async function natsForTests(): Promise<{ url: string; stop(): Promise<void> }> {
-  const shared = sharedNatsUrl();
-  if (shared) return { url: shared, stop: async () => undefined };
-  const server = await startNatsServer();
-  return { url: server.url, stop: () => server.stop() };
-}
 
 /** Every server started here, killed if the test process exits without stopping them. */
 const live = new Set<ChildProcess>();
@@ -119,6 +77,15 @@ export const removeNatsTokenFile = (dir: string): void =>
   rmSync(path.join(dir, NATS_TOKEN_FILE), { force: true });
 
 const NATS_TOKEN_FILE = 'nats-auth.conf';
+
+/**
+ * `-js -sd <storeDir> -a 127.0.0.1 -p <port>`: JetStream stored in `storeDir`, on the loopback address only,
+ * so nothing on the network reaches it; with `token`, the configuration `natsTokenArgs` writes in storeDir.
+ */
+export function natsServerArgs(options: { port: number; storeDir: string; token?: string }): string[] {
+  const { port, storeDir, token } = options;
+  return ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...natsTokenArgs(token, storeDir)];
+}
 
 /**
  * Starts `nats-server -js -sd <storeDir> -a 127.0.0.1 -p <port>` and resolves once it accepts connections
@@ -191,16 +158,7 @@ function spawnServer(
   storeDir: string,
   token: string | undefined,
 ): Promise<ChildProcess> {
-  const args = [
-    '-js',
-    '-sd',
-    storeDir,
-    '-a',
-    '127.0.0.1',
-    '-p',
-    String(port),
-    ...natsTokenArgs(token, storeDir),
-  ];
+  const args = natsServerArgs({ port, storeDir, token });
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.once('exit', () => live.delete(child));
