@@ -8,7 +8,6 @@ import { round, say, sleep } from '../harness.js';
 import { startBareServer } from './bare-server.js';
 import type { Settings, Urls } from './options.js';
 import { createPost, get, postJson } from './requests.js';
-import { stopChild } from './spawn.js';
 import { now, pool } from './stats.js';
 import { QueryView, type QueryPosts } from './views.js';
 
@@ -98,7 +97,7 @@ export async function measureRate(urls: Urls, settings: Settings['rps']): Promis
       ratio: round(query.rps / bareFigures.rps, 3),
     };
   } finally {
-    await stopChild(bare.child);
+    await bare.server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

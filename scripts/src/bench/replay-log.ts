@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { NatsTransport } from '@blog/common';
-import { startNatsServer } from '@blog/common/testing';
+import { startNatsServer } from '@blog/common/nats-server';
 import { EventStore } from '@blog/event-bus/store';
 import { mulberry32 } from '../harness.js';
 import { moderated } from './stats.js';

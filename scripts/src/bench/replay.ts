@@ -1,5 +1,4 @@
 /** The start-up phase: the time query takes from its spawn to `/readyz` 200 on a long log. */
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +7,7 @@ import { freePorts, type SystemOptions } from '../processes.js';
 import type { Settings } from './options.js';
 import { buildLog, buildStream, type BuiltLog } from './replay-log.js';
 import { get } from './requests.js';
-import { pollReady, spawnService, stopChild } from './spawn.js';
+import { pollReady, spawnService, type Spawned } from './spawn.js';
 import { now } from './stats.js';
 import { type QueryPosts } from './views.js';
 
@@ -68,7 +67,7 @@ export async function measureReplay(
   transport: Pick<SystemOptions, 'transport'>,
 ): Promise<ReplayResult> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-replay-'));
-  const children: ChildProcess[] = [];
+  const children: Spawned[] = [];
   let source: LogSource | undefined;
   try {
     const [busPort, queryPort] = await freePorts(2);
@@ -86,13 +85,13 @@ export async function measureReplay(
         SUBSCRIBERS: `query=${queryUrl}/events`,
         LOG_LEVEL: logLevel,
       });
-      children.push(bus.child);
+      children.push(bus);
       await pollReady(busUrl, bus, 30_000, 20);
     }
 
     const spawned = now();
     const query = spawnService('query', { PORT: String(queryPort), ...source.env, LOG_LEVEL: logLevel });
-    children.push(query.child);
+    children.push(query);
     await pollReady(queryUrl, query, settings.readyTimeoutMs, 2);
     const readyMs = now() - spawned;
     const bootMs = query.listeningAt === undefined ? null : round(query.listeningAt - spawned, 0);
@@ -109,7 +108,7 @@ export async function measureReplay(
       verified: await servesWholeLog(queryUrl, log),
     };
   } finally {
-    await Promise.all(children.map(stopChild));
+    await Promise.all(children.map((child) => child.process.stop()));
     await source?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
