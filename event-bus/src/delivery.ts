@@ -1,6 +1,7 @@
 import { setTimeout as sleepUnlessAborted } from 'node:timers/promises';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import {
+  backoffDelay,
   bearerHeader,
   BODY_MAX_BYTES,
   HttpClient,
@@ -420,8 +421,11 @@ export class SubscriberLoop {
   private async backoff(error: string, rows?: EventRow[]): Promise<void> {
     this.failures++;
     this.lastError = error;
-    const ceiling = Math.min(this.retryMaxMs, FIRST_RETRY_MS * 2 ** Math.min(this.failures - 1, 20));
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    const delay = backoffDelay(this.failures - 1, {
+      firstMs: FIRST_RETRY_MS,
+      maxMs: this.retryMaxMs,
+      jitter: true,
+    });
     this.log.warn(
       { error, failures: this.failures, retryInMs: delay, fromSeq: rows?.[0]?.seq, toSeq: rows?.at(-1)?.seq },
       'delivery failed, will retry',
