@@ -11,8 +11,8 @@ export interface BackoffOptions {
   jitter?: boolean;
 }
 
-/** Doubling stops here: further exponents change nothing under any cap we use, and stay finite. */
-const MAX_DOUBLINGS = 30;
+/** Doubling stops here: 2^20 times the first wait is past any cap we use, and the number stays finite. */
+const MAX_DOUBLINGS = 20;
 
 /** The wait before retry number `attempt` (0 after the first failure): exponential, capped, maybe jittered. */
 export function backoffDelay(attempt: number, { firstMs, maxMs, jitter = false }: BackoffOptions): number {

@@ -6,7 +6,7 @@ import type { NatsClient } from './nats-connection.js';
 import { loadNats } from './nats-libraries.js';
 import { TransportError } from './transport.js';
 
-/** JetStream keeps an id for this long: a publish retried within it is stored once (the design's 1 h). */
+/** JetStream keeps an id for this long: a publish retried within it is stored once (an hour). */
 const DUPLICATE_WINDOW_MS = 60 * 60 * 1000;
 /** A replay's consumer is deleted when done; should that be lost, the server drops it after this idle time. */
 const REPLAY_CONSUMER_IDLE_MS = 30_000;
