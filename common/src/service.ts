@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Express } from 'express';
 import { ConfigError, defaults, env, readConfig, transportConfig } from './config.js';
 import { HttpError } from './errors.js';
@@ -15,6 +15,7 @@ import {
   createHttpApp,
   finishHttpApp,
   listen,
+  type JsonAnswer,
   type PublicRoute,
   type RawRoutes,
   type Readiness,
@@ -56,6 +57,9 @@ export interface ServiceOptions {
   serverTimeouts?: Partial<ServerTimeouts>;
 }
 
+/** The variables `transportConfig` reads, as read. */
+type TransportSettings = z.infer<z.ZodObject<ReturnType<typeof transportConfig>>>;
+
 const MAX_BATCH = 1000;
 const READINESS_CACHE_MS = 2000;
 
@@ -73,37 +77,11 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   );
   const log = createLogger(definition.name, config.LOG_LEVEL);
   const metrics = createMetrics(definition.name);
-  const transport: EventTransport =
-    options.transport ??
-    (config.EVENT_TRANSPORT === 'nats'
-      ? new NatsTransport({
-          url: config.NATS_URL,
-          stream: config.NATS_STREAM,
-          log,
-          name: definition.name,
-          token: config.EVENT_BUS_TOKEN,
-        })
-      : new HttpTransport(config.EVENT_BUS_URL, { token: config.EVENT_BUS_TOKEN }));
+  const transport = options.transport ?? transportFor(config, log, definition.name);
   // Deliveries must come from the bus: with EVENT_BUS_TOKEN set, POST /events needs it.
   const tokenCheck = new TokenCheck(config.EVENT_BUS_TOKEN);
   const subscriber = new Subscriber(definition.projection, transport, log, metrics);
-
-  let busCheck: { at: number; readiness: Readiness } | undefined;
-  const readiness = async (): Promise<Readiness> => {
-    if (!subscriber.caughtUp) return { ready: false, reason: 'catching up with the event log' };
-    if (busCheck && Date.now() - busCheck.at < READINESS_CACHE_MS) return busCheck.readiness;
-    const result = await transport.fetchAfter(subscriber.appliedSeq, 1).then(
-      () => ({ ready: true }),
-      (err: Error) => {
-        // The answer says what is unreachable; the log says where, once per change of state.
-        if (busCheck?.readiness.ready !== false) log.warn({ err: err.message }, 'not ready');
-        return { ready: false, reason: unavailableMessage(err) };
-      },
-    );
-    busCheck = { at: Date.now(), readiness: result };
-    return result;
-  };
-
+  const readiness = cachedReadiness(subscriber, transport, log);
   const context: ServiceContext<State> = { subscriber, log, metrics };
   // The types this service acts on: the bus may hold back the others a moment, to send them together.
   const typesHeader: Record<string, string> = definition.projection.types
@@ -119,22 +97,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
       // Every delivery comes here: answered ahead of Express, since it is the busiest route of all.
       'POST /events': kit.json(
         '/events',
-        async (body, req) => {
-          const events = parseDelivery(body);
-          const replyAccepted = String(req.headers['x-events-reply']).toLowerCase() === 'accept';
-          const cursorHeader = Number(req.headers['x-events-cursor']);
-          const busCursor =
-            Number.isSafeInteger(cursorHeader) && cursorHeader >= 0 ? cursorHeader : undefined;
-          const reactions = await subscriber.receive(events, { replyAccepted, busCursor });
-          // Tells the bus this subscriber takes batches, which seq it acknowledges, and how many reactions
-          // the answer carries for it to store (docs/event-bus.md).
-          const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
-          const headers: Record<string, string> = { ...typesHeader, 'X-Events-Batch': 'accept' };
-          if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
-          if (reactions.length === 0) return { body: {}, headers };
-          headers['X-Events-Reactions'] = String(reactions.length);
-          return { body: { events: reactions }, headers };
-        },
+        (body, req) => answerDelivery(subscriber, typesHeader, body, req),
         (req) => tokenCheck.check(req),
       ),
     }),
@@ -166,9 +129,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
         // A consumer made now starts after what the catch-up handled, not at the log's first event.
         transport.consume?.(
           definition.name,
-          async (events) => {
-            await subscriber.receive(events);
-          },
+          (events) => subscriber.receive(events).then(() => undefined),
           handledSeq + 1,
         );
       });
@@ -181,6 +142,71 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
       await transport.close();
     },
   };
+}
+
+/** The event log as configured: the HTTP bus, or the NATS stream (EVENT_TRANSPORT). */
+function transportFor(
+  config: TransportSettings & { EVENT_BUS_URL: string },
+  log: Logger,
+  name: ServiceName,
+): EventTransport {
+  return config.EVENT_TRANSPORT === 'nats'
+    ? new NatsTransport({
+        url: config.NATS_URL,
+        stream: config.NATS_STREAM,
+        log,
+        name,
+        token: config.EVENT_BUS_TOKEN,
+      })
+    : new HttpTransport(config.EVENT_BUS_URL, { token: config.EVENT_BUS_TOKEN });
+}
+
+/**
+ * Ready once caught up and while the event log answers; the log's answer is kept READINESS_CACHE_MS, so
+ * frequent probes do not each cost the log a request.
+ */
+function cachedReadiness<State>(
+  subscriber: Subscriber<State>,
+  transport: EventTransport,
+  log: Logger,
+): () => Promise<Readiness> {
+  let busCheck: { at: number; readiness: Readiness } | undefined;
+  return async () => {
+    if (!subscriber.caughtUp) return { ready: false, reason: 'catching up with the event log' };
+    if (busCheck && Date.now() - busCheck.at < READINESS_CACHE_MS) return busCheck.readiness;
+    const result = await transport.fetchAfter(subscriber.appliedSeq, 1).then(
+      () => ({ ready: true }),
+      (err: Error) => {
+        // The answer says what is unreachable; the log says where, once per change of state.
+        if (busCheck?.readiness.ready !== false) log.warn({ err: err.message }, 'not ready');
+        return { ready: false, reason: unavailableMessage(err) };
+      },
+    );
+    busCheck = { at: Date.now(), readiness: result };
+    return result;
+  };
+}
+
+/** `POST /events`: applies a delivery and answers what the bus needs to know, with any reactions. */
+async function answerDelivery<State>(
+  subscriber: Subscriber<State>,
+  typesHeader: Record<string, string>,
+  body: unknown,
+  req: IncomingMessage,
+): Promise<JsonAnswer> {
+  const events = parseDelivery(body);
+  const replyAccepted = String(req.headers['x-events-reply']).toLowerCase() === 'accept';
+  const cursorHeader = Number(req.headers['x-events-cursor']);
+  const busCursor = Number.isSafeInteger(cursorHeader) && cursorHeader >= 0 ? cursorHeader : undefined;
+  const reactions = await subscriber.receive(events, { replyAccepted, busCursor });
+  // Tells the bus this subscriber takes batches, which seq it acknowledges, and how many reactions the
+  // answer carries for it to store (docs/event-bus.md).
+  const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
+  const headers: Record<string, string> = { ...typesHeader, 'X-Events-Batch': 'accept' };
+  if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
+  if (reactions.length === 0) return { body: {}, headers };
+  headers['X-Events-Reactions'] = String(reactions.length);
+  return { body: { events: reactions }, headers };
 }
 
 /**

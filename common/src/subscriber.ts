@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { backoffDelay } from './backoff.js';
 import {
   asBlogEvent,
   type BlogEvent,
@@ -49,6 +50,8 @@ const PAGE_SIZE = 10_000;
 const MAX_REPLY_REACTIONS = 200;
 /** How long a command waits for the delivery of its own event before fetching it from the bus. */
 const WAIT_FOR_DELIVERY_MS = 5;
+/** While the log is unreachable at start, catch-up is tried again after 100 ms doubling up to 5 s. */
+const CATCH_UP_BACKOFF = { firstMs: 100, maxMs: 5000 };
 
 /**
  * Runs a projection against the log: catch-up at start, idempotent in-order application by `seq`, gap
@@ -99,7 +102,7 @@ export class Subscriber<State> {
         this.log.info({ appliedSeq: this.appliedSeq }, 'caught up with the event log');
         return handledSeq;
       } catch (err) {
-        const delay = Math.min(5000, 100 * 2 ** attempt);
+        const delay = backoffDelay(attempt, CATCH_UP_BACKOFF);
         this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'catch-up failed, retrying');
         await sleep(delay);
       }

@@ -17,6 +17,7 @@ import {
   readConfig,
   TokenCheck,
   transportConfig,
+  type Logger,
   type Readiness,
 } from '@blog/common';
 import { parsePublished, sqliteLog, type BusLog, type PublishedHook } from './log.js';
@@ -131,83 +132,24 @@ function busServer({ config, log, metrics }: ReturnType<typeof busParts>, eventL
   const readiness = async (): Promise<Readiness> =>
     stopping ? { ready: false, reason: 'shutting down' } : eventLog.readiness();
 
-  /** The course's publish, and an array of events in one request (docs/event-bus.md). */
-  const publish = async (body: unknown) => {
-    // An array publishes several events at once (a subscriber's reactions to a batch); a plain object is
-    // the course's single event and gets the course's answer.
-    const { events, batch } = parsePublished(body);
-    const results = await eventLog.append(events);
-    const answer = results.map(({ seq, id, duplicate }) => ({
-      seq,
-      id,
-      ...(duplicate ? { duplicate } : {}),
-    }));
-    return { body: batch ? { status: 'OK', events: answer } : { status: 'OK', ...answer[0] } };
-  };
-
   // Every publish comes here: answered ahead of Express, since it is the busiest route of all.
   const app = createHttpApp({
     metrics,
     log,
     readiness,
-    rawRoutes: (kit) => ({ 'POST /events': kit.json('/events', publish, (req) => tokenCheck.check(req)) }),
+    rawRoutes: (kit) => ({
+      'POST /events': kit.json(
+        '/events',
+        (body) => publish(eventLog, body),
+        (req) => tokenCheck.check(req),
+      ),
+    }),
   });
 
   app.get('/events', async (req, res) => {
     tokenCheck.check(req);
-    const query = parseOr400(pageQuery, req.query);
-    // Read before the events, so every event in the answer has seq <= X-Last-Seq.
-    const head = await eventLog.head();
-    res.set('X-Last-Seq', String(head));
-    if (query.after === undefined && query.limit === undefined) {
-      // The course's replay: the whole log.
-      await streamEvents(res, 0, head, Infinity);
-      return;
-    }
-    const after = query.after ?? 0;
-    const limit = query.limit ?? PAGE_DEFAULT;
-    // A page: a reader asks for the rest after the last seq it got.
-    await streamEvents(res, after, Math.min(head, after + limit), PAGE_MAX_BYTES);
+    await answerEvents(eventLog, log, parseOr400(pageQuery, req.query), res);
   });
-
-  /**
-   * The events with `after < seq <= through` as one JSON array, written in chunks as the log gives them,
-   * waiting whenever the client reads slower than we write: the log can be large, and is never all in
-   * memory. The array ends before the event that would take it past `maxBytes` (the first event always
-   * comes, however large). A log that fails before the first chunk is a JSON error (503 for NATS gone); one
-   * that fails half-way cuts the answer short, and the client sees broken JSON.
-   */
-  async function streamEvents(res: Response, after: number, through: number, maxBytes: number) {
-    let bytes = 1; // `[`, then each event with the `,` or `]` after it
-    let count = 0;
-    try {
-      // Leaving the loop ends the read (and, on nats, deletes its consumer).
-      for await (const chunk of eventLog.read(after, through, READ_CHUNK)) {
-        if (res.destroyed) break;
-        const events: string[] = [];
-        for (const json of chunk) {
-          const size = Buffer.byteLength(json) + 1;
-          if (count > 0 && bytes + size > maxBytes) break;
-          events.push(json);
-          bytes += size;
-          count++;
-        }
-        if (events.length === 0) break;
-        const text = events.join(',');
-        if (!res.headersSent) res.status(200).type('application/json').write('[');
-        if (!res.write(count > events.length ? `,${text}` : text)) await drained(res);
-        if (events.length < chunk.length) break;
-      }
-    } catch (err) {
-      if (!res.headersSent) throw err;
-      log.error({ err }, 'GET /events: the log failed while streaming');
-      res.destroy();
-      return;
-    }
-    if (res.destroyed) return;
-    if (res.headersSent) res.end(']');
-    else res.type('application/json').send('[]');
-  }
 
   app.get('/subscribers', async (req, res) => {
     tokenCheck.check(req);
@@ -244,6 +186,89 @@ function busServer({ config, log, metrics }: ReturnType<typeof busParts>, eventL
       await eventLog.stop(server ? closeServer(server) : Promise.resolve());
     },
   };
+}
+
+/**
+ * The events with `after < seq <= through` as one JSON array, written in chunks as the log gives them,
+ * waiting whenever the client reads slower than we write: the log can be large, and is never all in
+ * memory. The array ends before the event that would take it past `maxBytes` (the first event always
+ * comes, however large). A log that fails before the first chunk is a JSON error (503 for NATS gone); one
+ * that fails half-way cuts the answer short, and the client sees broken JSON.
+ */
+async function streamEvents(
+  eventLog: BusLog,
+  log: Logger,
+  res: Response,
+  { after, through, maxBytes }: { after: number; through: number; maxBytes: number },
+) {
+  let bytes = 1; // `[`, then each event with the `,` or `]` after it
+  let count = 0;
+  try {
+    // Leaving the loop ends the read (and, on nats, deletes its consumer).
+    for await (const chunk of eventLog.read(after, through, READ_CHUNK)) {
+      if (res.destroyed) break;
+      const events: string[] = [];
+      for (const json of chunk) {
+        const size = Buffer.byteLength(json) + 1;
+        if (count > 0 && bytes + size > maxBytes) break;
+        events.push(json);
+        bytes += size;
+        count++;
+      }
+      if (events.length === 0) break;
+      const text = events.join(',');
+      if (!res.headersSent) res.status(200).type('application/json').write('[');
+      if (!res.write(count > events.length ? `,${text}` : text)) await drained(res);
+      if (events.length < chunk.length) break;
+    }
+  } catch (err) {
+    if (!res.headersSent) throw err;
+    log.error({ err }, 'GET /events: the log failed while streaming');
+    res.destroy();
+    return;
+  }
+  if (res.destroyed) return;
+  if (res.headersSent) res.end(']');
+  else res.type('application/json').send('[]');
+}
+
+/** The course's publish, and an array of events in one request (docs/event-bus.md). */
+async function publish(eventLog: BusLog, body: unknown) {
+  // An array publishes several events at once (a subscriber's reactions to a batch); a plain object is
+  // the course's single event and gets the course's answer.
+  const { events, batch } = parsePublished(body);
+  const results = await eventLog.append(events);
+  const answer = results.map(({ seq, id, duplicate }) => ({
+    seq,
+    id,
+    ...(duplicate ? { duplicate } : {}),
+  }));
+  return { body: batch ? { status: 'OK', events: answer } : { status: 'OK', ...answer[0] } };
+}
+
+/** `GET /events`: the whole log (the course's replay), or a page of it with `after` and `limit`. */
+async function answerEvents(
+  eventLog: BusLog,
+  log: Logger,
+  query: z.infer<typeof pageQuery>,
+  res: Response,
+): Promise<void> {
+  // Read before the events, so every event in the answer has seq <= X-Last-Seq.
+  const head = await eventLog.head();
+  res.set('X-Last-Seq', String(head));
+  if (query.after === undefined && query.limit === undefined) {
+    // The course's replay: the whole log.
+    await streamEvents(eventLog, log, res, { after: 0, through: head, maxBytes: Infinity });
+    return;
+  }
+  const after = query.after ?? 0;
+  const limit = query.limit ?? PAGE_DEFAULT;
+  // A page: a reader asks for the rest after the last seq it got.
+  await streamEvents(eventLog, log, res, {
+    after,
+    through: Math.min(head, after + limit),
+    maxBytes: PAGE_MAX_BYTES,
+  });
 }
 
 /** Resolves when the response can take more data, or when the client has gone. */

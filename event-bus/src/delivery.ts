@@ -1,14 +1,7 @@
 import { setTimeout as sleepUnlessAborted } from 'node:timers/promises';
-import { Counter, Gauge, Histogram } from 'prom-client';
-import {
-  bearerHeader,
-  BODY_MAX_BYTES,
-  HttpClient,
-  HttpError,
-  type HttpAnswer,
-  type Logger,
-  type Metrics,
-} from '@blog/common';
+import { backoffDelay, BODY_MAX_BYTES, type HttpAnswer, type HttpClient, type Logger } from '@blog/common';
+import type { DeliveryMetrics } from './delivery-metrics.js';
+import { storeAnsweredReactions, type StoreReactions } from './delivery-reactions.js';
 import { eventJson, type EventRow, type EventStore } from './store.js';
 
 /**
@@ -49,21 +42,19 @@ export interface SubscriberConfig {
   url: string;
 }
 
-export interface DeliveryOptions {
+/** What every loop shares: the log, the HTTP client, the metrics and the settings. */
+export interface LoopContext {
   store: EventStore;
-  log: Logger;
-  metrics: Metrics;
+  client: HttpClient;
+  metrics: DeliveryMetrics;
   /** The cap of the exponential backoff between retries (RETRY_MAX_MS). */
   retryMaxMs: number;
+  storeReactions: StoreReactions;
+  log: Logger;
   /** How long events a subscriber does not act on may wait for company (default DEFER_MAX_MS). */
   deferMaxMs?: number;
-  /**
-   * Validates and stores the reactions a subscriber sent back in its answer (`{"events": [...]}`); throws
-   * an HttpError for a malformed one (nothing stored), anything else if the log cannot take them now.
-   */
-  storeReactions: (events: unknown) => unknown;
-  /** EVENT_BUS_TOKEN: sent with every delivery as `Authorization: Bearer <token>`, when set. */
-  token?: string;
+  /** `Authorization: Bearer <EVENT_BUS_TOKEN>`, when a token is set. */
+  authorization: Record<string, string>;
 }
 
 /** What `GET /subscribers` shows of one subscriber. */
@@ -90,33 +81,6 @@ interface Delivery {
   batch: boolean;
 }
 
-type DeliveryMetrics = ReturnType<typeof createDeliveryMetrics>;
-
-function createDeliveryMetrics(metrics: Metrics) {
-  const registers = [metrics.registry];
-  return {
-    deliveries: new Counter({
-      name: 'eventbus_deliveries_total',
-      help: 'POSTs to subscribers, by outcome: delivered, failed (retried), dead-letter, unacked, batch-rejected, reactions-rejected',
-      labelNames: ['subscriber', 'outcome'] as const,
-      registers,
-    }),
-    duration: new Histogram({
-      name: 'eventbus_delivery_duration_seconds',
-      help: 'Time from sending a POST to a subscriber to its answer (or error)',
-      labelNames: ['subscriber'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10],
-      registers,
-    }),
-    deadLetters: new Counter({
-      name: 'eventbus_dead_letters_total',
-      help: 'Events a subscriber rejected with a 4xx, set aside so they do not block the rest',
-      labelNames: ['subscriber'] as const,
-      registers,
-    }),
-  };
-}
-
 /** The delivery loop of one subscriber. */
 export class SubscriberLoop {
   readonly name: string;
@@ -137,22 +101,26 @@ export class SubscriberLoop {
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
   private readonly log: Logger;
+  private readonly store: EventStore;
+  private readonly client: HttpClient;
+  private readonly metrics: DeliveryMetrics;
+  private readonly retryMaxMs: number;
+  private readonly storeReactionsInLog: StoreReactions;
+  private readonly deferMaxMs: number;
+  private readonly authorization: Record<string, string>;
 
-  constructor(
-    subscriber: SubscriberConfig,
-    private readonly store: EventStore,
-    private readonly client: HttpClient,
-    private readonly metrics: DeliveryMetrics,
-    private readonly retryMaxMs: number,
-    private readonly storeReactionsInLog: DeliveryOptions['storeReactions'],
-    log: Logger,
-    private readonly deferMaxMs = DEFER_MAX_MS,
-    private readonly authorization: Record<string, string> = {},
-  ) {
+  constructor(subscriber: SubscriberConfig, context: LoopContext) {
     this.name = subscriber.name;
     this.url = subscriber.url;
-    this.cursor = store.cursor(this.name);
-    this.log = log.child({ subscriber: this.name });
+    this.store = context.store;
+    this.client = context.client;
+    this.metrics = context.metrics;
+    this.retryMaxMs = context.retryMaxMs;
+    this.storeReactionsInLog = context.storeReactions;
+    this.deferMaxMs = context.deferMaxMs ?? DEFER_MAX_MS;
+    this.authorization = context.authorization;
+    this.cursor = this.store.cursor(this.name);
+    this.log = context.log.child({ subscriber: this.name });
     // Zero-valued series from the start, so a dashboard shows the subscriber before anything goes wrong.
     this.metrics.deadLetters.inc({ subscriber: this.name }, 0);
   }
@@ -261,14 +229,24 @@ export class SubscriberLoop {
 
   private async deliver(delivery: Delivery): Promise<void> {
     this.deferral = undefined;
-    const { batch } = delivery;
     const { rows, body } = SubscriberLoop.body(delivery);
-    const first = rows[0]!;
-    const last = rows.at(-1)!;
+    const res = await this.post(body, rows);
+    if (!res) return;
+    const { status } = res;
+    if (status >= 200 && status < 300) return this.answered(res, rows, delivery.batch);
+    if (status >= 500 || status < 400 || RETRYABLE_4XX.has(status)) {
+      this.count('failed');
+      const why = status === 401 || status === 403 ? ': it refuses the token (EVENT_BUS_TOKEN)' : '';
+      return this.backoff(`answered ${status}${why}`, rows);
+    }
+    this.refused(res, rows, delivery.batch);
+  }
+
+  /** Sends the body; undefined (after the backoff) if it did not reach the subscriber, or stopped. */
+  private async post(body: string, rows: EventRow[]): Promise<HttpAnswer | undefined> {
     const endTimer = this.metrics.duration.startTimer({ subscriber: this.name });
-    let res: HttpAnswer;
     try {
-      res = await this.client.request(this.url, {
+      return await this.client.request(this.url, {
         method: 'POST',
         body,
         // X-Events-Reply: a subscriber of ours may answer with its reactions instead of publishing them.
@@ -283,63 +261,63 @@ export class SubscriberLoop {
         maxAnswerBytes: MAX_ANSWER_BYTES,
       });
     } catch (err) {
-      if (this.stopped) return; // aborted by stop(): the events go out again after the restart
+      if (this.stopped) return undefined; // aborted by stop(): the events go out again after the restart
       this.count('failed');
-      return this.backoff(networkError(err), rows);
+      await this.backoff(networkError(err), rows);
+      return undefined;
     } finally {
       endTimer();
     }
+  }
 
-    const { status } = res;
-    if (status >= 200 && status < 300) {
-      if (batch && Number(res.headers['x-events-acked']) !== last.seq) {
-        // A 2xx without the ack: maybe a course-original service answers at this URL now, which took the
-        // array for one odd event. Nothing of the batch counts as delivered; it goes again one by one.
-        this.count('unacked');
-        this.recovered();
-        this.log.warn(
-          { fromSeq: first.seq, toSeq: last.seq },
-          'batch not acknowledged, sending single events',
-        );
-        this.batches = false;
-        this.singlesUntil = last.seq;
-        return;
-      }
-      if (res.headers['x-events-reactions'] !== undefined && !this.storeReactions(res.body, rows)) {
-        // The log could not take them (say it is closing): the events go again, and so do the reactions.
-        this.count('failed');
-        return this.backoff('could not store the reactions in the answer', rows);
-      }
-      this.count('delivered');
+  /** A 2xx: delivered, unless a batch went unacknowledged or its reactions could not be stored. */
+  private async answered(res: HttpAnswer, rows: EventRow[], batch: boolean): Promise<void> {
+    const first = rows[0]!;
+    const last = rows.at(-1)!;
+    if (batch && Number(res.headers['x-events-acked']) !== last.seq) {
+      // A 2xx without the ack: maybe a course-original service answers at this URL now, which took the
+      // array for one odd event. Nothing of the batch counts as delivered; it goes again one by one.
+      this.count('unacked');
       this.recovered();
-      this.batches = String(res.headers['x-events-batch']).toLowerCase() === 'accept';
-      this.types = parseTypes(res.headers['x-events-types']);
-      this.advance(last.seq);
-      this.log.debug({ fromSeq: first.seq, toSeq: last.seq, batch }, 'delivered');
-      return;
-    }
-    if (status >= 500 || status < 400 || RETRYABLE_4XX.has(status)) {
-      this.count('failed');
-      const why = status === 401 || status === 403 ? ': it refuses the token (EVENT_BUS_TOKEN)' : '';
-      return this.backoff(`answered ${status}${why}`, rows);
-    }
-    // Any other 4xx: the subscriber will never take this. For a batch we cannot tell which event it
-    // means, so the batch goes again one by one and only the offending event ends up dead-lettered.
-    this.recovered();
-    if (batch) {
-      this.count('batch-rejected');
+      this.log.warn({ fromSeq: first.seq, toSeq: last.seq }, 'batch not acknowledged, sending single events');
+      this.batches = false;
       this.singlesUntil = last.seq;
       return;
     }
+    if (res.headers['x-events-reactions'] !== undefined && !this.storeReactions(res.body, rows)) {
+      // The log could not take them (say it is closing): the events go again, and so do the reactions.
+      this.count('failed');
+      return this.backoff('could not store the reactions in the answer', rows);
+    }
+    this.count('delivered');
+    this.recovered();
+    this.batches = String(res.headers['x-events-batch']).toLowerCase() === 'accept';
+    this.types = parseTypes(res.headers['x-events-types']);
+    this.advance(last.seq);
+    this.log.debug({ fromSeq: first.seq, toSeq: last.seq, batch }, 'delivered');
+  }
+
+  /**
+   * Any other 4xx: the subscriber will never take this. For a batch we cannot tell which event it
+   * means, so the batch goes again one by one and only the offending event ends up dead-lettered.
+   */
+  private refused(res: HttpAnswer, rows: EventRow[], batch: boolean): void {
+    const first = rows[0]!;
+    this.recovered();
+    if (batch) {
+      this.count('batch-rejected');
+      this.singlesUntil = rows.at(-1)!.seq;
+      return;
+    }
     this.count('dead-letter');
-    this.store.addDeadLetter(this.name, first.seq, status, res.body);
+    this.store.addDeadLetter(this.name, first.seq, res.status, res.body);
     this.metrics.deadLetters.inc({ subscriber: this.name });
     this.log.warn(
       {
         id: first.id,
         seq: first.seq,
         type: first.type,
-        status,
+        status: res.status,
         response: res.body.slice(0, 200),
       },
       'event rejected by the subscriber, dead-lettered',
@@ -347,48 +325,11 @@ export class SubscriberLoop {
     this.advance(first.seq);
   }
 
-  /**
-   * Stores the reactions that came back in a subscriber's answer (docs/event-bus.md, "Reactions in the
-   * answer"). False if the log could not take them, so the delivery is retried. A malformed answer is the
-   * subscriber's bug: logged and counted, and the delivery still counts, so one bad reaction cannot stop
-   * the subscriber's stream; it keeps the reaction in its outbox, so nothing valid is lost.
-   */
+  /** Stores the reactions in a subscriber's answer; false if the log could not take them now. */
   private storeReactions(body: string, rows: EventRow[]): boolean {
-    try {
-      const events = (JSON.parse(body) as { events?: unknown }).events;
-      try {
-        this.storeReactionsInLog(events);
-      } catch (err) {
-        // One malformed reaction refuses the array: store the others one by one, since the subscriber
-        // forgets every reaction it answered once the cursor has passed their trigger (X-Events-Cursor).
-        if (!(err instanceof HttpError) || !Array.isArray(events) || events.length < 2) throw err;
-        const refused = events.filter((event) => !this.storedAlone(event));
-        if (refused.length > 0) throw err;
-      }
-      return true;
-    } catch (err) {
-      if (!(err instanceof HttpError) && !(err instanceof SyntaxError)) {
-        this.log.error({ err }, 'could not store the reactions in an answer');
-        return false;
-      }
-      this.count('reactions-rejected');
-      this.log.error(
-        { fromSeq: rows[0]!.seq, toSeq: rows.at(-1)!.seq, error: describeRejection(err) },
-        'malformed reactions in the answer of a subscriber, not stored',
-      );
-      return true;
-    }
-  }
-
-  /** Stores one reaction; false if it is malformed. */
-  private storedAlone(event: unknown): boolean {
-    try {
-      this.storeReactionsInLog([event]);
-      return true;
-    } catch (err) {
-      if (err instanceof HttpError) return false;
-      throw err;
-    }
+    return storeAnsweredReactions(body, rows, this.storeReactionsInLog, this.log, () =>
+      this.count('reactions-rejected'),
+    );
   }
 
   /**
@@ -420,8 +361,11 @@ export class SubscriberLoop {
   private async backoff(error: string, rows?: EventRow[]): Promise<void> {
     this.failures++;
     this.lastError = error;
-    const ceiling = Math.min(this.retryMaxMs, FIRST_RETRY_MS * 2 ** Math.min(this.failures - 1, 20));
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    const delay = backoffDelay(this.failures - 1, {
+      firstMs: FIRST_RETRY_MS,
+      maxMs: this.retryMaxMs,
+      jitter: true,
+    });
     this.log.warn(
       { error, failures: this.failures, retryInMs: delay, fromSeq: rows?.[0]?.seq, toSeq: rows?.at(-1)?.seq },
       'delivery failed, will retry',
@@ -434,75 +378,6 @@ export class SubscriberLoop {
   }
 }
 
-/** All the subscribers' loops, and the one HTTP client they share. */
-export class Deliveries {
-  readonly loops: SubscriberLoop[];
-  // Keep-alive: a delivery reuses its connection instead of paying a TCP handshake per event.
-  private readonly client = new HttpClient();
-
-  constructor(
-    subscribers: SubscriberConfig[],
-    private readonly options: DeliveryOptions,
-  ) {
-    const client = this.client;
-    const metrics = createDeliveryMetrics(options.metrics);
-    this.loops = subscribers.map(
-      (s) =>
-        new SubscriberLoop(
-          s,
-          options.store,
-          client,
-          metrics,
-          options.retryMaxMs,
-          options.storeReactions,
-          options.log,
-          options.deferMaxMs,
-          bearerHeader(options.token),
-        ),
-    );
-
-    // Computed when /metrics is scraped, so publishing and delivering pay nothing for them.
-    const { store } = options;
-    const loops = this.loops;
-    new Gauge({
-      name: 'eventbus_subscriber_lag',
-      help: 'Events stored but not yet delivered to the subscriber (head seq - cursor)',
-      labelNames: ['subscriber'] as const,
-      registers: [options.metrics.registry],
-      collect() {
-        const head = store.headSeq();
-        for (const loop of loops) this.set({ subscriber: loop.name }, Math.max(0, head - loop.cursor));
-      },
-    });
-    new Gauge({
-      name: 'eventbus_head_seq',
-      help: 'The seq of the last event stored',
-      registers: [options.metrics.registry],
-      collect() {
-        this.set(store.headSeq());
-      },
-    });
-  }
-
-  start(): void {
-    for (const loop of this.loops) loop.start();
-  }
-
-  wakeAll(): void {
-    for (const loop of this.loops) loop.wake();
-  }
-
-  status(): SubscriberStatus[] {
-    const head = this.options.store.headSeq();
-    return this.loops.map((loop) => loop.status(head));
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.loops.map((loop) => loop.stop()));
-    this.client.close();
-  }
-}
-
 /** `X-Events-Types: A,B`: the types a subscriber acts on; absent or empty means all of them. */
 function parseTypes(header: string | string[] | undefined): Set<string> | undefined {
   const types = String(header ?? '')
@@ -510,11 +385,6 @@ function parseTypes(header: string | string[] | undefined): Set<string> | undefi
     .map((type) => type.trim())
     .filter(Boolean);
   return types.length > 0 ? new Set(types) : undefined;
-}
-
-function describeRejection(err: HttpError | SyntaxError): string {
-  if (err instanceof SyntaxError) return `not JSON: ${err.message}`;
-  return err.errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');
 }
 
 function networkError(err: unknown): string {

@@ -13,7 +13,7 @@ import {
   type OutgoingEvent,
   type Readiness,
 } from '@blog/common';
-import { Deliveries } from './delivery.js';
+import { Deliveries } from './deliveries.js';
 import { deliveredBytes, EventStore, storedForm, type AppendResult } from './store.js';
 
 /**

@@ -1,5 +1,6 @@
 import { NatsTransport, readConfig, transportConfig, unavailableMessage, type Logger } from '@blog/common';
 import type { BusLog, PublishedHook } from './log.js';
+import { consumerStatus } from './nats-subscribers.js';
 
 /**
  * The bus with EVENT_TRANSPORT=nats (docs/event-bus.md): a gateway to the JetStream stream, so course-style
@@ -38,7 +39,7 @@ export function natsLog(source: NodeJS.ProcessEnv | undefined, log: Logger, publ
         }
       }
     },
-    subscribers: () => transport.consumerStatus(),
+    subscribers: () => consumerStatus(transport.client),
     // JetStream keeps no dead letters here: see above.
     deadLetters: async () => [],
     readiness: () =>

@@ -1,0 +1,172 @@
+import type { Consumer, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { StoredEvent } from './events.js';
+import { EVENT_MAX_BYTES } from './limits.js';
+import type { Logger } from './logger.js';
+import type { NatsClient } from './nats-connection.js';
+import { loadNats } from './nats-libraries.js';
+import { TransportError } from './transport.js';
+
+/** JetStream keeps an id for this long: a publish retried within it is stored once (an hour). */
+const DUPLICATE_WINDOW_MS = 60 * 60 * 1000;
+/** A replay's consumer is deleted when done; should that be lost, the server drops it after this idle time. */
+const REPLAY_CONSUMER_IDLE_MS = 30_000;
+/** How many events one pull of a replay asks for, at most. */
+export const REPLAY_BATCH = 1000;
+/**
+ * How many bytes of messages one pull of a replay asks for, judged by the largest message it has read so
+ * far (before the first, the largest event the bus takes): the messages of a pull arrive all at once.
+ */
+const REPLAY_PULL_BYTES = 1024 * 1024;
+
+/**
+ * Creates the stream if it is missing. Every client does this, so the start order does not matter; when
+ * two race, JetStream answers the second as if it had created it (the same configuration). A stream
+ * made earlier with another configuration is used as it is, if it holds our subject.
+ */
+export async function ensureStream(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  log: Logger | undefined,
+): Promise<void> {
+  const { StorageType, nanos } = await loadNats();
+  const config = {
+    name: stream,
+    subjects: [subject],
+    storage: StorageType.File,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  };
+  try {
+    await jsm.streams.add(config);
+  } catch (err) {
+    const existing = await jsm.streams.info(stream).catch(() => undefined);
+    if (!existing?.config.subjects?.includes(subject)) throw err;
+    log?.warn(
+      { stream, err: (err as Error).message },
+      'the stream exists with another configuration: using it as it is',
+    );
+  }
+}
+
+/** The stream's last seq (0 when empty). */
+export async function streamHead(client: NatsClient): Promise<number> {
+  const { jsm } = await client.jetStream();
+  try {
+    return (await jsm.streams.info(client.stream)).state.last_seq;
+  } catch (err) {
+    throw client.failure(err, `could not read the stream ${client.stream}`);
+  }
+}
+
+/**
+ * The events with `afterSeq < seq <= throughSeq`, in order, in batches, read by one ordered consumer:
+ * the next batch is asked for only when the caller wants it, so a slow reader holds one batch at a time.
+ * A batch is one pull: at most `batch` events and about REPLAY_PULL_BYTES. It ends before the event that
+ * would take its messages past `maxBytes` in all (the first event always comes).
+ */
+export async function* readStream(
+  client: NatsClient,
+  afterSeq: number,
+  throughSeq: number,
+  batch = REPLAY_BATCH,
+  maxBytes = Infinity,
+): AsyncGenerator<StoredEvent[]> {
+  if (throughSeq <= afterSeq) return;
+  const { js } = await client.jetStream();
+  let consumer;
+  try {
+    consumer = await js.consumers.get(client.stream, {
+      opt_start_seq: afterSeq + 1,
+      inactive_threshold: REPLAY_CONSUMER_IDLE_MS,
+    });
+  } catch (err) {
+    throw client.failure(err, `could not read the stream ${client.stream}`);
+  }
+  try {
+    // Nothing stored from there on (the stream was purged): nothing to wait for.
+    if ((await consumer.info(true)).num_pending === 0) return;
+    const progress = { last: afterSeq, taken: 0, bytes: 0, largest: 0 };
+    while (progress.last < throughSeq) {
+      const perPull = Math.max(1, Math.floor(REPLAY_PULL_BYTES / (progress.largest || EVENT_MAX_BYTES)));
+      const want = Math.min(batch, throughSeq - progress.last, perPull);
+      const pulled = await pull(client, consumer, want, throughSeq, maxBytes, progress);
+      if (pulled.events.length > 0) yield pulled.events;
+      else if (!pulled.full)
+        throw new TransportError(
+          `NATS at ${client.url} sent no events after seq ${progress.last} in time`,
+          false,
+          'NATS',
+        );
+      if (pulled.end || pulled.full) return;
+    }
+  } finally {
+    // Done with it: removed now rather than left to idle out.
+    consumer.delete().catch(() => undefined);
+  }
+}
+
+/** How far a replay has read: the last seq, how many events and bytes so far, the largest message. */
+interface ReadProgress {
+  last: number;
+  taken: number;
+  bytes: number;
+  largest: number;
+}
+
+/**
+ * One pull of a replay: up to `want` events, stopping at `throughSeq`, at the stream's end (`end`) or
+ * before the event that would pass `maxBytes` (`full`).
+ */
+async function pull(
+  client: NatsClient,
+  consumer: Consumer,
+  want: number,
+  throughSeq: number,
+  maxBytes: number,
+  progress: ReadProgress,
+): Promise<{ events: StoredEvent[]; end: boolean; full: boolean }> {
+  const events: StoredEvent[] = [];
+  let end = false;
+  try {
+    const messages = await consumer.fetch({ max_messages: want, expires: Math.max(1000, client.timeoutMs) });
+    for await (const msg of messages) {
+      const size = msg.data.length;
+      // Past the byte budget: the rest stays in the stream (the consumer is deleted by the caller).
+      if (progress.taken > 0 && progress.bytes + size > maxBytes) return { events, end, full: true };
+      events.push(storedEvent(msg));
+      progress.taken++;
+      progress.bytes += size;
+      progress.largest = Math.max(progress.largest, size);
+      progress.last = msg.seq;
+      // `pending` is what the stream holds after this message: 0 means its end.
+      end = msg.seq >= throughSeq || msg.info.pending === 0;
+      if (end || events.length >= want) break;
+    }
+  } catch (err) {
+    throw client.failure(err, `could not read the stream ${client.stream}`);
+  }
+  return { events, end, full: false };
+}
+
+/**
+ * A stream message as the services see an event: `{seq, id, time, ...body}`, the seq and time the
+ * stream's. A body that is not a JSON object stays visible as `{seq, id, time, body}`, which no
+ * validation accepts, so a replay skips it with a warning and a consumer terminates it.
+ */
+export function storedEvent(msg: JsMsg): StoredEvent {
+  let body: unknown;
+  try {
+    body = msg.json();
+  } catch {
+    body = undefined;
+  }
+  const fields: Record<string, unknown> =
+    typeof body === 'object' && body !== null && !Array.isArray(body) ? { ...body } : { body: msg.string() };
+  const { id, seq: _seq, time: _time, ...rest } = fields;
+  return {
+    seq: msg.seq,
+    id: typeof id === 'string' ? id : msg.headers?.get('Nats-Msg-Id') || `seq-${msg.seq}`,
+    time: msg.timestamp,
+    ...rest,
+  } as StoredEvent;
+}

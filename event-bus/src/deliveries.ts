@@ -1,0 +1,62 @@
+import { bearerHeader, HttpClient, type Logger, type Metrics } from '@blog/common';
+import { createDeliveryMetrics, registerLagGauges } from './delivery-metrics.js';
+import type { StoreReactions } from './delivery-reactions.js';
+import { SubscriberLoop, type SubscriberConfig, type SubscriberStatus } from './delivery.js';
+import type { EventStore } from './store.js';
+
+export interface DeliveryOptions {
+  store: EventStore;
+  log: Logger;
+  metrics: Metrics;
+  /** The cap of the exponential backoff between retries (RETRY_MAX_MS). */
+  retryMaxMs: number;
+  /** How long events a subscriber does not act on may wait for company (default DEFER_MAX_MS). */
+  deferMaxMs?: number;
+  /** Stores the reactions a subscriber sent back in its answer (`{"events": [...]}`). */
+  storeReactions: StoreReactions;
+  /** EVENT_BUS_TOKEN: sent with every delivery as `Authorization: Bearer <token>`, when set. */
+  token?: string;
+}
+
+/** All the subscribers' loops, and the one HTTP client they share. */
+export class Deliveries {
+  readonly loops: SubscriberLoop[];
+  // Keep-alive: a delivery reuses its connection instead of paying a TCP handshake per event.
+  private readonly client = new HttpClient();
+
+  constructor(
+    subscribers: SubscriberConfig[],
+    private readonly options: DeliveryOptions,
+  ) {
+    const context = {
+      store: options.store,
+      client: this.client,
+      metrics: createDeliveryMetrics(options.metrics),
+      retryMaxMs: options.retryMaxMs,
+      storeReactions: options.storeReactions,
+      log: options.log,
+      deferMaxMs: options.deferMaxMs,
+      authorization: bearerHeader(options.token),
+    };
+    this.loops = subscribers.map((subscriber) => new SubscriberLoop(subscriber, context));
+    registerLagGauges(options.metrics, options.store, this.loops);
+  }
+
+  start(): void {
+    for (const loop of this.loops) loop.start();
+  }
+
+  wakeAll(): void {
+    for (const loop of this.loops) loop.wake();
+  }
+
+  status(): SubscriberStatus[] {
+    const head = this.options.store.headSeq();
+    return this.loops.map((loop) => loop.status(head));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.loops.map((loop) => loop.stop()));
+    this.client.close();
+  }
+}
