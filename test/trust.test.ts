@@ -14,7 +14,7 @@ import { startStack, waitFor } from './support/stack.js';
 /**
  * EVENT_BUS_TOKEN on the real system: the five services as processes, as `npm start` runs them with the
  * token in its environment. Whoever lacks the token can neither publish to the bus, nor deliver to a
- * service, nor read the log; the blog works as before for its users; and the two forgeries a review made
+ * service, nor read the log; the blog works unchanged for its users; and the two forgeries possible
  * on the open bus (a rejected comment approved by a forged CommentModerated; a fake CommentCreated reusing
  * a rejected comment's id, which moderation approved) are refused and change nothing.
  */

@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { TOKEN_PATTERN } from './token.js';
 
 /**
- * Configuration comes from the environment, by the names in the variable tables of the README and
- * docs/event-bus.md. A malformed value stops the start
+ * Configuration comes from the environment, by the names in the variable tables of
+ * docs/configuration.md and docs/event-bus.md. A malformed value stops the start
  * with a message naming the variable, instead of failing later somewhere far from the cause.
  */
 export class ConfigError extends Error {

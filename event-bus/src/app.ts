@@ -42,8 +42,8 @@ export const PAGE_MAX = 10_000;
 /**
  * How many events the bus reads from the log at a time, for the plain `GET /events` (a chunk per write) and
  * for a page (until PAGE_MAX_BYTES). Small, so each chunk's strings stay below V8's large-object size and die
- * young: with 1000, streaming a 176 MB log grew the bus's RSS by about 70 MB of garbage awaiting a full GC;
- * with 100, by about 40 (test/bus-memory.test.ts). A page reads past its byte budget by less than a chunk.
+ * young rather than wait for a full GC (figures in docs/performance.md, "Memory of the bus"; bounded by
+ * test/bus-memory.test.ts). A page reads past its byte budget by less than a chunk.
  */
 const READ_CHUNK = 100;
 

@@ -49,7 +49,7 @@ interface DeadLetterRow extends EventRow {
 /**
  * How many of the newest events `after` serves from memory: up to twice RECENT_KEPT events and twice
  * RECENT_KEPT_BYTES of their JSON, trimmed back to both once either is reached. Bounded in bytes as well as
- * in count: 10,000 events of 30 KB each held 432 MiB.
+ * in count, since a count alone lets large events fill the bus's memory limit.
  */
 const RECENT_KEPT = 5000;
 export const RECENT_KEPT_BYTES = 8 * 1024 * 1024;
@@ -143,8 +143,8 @@ export class EventStore {
     this.eventsAfter = this.db.prepare(
       'SELECT seq, id, type, body, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
     );
-    // The JSON of eventJson, built by SQLite: a page of 10,000 costs half the time of rows turned into
-    // objects and then into text (a 100,000-event replay: 131-171 ms against 305-323, measured).
+    // The JSON of eventJson, built by SQLite: about half the time of rows turned into objects and then into
+    // text (docs/performance.md, "Start-up").
     this.jsonBetween = this.db
       .prepare<[number, number], string>(
         `SELECT '{"seq":' || seq || ',"id":' || json_quote(id) || ',"time":' || json_quote(time) || ',' ||

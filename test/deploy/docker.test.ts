@@ -121,7 +121,7 @@ describe.skipIf(unavailable !== undefined)(
         [...SERVICES, ...(withClient ? ['ingress'] : [])].filter((s) => s !== 'event-bus').map(build),
       );
       const t1 = Date.now();
-      // Each image's size, as the issue asks: the runtime images hold only what runs.
+      // Each image's size, printed: the runtime images hold only what runs, and a jump shows here.
       const sizes: string[] = [];
       for (const service of [...SERVICES, ...(withClient ? ['ingress'] : [])]) {
         const { stdout } = await must('docker', ['image', 'inspect', '-f', '{{.Size}}', image(service)]);

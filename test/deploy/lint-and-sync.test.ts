@@ -1,5 +1,5 @@
 /**
- * Two checks of issue 4 that read files only: every Dockerfile lints clean (npm dockerfile-utils, the
+ * Two checks that read files only: every Dockerfile lints clean (npm dockerfile-utils, the
  * linter of the VS Code Docker extension), and every `sync.manual` pattern of skaffold.yaml matches real
  * files (a pattern that matches nothing syncs nothing, and `skaffold dev` silently rebuilds instead).
  */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Data, K8sObject, Stack } from './files.js';
 import { manifestFiles, rawYamlFiles, ROOT } from './files.js';
 
-/** The course's names and ports (course/CONTRACT.md), to the letter. */
+/** The course's names and ports (docs/architecture.md, "The course's contract"), to the letter. */
 export const COURSE = {
   posts: { port: 4000, deployment: 'posts-depl', service: 'posts-clusterip-srv', file: 'posts-depl.yaml' },
   comments: { port: 4001, deployment: 'comments-depl', service: 'comments-srv', file: 'comments-depl.yaml' },

@@ -1,6 +1,6 @@
 /**
  * skaffold.yaml and docker-compose.yml against their official JSON schemas (draft-07), read from the folder
- * named by BLOG_SCHEMAS_DIR (CI points it at shared/schemas; the schemas are not part of this repository).
+ * named by BLOG_SCHEMAS_DIR (CI's machine provides it; the schemas are not part of this repository).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
