@@ -31,14 +31,9 @@ import {
   sleep,
   type Random,
 } from './harness.js';
-import {
-  SERVICE_NAMES,
-  startSystem,
-  transportOptions,
-  type ProcessName,
-  type System,
-  type SystemOptions,
-} from './processes.js';
+import { SERVICE_NAMES, transportOptions, type ProcessName } from './process/names.js';
+import { startSystem } from './process/system.js';
+import type { System, SystemOptions } from './process/system-types.js';
 
 const USAGE = `Usage: npm run chaos [-- options]
 

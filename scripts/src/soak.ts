@@ -22,7 +22,9 @@ import {
   slope,
   type Answer,
 } from './harness.js';
-import { SERVICE_NAMES, startSystem, type System } from './processes.js';
+import { SERVICE_NAMES } from './process/names.js';
+import { startSystem } from './process/system.js';
+import type { System } from './process/system-types.js';
 
 const USAGE = `Usage: npm run soak [-- options]
 

@@ -21,11 +21,10 @@ import {
   LOOPBACK,
   ROOT_DIR,
   SERVICE_NAMES,
-  startSystem,
   transportOptions,
-  type System,
-  type SystemOptions,
-} from './processes.js';
+} from './process/names.js';
+import { startSystem } from './process/system.js';
+import type { System, SystemOptions } from './process/system-types.js';
 
 const USAGE = `Usage: npm start [-- --quiet]      (or: npm run dev)
 
@@ -134,7 +133,7 @@ async function main(): Promise<void> {
     if (stopping && Date.now() - stoppingAt < 1000) return;
     if (stopping) {
       say(paint('red', `${signal} again: killing every service now (SIGKILL).`));
-      process.exit(1); // the exit hook in processes.ts sends SIGKILL to every child
+      process.exit(1); // the exit hook (process/child-group.ts) sends SIGKILL to every child
     }
     stopping = true;
     stoppingAt = Date.now();
