@@ -4,7 +4,9 @@ import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumMissing, launchChromium } from '../scripts/src/browser.js';
-import { ROOT_DIR, startSystem, type System } from '../scripts/src/processes.js';
+import { ROOT_DIR } from '../scripts/src/process/names.js';
+import { startSystem } from '../scripts/src/process/system.js';
+import type { System } from '../scripts/src/process/system-types.js';
 
 // The real thing: the five services and the router as `npm start` runs them (free ports, a temporary
 // event log), the built client, and Debian's Chromium clicking and typing in it.

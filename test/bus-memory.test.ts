@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventStore } from '../event-bus/src/store.js';
 import { rssMiB } from '../scripts/src/harness.js';
-import { freePorts, waitForReady } from '../scripts/src/processes.js';
+import { freePorts } from '../scripts/src/process/ports.js';
+import { waitForReady } from '../scripts/src/process/readiness.js';
 
 /**
  * The course's plain `GET /events` returns the whole log as one array. On a log of 200,000 events (about

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_NAMES, startSystem, type System } from '../scripts/src/processes.js';
+import { SERVICE_NAMES } from '../scripts/src/process/names.js';
+import { startSystem } from '../scripts/src/process/system.js';
+import type { System } from '../scripts/src/process/system-types.js';
 import { blogClient } from './support/client.js';
 import { waitFor } from './support/stack.js';
 import { describeEachTransport, systemOptionsFor } from './support/transports.js';

@@ -1,7 +1,9 @@
 import net from 'node:net';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_NAMES, startSystem, type System } from '../scripts/src/processes.js';
+import { SERVICE_NAMES } from '../scripts/src/process/names.js';
+import { startSystem } from '../scripts/src/process/system.js';
+import type { System } from '../scripts/src/process/system-types.js';
 import { runScript } from './support/scripts.js';
 
 /**

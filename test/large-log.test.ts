@@ -1,6 +1,8 @@
 import { afterAll, expect, it } from 'vitest';
 import { peakRssMiB, rssMiB } from '../scripts/src/harness.js';
-import { startSystem, SUBSCRIBER_NAMES, type System } from '../scripts/src/processes.js';
+import { SUBSCRIBER_NAMES } from '../scripts/src/process/names.js';
+import { startSystem } from '../scripts/src/process/system.js';
+import type { System } from '../scripts/src/process/system-types.js';
 import { readYaml } from './deploy/support/files.js';
 import { blogClient } from './support/client.js';
 import { waitFor } from './support/stack.js';

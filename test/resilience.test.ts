@@ -1,6 +1,8 @@
 import { natsAvailability } from '@blog/common/testing';
 import { afterEach, expect, it } from 'vitest';
-import { startSystem, type ProcessName, type System, type Transport } from '../scripts/src/processes.js';
+import type { ProcessName, Transport } from '../scripts/src/process/names.js';
+import { startSystem } from '../scripts/src/process/system.js';
+import type { System } from '../scripts/src/process/system-types.js';
 import { blogClient } from './support/client.js';
 import { waitFor } from './support/stack.js';
 import { describeEachTransport, systemOptionsFor } from './support/transports.js';

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSystem, type System } from '../scripts/src/processes.js';
+import { startSystem } from '../scripts/src/process/system.js';
+import type { System } from '../scripts/src/process/system-types.js';
 import { blogClient } from './support/client.js';
 import { waitFor } from './support/stack.js';
 

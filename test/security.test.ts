@@ -4,7 +4,9 @@ import { commentsPublicRoutes } from '../comments/src/routes.js';
 import { postsPublicRoutes } from '../posts/src/routes.js';
 import { queryPublicRoutes } from '../query/src/routes.js';
 import { chooseLocation, readIngress } from '../scripts/src/ingress.js';
-import { startSystem, type ServiceName, type System } from '../scripts/src/processes.js';
+import type { ServiceName } from '../scripts/src/process/names.js';
+import { startSystem } from '../scripts/src/process/system.js';
+import type { System } from '../scripts/src/process/system-types.js';
 import {
   raw,
   SERVICES,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSystem, type System } from '../scripts/src/processes.js';
+import { startSystem } from '../scripts/src/process/system.js';
+import type { System } from '../scripts/src/process/system-types.js';
 import { blogClient } from './support/client.js';
 import { raw, type RawAnswer } from './support/raw-http.js';
 import { waitFor } from './support/stack.js';

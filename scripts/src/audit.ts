@@ -7,7 +7,7 @@
  *   exit 0: no high or critical finding   exit 1: some   exit 2: the audit could not run
  */
 import { spawnSync } from 'node:child_process';
-import { ROOT_DIR } from './processes.js';
+import { ROOT_DIR } from './process/names.js';
 
 export type AuditVerdict =
   | { outcome: 'clean' | 'findings'; counts: Record<string, number>; message: string }

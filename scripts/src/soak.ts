@@ -18,11 +18,13 @@ import {
   say,
   seededRandom,
   send,
-  sleep,
   slope,
   type Answer,
 } from './harness.js';
-import { SERVICE_NAMES, startSystem, type System } from './processes.js';
+import { delay } from './process/delay.js';
+import { SERVICE_NAMES } from './process/names.js';
+import { startSystem } from './process/system.js';
+import type { System } from './process/system-types.js';
 
 const USAGE = `Usage: npm run soak [-- options]
 
@@ -188,8 +190,8 @@ function memoryGrowth(memory: { atS: number; rssMiB: Record<string, number | nul
 
 // ---------------------------------------------------------------------------------------------- main
 
-async function soak(system: System, options: Options) {
-  const random = seededRandom(options.seed);
+/** The posts the load comments on and reads. */
+async function createFirstPosts(system: System): Promise<string[]> {
   const postIds: string[] = [];
   for (let i = 0; i < 5; i++) {
     const answer = await send(`${system.urls.posts}/posts/create`, { title: `post ${i}` });
@@ -197,6 +199,12 @@ async function soak(system: System, options: Options) {
       throw new Error(`could not create the first posts: ${answer.status} ${answer.body}`);
     postIds.push((JSON.parse(answer.body) as { id: string }).id);
   }
+  return postIds;
+}
+
+async function soak(system: System, options: Options) {
+  const random = seededRandom(options.seed);
+  const postIds = await createFirstPosts(system);
 
   const intervals: Interval[] = [];
   const memory = [{ atS: 0, rssMiB: memoryOf(system) }];
@@ -213,7 +221,7 @@ async function soak(system: System, options: Options) {
   for (let n = 0; elapsedS() < options.durationS; n++) {
     // Paced by the clock, not by the previous request: a slow answer does not slow the load down.
     const due = (n / options.rate) * 1000 - (performance.now() - started);
-    if (due > 0) await sleep(due);
+    if (due > 0) await delay(due);
     if (inFlight >= MAX_IN_FLIGHT) skipped++;
     else {
       const kind = chooseKind(random.next());

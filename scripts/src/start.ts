@@ -21,11 +21,10 @@ import {
   LOOPBACK,
   ROOT_DIR,
   SERVICE_NAMES,
-  startSystem,
   transportOptions,
-  type System,
-  type SystemOptions,
-} from './processes.js';
+} from './process/names.js';
+import { startSystem } from './process/system.js';
+import type { System, SystemOptions } from './process/system-types.js';
 
 const USAGE = `Usage: npm start [-- --quiet]      (or: npm run dev)
 
@@ -112,34 +111,32 @@ function parseOptions(): Options {
   }
 }
 
-async function main(): Promise<void> {
-  const options = parseOptions();
+type Say = (message: string) => void;
+
+/**
+ * Ctrl-C (SIGINT, SIGTERM, SIGHUP, or npm gone) stops the system, or aborts its start; a second one, a
+ * second or more later, kills every service at once. `isStopping` tells main a stop was asked for.
+ */
+function handleStopSignals(system: () => System | undefined, abort: AbortController, say: Say) {
   const paint = painter(process.stdout);
-  const say = (message: string) => process.stdout.write(`${message}\n`);
-  const dataDir = path.join(ROOT_DIR, 'data');
-  const startedAt = Date.now();
-
-  const abort = new AbortController();
-  let system: System | undefined;
   let stopping = false;
-
+  let stoppingAt = 0;
   const shutdown = async () => {
-    await system?.stop();
+    await system()?.stop();
     say(paint('green', 'All services stopped.'));
     process.exit(0);
   };
-  let stoppingAt = 0;
   const onSignal = (signal: string) => {
     // One Ctrl-C can arrive twice (from the terminal and forwarded by npm): only a later one means "now".
     if (stopping && Date.now() - stoppingAt < 1000) return;
     if (stopping) {
       say(paint('red', `${signal} again: killing every service now (SIGKILL).`));
-      process.exit(1); // the exit hook in processes.ts sends SIGKILL to every child
+      process.exit(1); // the exit hook (process/child-group.ts) sends SIGKILL to every child
     }
     stopping = true;
     stoppingAt = Date.now();
     say(paint('yellow', `\n${signal}: stopping all services (press Ctrl-C again to kill them at once)...`));
-    if (system) void shutdown();
+    if (system()) void shutdown();
     else abort.abort(); // still starting: startSystem stops what it started and rejects
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
@@ -149,9 +146,13 @@ async function main(): Promise<void> {
   setInterval(() => {
     if (process.ppid !== parent && !stopping) onSignal('Parent process gone');
   }, 500).unref();
+  return { isStopping: () => stopping, shutdown };
+}
 
+/** `Starting …` and where the events go. */
+function startingLine(options: Options, logIn: string): string {
+  const paint = painter(process.stdout);
   const { transport, natsUrl } = options.transport;
-  const logIn = path.relative(process.cwd(), dataDir) || '.';
   const where =
     transport !== 'nats'
       ? `event log in ${logIn}`
@@ -160,12 +161,26 @@ async function main(): Promise<void> {
         : `events through NATS JetStream, stored in ${path.join(logIn, 'nats')}`;
   const natsFirst = transport === 'nats' && !natsUrl ? 'nats-server, ' : '';
   const token = process.env.EVENT_BUS_TOKEN ? '; EVENT_BUS_TOKEN set: the event path needs it' : '';
-  say(
+  return (
     paint(
       'bold',
       `Starting ${natsFirst}${SERVICE_NAMES.join(', ')} and the router${options.dev ? ' in dev mode (watching)' : ''}`,
-    ) + paint('gray', ` (${where}${token})`),
+    ) + paint('gray', ` (${where}${token})`)
   );
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const paint = painter(process.stdout);
+  const say = (message: string) => process.stdout.write(`${message}\n`);
+  const dataDir = path.join(ROOT_DIR, 'data');
+  const logIn = path.relative(process.cwd(), dataDir) || '.';
+  const startedAt = Date.now();
+  const abort = new AbortController();
+  let system: System | undefined;
+  const { isStopping, shutdown } = handleStopSignals(() => system, abort, say);
+
+  say(startingLine(options, logIn));
   try {
     system = await startSystem({
       ...options.transport,
@@ -182,15 +197,22 @@ async function main(): Promise<void> {
         say(paint(message.startsWith('✔') ? 'green' : message.startsWith('✖') ? 'red' : 'yellow', message)),
     });
   } catch (err) {
-    if (stopping) {
+    if (isStopping()) {
       say(paint('green', 'Stopped before every service was ready.'));
       process.exit(0);
     }
     process.stderr.write(`\n${paint('red', `✖ Could not start: ${(err as Error).message}`)}\n`);
     process.exit(1);
   }
-  if (stopping) return shutdown();
+  if (isStopping()) return shutdown();
+  say(readyText(system, options, logIn));
+  const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+  say(paint('green', `All services ready (${seconds} s). Press Ctrl-C to stop.`));
+}
 
+/** What runs where, and what to try. */
+function readyText(system: System, options: Options, logIn: string): string {
+  const paint = painter(process.stdout);
   // The router first: it is the one address of the app, as posts.com is in the cluster.
   const nats = system.nats;
   const table: Array<[string, string, string]> = [
@@ -202,7 +224,7 @@ async function main(): Promise<void> {
     ],
     ...SERVICE_NAMES.map((name): [string, string, string] => [
       name,
-      system!.urls[name],
+      system.urls[name],
       nats && name === 'event-bus' ? NATS_BUS_ROUTES : ROUTES[name],
     ]),
     ...(nats
@@ -224,15 +246,13 @@ async function main(): Promise<void> {
       ([name, url, routes]) => `  ${name.padEnd(width)}  ${paint('cyan', url.padEnd(urlWidth))}  ${routes}`,
     ),
   ];
-  const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
-  say(`\n${rows.join('\n')}\n`);
-  say(
+  return (
+    `\n${rows.join('\n')}\n\n` +
     `  every service: GET /healthz · GET /readyz · GET /metrics (on its own port; the router does not route them)\n\n` +
-      `  open ${system.router!.url} in a browser${options.dev ? ' (edits to client/src reload it)' : ''}, or:\n` +
-      `  curl -X POST ${system.router!.url}/posts/create -H 'Content-Type: application/json' -d '{"title":"Hello"}'\n` +
-      `  curl ${system.router!.url}/posts\n`,
+    `  open ${system.router!.url} in a browser${options.dev ? ' (edits to client/src reload it)' : ''}, or:\n` +
+    `  curl -X POST ${system.router!.url}/posts/create -H 'Content-Type: application/json' -d '{"title":"Hello"}'\n` +
+    `  curl ${system.router!.url}/posts\n`
   );
-  say(paint('green', `All services ready (${seconds} s). Press Ctrl-C to stop.`));
 }
 
 void main();

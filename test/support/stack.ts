@@ -7,7 +7,7 @@ import { createBus } from '../../event-bus/src/app.js';
 
 /**
  * A real event bus (SQLite in a temporary folder) and real services, in this process, on free ports: the
- * API tests talk to them over real HTTP. The process-level tests use scripts/src/processes.ts instead.
+ * API tests talk to them over real HTTP. The process-level tests use scripts/src/process/system.ts instead.
  */
 export async function startStack(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -1,6 +1,7 @@
 import { natsAvailability } from '@blog/common/testing';
 import { describe } from 'vitest';
-import { TRANSPORTS, type SystemOptions, type Transport } from '../../scripts/src/processes.js';
+import { TRANSPORTS, type Transport } from '../../scripts/src/process/names.js';
+import type { SystemOptions } from '../../scripts/src/process/system-types.js';
 
 /**
  * The process-level tests run against both transports. On nats they run on a nats-server of their own

@@ -59,6 +59,7 @@ export class ManagedProcess {
   /** Should be running: an exit while true is unexpected. */
   private wanted = false;
   private starts = 0;
+  private spawnedAt: number | undefined;
   private readonly kept: string[] = [];
 
   constructor(readonly options: ManagedProcessOptions) {
@@ -76,6 +77,11 @@ export class ManagedProcess {
   /** How many times the process was started again after its first start. */
   get restarts(): number {
     return Math.max(0, this.starts - 1);
+  }
+
+  /** When the current (or last) run was spawned, in ms since the epoch; undefined before the first. */
+  get startedAt(): number | undefined {
+    return this.spawnedAt;
   }
 
   /** How the last run ended; undefined while it runs or before the first. */
@@ -110,6 +116,7 @@ export class ManagedProcess {
     this.stopping = undefined;
     this.wanted = true;
     this.starts++;
+    this.spawnedAt = Date.now();
     this.pipeLines(child);
     this.exitPromise = new Promise<ExitInfo>((resolve) => {
       child.once('error', (err) => {
@@ -205,7 +212,8 @@ export class ManagedProcess {
   private async pollReady(timeoutMs: number, signal: AbortSignal): Promise<void> {
     const check = this.options.ready;
     if (check === undefined) return;
-    const failure = typeof check === 'string' ? `${check} did not answer 200` : `${this.name} is not ready`;
+    const failure =
+      typeof check === 'string' ? `${check} did not answer 200` : `${this.name} did not become ready`;
     const attempt =
       typeof check === 'string'
         ? (ms: number) => answers200(check, ms)

@@ -1,9 +1,9 @@
 import net from 'node:net';
 import { delay } from './delay.js';
 import { StartError } from './errors.js';
+import { DEFAULT_NATS_PORT } from './names.js';
 
 const POLL_MS = 150;
-const NATS_PORT = 4222;
 
 export interface PollOptions {
   timeoutMs?: number;
@@ -67,7 +67,7 @@ export function waitForReady(url: string, options: PollOptions = {}): Promise<vo
 export function natsGreets(natsUrl: string, timeoutMs: number): Promise<void> {
   const url = new URL(natsUrl);
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: url.hostname, port: Number(url.port || NATS_PORT) });
+    const socket = net.connect({ host: url.hostname, port: Number(url.port || DEFAULT_NATS_PORT) });
     let received = '';
     const done = (err?: Error) => {
       socket.destroy();

@@ -4,16 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { natsAvailability } from '@blog/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  freePorts,
-  isPortFree,
-  SERVICE_NAMES,
-  StartError,
-  startSystem,
-  transportOptions,
-  waitForNats,
-  type System,
-} from './processes.js';
+import { StartError } from './errors.js';
+import { SERVICE_NAMES, transportOptions } from './names.js';
+import { freePorts, isPortFree } from './ports.js';
+import { waitForNats } from './readiness.js';
+import { startSystem } from './system.js';
+import type { System } from './system-types.js';
 
 /**
  * startSystem against stand-in services (a few lines of node:http each), so the process handling is tested

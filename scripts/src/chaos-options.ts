@@ -1,0 +1,56 @@
+import { parseScriptArgs } from './harness.js';
+import { transportOptions } from './process/names.js';
+import type { SystemOptions } from './process/system-types.js';
+
+export const USAGE = `Usage: npm run chaos [-- options]
+
+Starts the five services (real processes, free ports, a fresh temporary event log), writes posts and
+comments at a bounded rate while killing services with SIGKILL and restarting them, then checks that every
+acknowledged write is there exactly once with its final status. Exit code 1 on any discrepancy.
+
+Options:
+  --seed N          the seed of every random choice (default: drawn from the clock, printed)
+  --duration S      how long to write and kill, in seconds (default 60)
+  --min-kills N     the kills the schedule must reach within the duration (default 20)
+  --rate N          writes started per second, at most (default 25)
+  --transport T     http (the event-bus) or nats (NATS JetStream: the nats-server is killed too; it
+                    runs its own unless NATS_URL is set); default: EVENT_TRANSPORT, else http
+  --json            print the results as JSON on stdout (the report goes to stderr)
+  --help            this text`;
+
+export interface ChaosOptions {
+  seed: number;
+  durationS: number;
+  minKills: number;
+  rate: number;
+  json: boolean;
+  transport: Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'>;
+}
+
+export function parseOptions(argv: string[]): ChaosOptions {
+  const values = parseScriptArgs(
+    argv,
+    {
+      seed: { type: 'string' },
+      duration: { type: 'string', default: '60' },
+      'min-kills': { type: 'string', default: '20' },
+      rate: { type: 'string', default: '25' },
+      transport: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    USAGE,
+  );
+  const whole = (name: string, value: string, min: number) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: a whole number, ${min} or more`);
+    return n;
+  };
+  return {
+    seed: values.seed === undefined ? Date.now() % 2 ** 31 : whole('seed', values.seed, 0),
+    durationS: whole('duration', values.duration, 1),
+    minKills: whole('min-kills', values['min-kills'], 0),
+    rate: whole('rate', values.rate, 1),
+    json: values.json,
+    transport: transportOptions(values.transport),
+  };
+}

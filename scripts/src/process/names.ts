@@ -1,0 +1,60 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** In start order: the bus first, since every other service catches up from it. */
+export const SERVICE_NAMES = ['event-bus', 'posts', 'comments', 'query', 'moderation'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+export const SUBSCRIBER_NAMES = ['posts', 'comments', 'query', 'moderation'] as const satisfies ServiceName[];
+
+/** The course's ports. */
+export const DEFAULT_PORTS: Readonly<Record<ServiceName, number>> = {
+  posts: 4000,
+  comments: 4001,
+  query: 4002,
+  moderation: 4003,
+  'event-bus': 4005,
+};
+
+/** The local router's port under `ports: 'default'`: the client's, where the Ingress's address stands. */
+export const DEFAULT_ROUTER_PORT = 3000;
+
+/**
+ * Where every process listens (the services' HOST, the router, the nats-server): the loopback address, so
+ * nothing on the network reaches them. Only the router may be exposed elsewhere (`router.host`).
+ */
+export const LOOPBACK = '127.0.0.1';
+
+/** How the services exchange events (docs/event-bus.md): the HTTP bus, or NATS JetStream. */
+export const TRANSPORTS = ['http', 'nats'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+/**
+ * The transport options of `npm start`, `npm run chaos` and `npm run bench`: `--transport`, else
+ * EVENT_TRANSPORT, else http; with nats, a server already running at NATS_URL (else startSystem runs one)
+ * and the stream NATS_STREAM, when set.
+ */
+export function transportOptions(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): { transport: Transport; natsUrl?: string; natsStream?: string } {
+  const value = flag ?? (env.EVENT_TRANSPORT || 'http');
+  if (value === 'http') return { transport: 'http' };
+  if (value !== 'nats') {
+    throw new Error(`--transport (or EVENT_TRANSPORT) is "http" or "nats", not "${value}"`);
+  }
+  return { transport: 'nats', natsUrl: env.NATS_URL || undefined, natsStream: env.NATS_STREAM || undefined };
+}
+
+/** What startSystem runs: the five services, and with `transport: 'nats'` its own nats-server. */
+export type ProcessName = ServiceName | 'nats';
+
+/** NATS's own port, the nats-server's under `ports: 'default'`. */
+export const DEFAULT_NATS_PORT = 4222;
+
+/** How to get a nats-server, for the messages that need one. */
+export const NATS_INSTALL_HINT =
+  'install it with `apt-get install nats-server` (Debian, Ubuntu) or `brew install nats-server` (macOS), ' +
+  'or give the URL of a running one in NATS_URL';
+
+/** The repository root (this file is `scripts/src/process/names.ts` or `scripts/dist/process/names.js`). */
+export const ROOT_DIR = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
