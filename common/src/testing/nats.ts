@@ -47,6 +47,3 @@ export async function natsForTests(): Promise<{ url: string; stop(): Promise<voi
   const server = await startNatsServer();
   return { url: server.url, stop: () => server.stop() };
 }
-
-// scripts/src/bench.ts still takes the launcher from here; its home is `@blog/common/nats-server`.
-export { startNatsServer } from '../nats-server.js';

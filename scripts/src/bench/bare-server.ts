@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess } from '../process/managed-process.js';
-import { freePorts } from '../processes.js';
+import { freePorts } from '../process/ports.js';
 
 const thisFile = fileURLToPath(import.meta.url);
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromiumMissing, launchChromium } from '../browser.js';
 import { round, sleep } from '../harness.js';
-import { ROOT_DIR } from '../processes.js';
+import { ROOT_DIR } from '../process/names.js';
 import type { Settings, Urls } from './options.js';
 import { createPost } from './requests.js';
 import { distribution, pool } from './stats.js';

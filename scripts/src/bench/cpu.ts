@@ -1,7 +1,7 @@
 /** The CPU time each process used during a phase, per comment (Linux /proc; the bench's own from Node). */
 import { readFileSync } from 'node:fs';
 import { round } from '../harness.js';
-import type { System } from '../processes.js';
+import type { System } from '../process/system-types.js';
 
 /** CPU time (user + system) a process has used, from /proc (Linux); undefined elsewhere. */
 function processCpuMs(pid: number | undefined): number | undefined {

@@ -26,7 +26,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { eventBusToken, round, runScript, say } from '../harness.js';
-import { startSystem } from '../processes.js';
+import { startSystem } from '../process/system.js';
 import { hopTimings } from './hops.js';
 import { FULL, parseOptions, QUICK, USAGE, type Options } from './options.js';
 import { runPhases, type Run } from './phases.js';

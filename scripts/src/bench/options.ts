@@ -1,7 +1,8 @@
 /** The bench's command line: its options, the two sizes of run, the targets and where results go. */
 import path from 'node:path';
 import { parseScriptArgs } from '../harness.js';
-import { ROOT_DIR, transportOptions, type SystemOptions } from '../processes.js';
+import { ROOT_DIR, transportOptions } from '../process/names.js';
+import type { SystemOptions } from '../process/system-types.js';
 
 export interface Settings {
   latency: { warmup: number; samples: number; commentsPerPost: number; everyNthOrange: number };

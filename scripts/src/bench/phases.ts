@@ -3,7 +3,7 @@
  * of comments would make every later `GET /posts` large. The start-up phase runs after the system stops.
  */
 import { busHeaders, say } from '../harness.js';
-import type { System } from '../processes.js';
+import type { System } from '../process/system-types.js';
 import { measureClient } from './client-page.js';
 import { cpuPerComment, cpuSnapshot } from './cpu.js';
 import type { LogLine } from './hops.js';

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { sleep } from '../harness.js';
 import { ManagedProcess } from '../process/managed-process.js';
-import { ROOT_DIR } from '../processes.js';
+import { ROOT_DIR } from '../process/names.js';
 import { profilerEnv } from './profiles.js';
 import { get } from './requests.js';
 import { now } from './stats.js';
