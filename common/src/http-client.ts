@@ -93,7 +93,9 @@ export class HttpClient {
         fail(withCode(new Error(`no complete answer within ${options.timeoutMs} ms`), 'ETIMEDOUT'));
         req.destroy();
       }, options.timeoutMs);
-      req.on('error', fail);
+      // A reset on a reused keep-alive socket is the race Node's docs describe (the server closed it as we
+      // sent): flagged, since it says something about the caller's pool rather than the server.
+      req.on('error', (err) => fail(req.reusedSocket ? Object.assign(err, { reusedSocket: true }) : err));
       req.end(options.body);
     });
   }

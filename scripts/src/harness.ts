@@ -1,12 +1,11 @@
 /**
  * What the measuring scripts (`npm run bench`, `npm run chaos`, `npm run soak`) share: their command line
- * and messages, a seeded random generator, a small HTTP client that reports failures as values,
+ * and messages, a seeded random generator, requests that report failures as values,
  * percentiles, and a process's memory from /proc.
  */
-import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { bearerHeader } from '@blog/common';
+import { bearerHeader, HttpClient } from '@blog/common';
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
@@ -91,7 +90,7 @@ export interface Answer {
 }
 
 /** One keep-alive pool for the whole script, loopback only. */
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const client = new HttpClient();
 
 /**
  * EVENT_BUS_TOKEN from this script's environment, as `Authorization: Bearer <token>` (nothing when unset):
@@ -101,44 +100,31 @@ export const eventBusToken = (): string | undefined => process.env.EVENT_BUS_TOK
 export const busHeaders = (): Record<string, string> => bearerHeader(eventBusToken());
 
 /** An HTTP request that never throws: a failure is an Answer with status 0 and the error's code. */
-export function send(
+export async function send(
   url: string,
   json?: unknown,
   timeoutMs = 5000,
-  extraHeaders: Record<string, string> = {},
+  headers: Record<string, string> = {},
 ): Promise<Answer> {
   const started = performance.now();
-  return new Promise((resolve) => {
-    const payload = json === undefined ? undefined : JSON.stringify(json);
-    const headers: http.OutgoingHttpHeaders = payload
-      ? { ...extraHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-      : { ...extraHeaders };
-    const done = (answer: Omit<Answer, 'ms'>) => resolve({ ...answer, ms: performance.now() - started });
-    const req = http.request(url, { method: payload ? 'POST' : 'GET', agent, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', (err: NodeJS.ErrnoException) =>
-        done({ status: 0, body: '', error: err.code ?? 'EIO' }),
-      );
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-    // A reset on a reused keep-alive socket is the race Node's docs describe (the server closed it as we
-    // sent): named apart, since it says something about the client's pool rather than the service.
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      const code = err.code ?? err.message;
-      done({
-        status: 0,
-        body: '',
-        error: code === 'ECONNRESET' && req.reusedSocket ? 'ECONNRESET (reused socket)' : code,
-      });
-    });
-    req.end(payload);
-  });
+  const body = json === undefined ? undefined : JSON.stringify(json);
+  try {
+    const answer = await client.request(url, { method: body ? 'POST' : 'GET', body, headers, timeoutMs });
+    return { status: answer.status, body: answer.body, ms: performance.now() - started };
+  } catch (err) {
+    const { code, message, reusedSocket } = err as NodeJS.ErrnoException & { reusedSocket?: boolean };
+    const error = code === 'ETIMEDOUT' ? 'TIMEOUT' : (code ?? message);
+    return {
+      status: 0,
+      body: '',
+      error: error === 'ECONNRESET' && reusedSocket ? 'ECONNRESET (reused socket)' : error,
+      ms: performance.now() - started,
+    };
+  }
 }
 
 export function closeAgent(): void {
-  agent.destroy();
+  client.close();
 }
 
 /** GET and parse JSON, or throw with what came back. */
