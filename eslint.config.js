@@ -14,7 +14,7 @@ const root = import.meta.dirname;
 const workspaces = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')).workspaces;
 
 /** The TypeScript projects the type-aware rules read: every workspace's, the tests', the client's. */
-const tsProjects = ['./*/tsconfig.json', './tsconfig.tests.json'];
+const tsProjects = ['./tsconfig.eslint.json', './client/tsconfig.json'];
 
 const tests = ['**/*.test.{ts,tsx}', 'test/**'];
 /** Code that runs only under tests or tools, and may use the root devDependencies. */
