@@ -13,7 +13,7 @@ const root = import.meta.dirname;
 /** The workspaces the root package.json lists: each gets the import rules of its kind. */
 const workspaces = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')).workspaces;
 
-/** The TypeScript projects the type-aware rules read: every workspace's, the tests', the client's. */
+/** The TypeScript programs the type-aware rules read: the server side with its tests, and the client. */
 const tsProjects = ['./tsconfig.eslint.json', './client/tsconfig.json'];
 
 const tests = ['**/*.test.{ts,tsx}', 'test/**'];
@@ -77,13 +77,16 @@ export default defineConfig(
       ecmaVersion: 2023,
       sourceType: 'module',
       globals: nodeGlobals,
-      parserOptions: { project: tsProjects, tsconfigRootDir: root, noWarnOnMultipleProjects: true },
+      parserOptions: { project: tsProjects, tsconfigRootDir: root },
     },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     plugins: { 'import-x': importX },
     settings: {
       'import-x/resolver-next': [
-        createTypeScriptImportResolver({ project: tsProjects.map((p) => `${root}/${p}`) }),
+        createTypeScriptImportResolver({
+          project: tsProjects.map((project) => `${root}/${project}`),
+          noWarnOnMultipleProjects: true,
+        }),
       ],
     },
     rules: {
@@ -105,7 +108,7 @@ export default defineConfig(
   {
     // Each folder imports only the packages its own package.json declares (the nearest one, by default);
     // tests and tools may also use the root devDependencies (vitest, supertest, ...).
-    files: ['**/*.{ts,tsx}'],
+    files: ['**/*.{ts,tsx,js,mjs}'],
     rules: {
       'import-x/no-extraneous-dependencies': ['error', { devDependencies: devOnly }],
     },
