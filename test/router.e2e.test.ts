@@ -57,7 +57,9 @@ describe('the router in front of the real services', () => {
 
   it('streams /posts/live from query through the router, event by event', async () => {
     let publish: Promise<unknown> | undefined;
-    const messages = await liveMessages(2, () => (publish = blog.createPost('Pushed')));
+    const messages = await liveMessages(2, () => {
+      publish = blog.createPost('Pushed');
+    });
     await publish;
     expect(messages[0]).toContain('event: snapshot');
     expect(JSON.parse(messages[1]!.split('data: ')[1]!)).toMatchObject({

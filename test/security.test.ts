@@ -166,7 +166,7 @@ describe('CORS', () => {
     },
   );
 
-  // The live stream never ends: query/src/live.test.ts checks its headers.
+  // The live stream never ends: test/services/query-live.test.ts checks its headers.
   const answered = PUBLIC.filter(([, , path]) => path !== '/posts/live');
   it.each(answered)(
     '%s allows any origin on %s %s, on answers and errors alike',

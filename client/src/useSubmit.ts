@@ -8,8 +8,7 @@ export function useSubmit(send: () => Promise<unknown>, onSent: () => void) {
   const [error, setError] = useState<string>();
   const [sending, setSending] = useState(false);
 
-  const onSubmit = async (event: FormEvent<HTMLFormElement>) => {
-    event.preventDefault();
+  const sendAndKeepTheError = async () => {
     setSending(true);
     try {
       await send();
@@ -20,6 +19,12 @@ export function useSubmit(send: () => Promise<unknown>, onSent: () => void) {
     } finally {
       setSending(false);
     }
+  };
+
+  // A form handler's promise is dropped by React; sending catches every error itself, so none is lost.
+  const onSubmit = (event: FormEvent<HTMLFormElement>) => {
+    event.preventDefault();
+    void sendAndKeepTheError();
   };
 
   return { error, sending, onSubmit };

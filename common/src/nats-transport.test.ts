@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { uniqueStreamName } from '@blog/common/nats-server';
 import { natsAvailability } from '@blog/common/testing';
 import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
-import { waitFor } from '../../test/support/stack.js';
+import { waitFor } from '../../test/support/wait-for.js';
 import type { StoredEvent } from './events.js';
 import { PAGE_MAX_BYTES } from './limits.js';
 import { NatsTransport } from './nats-transport.js';

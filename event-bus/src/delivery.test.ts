@@ -35,13 +35,17 @@ async function subscriber(handler: Handler = () => ({}), port = 0) {
     let raw = '';
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => (raw += chunk));
-    req.on('end', async () => {
+    const reply = async () => {
       const body = JSON.parse(raw) as Delivered | Delivered[];
       posts.push(body);
       const answer = (await handler(body, req.headers)) ?? {};
       if (res.destroyed) return;
       res.writeHead(answer.status ?? 200, { 'Content-Type': 'application/json', ...answer.headers });
       res.end(JSON.stringify(answer.body ?? {}));
+    };
+    // A handler that throws fails this one delivery (the bus sees the socket close), not the test run.
+    req.on('end', () => {
+      reply().catch((err: unknown) => res.destroy(err as Error));
     });
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));

@@ -5,7 +5,7 @@ import { uniqueStreamName } from '@blog/common/nats-server';
 import { natsAvailability } from '@blog/common/testing';
 import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
 import { busRouteTests } from '../../test/support/bus-routes.js';
-import { waitFor } from '../../test/support/stack.js';
+import { waitFor } from '../../test/support/wait-for.js';
 import { createEventBus, createNatsBus, type NatsBus } from './app.js';
 
 // The bus with EVENT_TRANSPORT=nats: the course's routes as a gateway to a JetStream stream, through

@@ -53,6 +53,13 @@ export const LIVE_DEFAULTS = {
 } as const;
 
 const HEARTBEAT = Buffer.from(': heartbeat\n\n');
+const STREAM_HEADERS = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache',
+  // ingress-nginx (and nginx in general) would otherwise buffer the stream.
+  'X-Accel-Buffering': 'no',
+  Connection: 'keep-alive',
+};
 
 /** One open stream: whose it is, and what was written to it (to tell the snapshot from what followed). */
 interface Stream {
@@ -61,22 +68,11 @@ interface Stream {
   writtenBytes: number;
 }
 
-export function liveUpdates(options: LiveOptions = {}) {
-  const { maxClients, maxClientsPerAddress, heartbeatMs, recentEvents, maxBufferedBytes } = {
-    ...LIVE_DEFAULTS,
-    ...options,
-  };
-  const trusted: BlockList = trustedProxies(options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES);
-
+/** The open streams: opening one, writing to one or all, dropping one, and the heartbeat while any is open. */
+function liveStreams({ maxBufferedBytes, heartbeatMs }: { maxBufferedBytes: number; heartbeatMs: number }) {
   const streams = new Map<ServerResponse, Stream>();
   const perAddress = new Map<string, number>();
-  const recent: LiveEventMessage[] = [];
-  /** Grows with every event applied: the cached snapshot is good while it has not moved. */
-  let applied = 0;
-  let snapshot: { applied: number; chunk: Buffer } | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
-  let unsubscribe: (() => void) | undefined;
-  let closed = false;
 
   const drop = (res: ServerResponse, { cut = false } = {}) => {
     const stream = streams.get(res);
@@ -105,6 +101,60 @@ export function liveUpdates(options: LiveOptions = {}) {
     if (res.writableLength - snapshotWaiting > maxBufferedBytes) drop(res, { cut: true });
   };
 
+  /** Starts a stream for `address` with its snapshot; it is dropped when the client goes. */
+  const open = (req: IncomingMessage, res: ServerResponse, address: string, snapshot: Buffer) => {
+    streams.set(res, { address, snapshotBytes: snapshot.length, writtenBytes: 0 });
+    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    req.once('close', () => drop(res));
+    send(res, snapshot);
+    heartbeat ??= setInterval(() => {
+      for (const stream of streams.keys()) send(stream, HEARTBEAT);
+    }, heartbeatMs).unref();
+  };
+
+  return {
+    open,
+    sendToAll(chunk: Buffer) {
+      for (const res of streams.keys()) send(res, chunk);
+    },
+    dropAll() {
+      for (const res of [...streams.keys()]) drop(res);
+    },
+    fromAddress: (address: string) => perAddress.get(address) ?? 0,
+    get size() {
+      return streams.size;
+    },
+  };
+}
+
+/** A JSON error answer that tells the client to come back later. */
+function refuse(res: ServerResponse, headers: Record<string, string>, status: 429 | 503, message: string) {
+  const body = JSON.stringify({ errors: [{ message }] });
+  res
+    .writeHead(status, {
+      ...headers,
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      'Retry-After': '5',
+    })
+    .end(body);
+}
+
+export function liveUpdates(options: LiveOptions = {}) {
+  const { maxClients, maxClientsPerAddress, heartbeatMs, recentEvents, maxBufferedBytes } = {
+    ...LIVE_DEFAULTS,
+    ...options,
+  };
+  const trusted: BlockList = trustedProxies(options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES);
+
+  const streams = liveStreams({ maxBufferedBytes, heartbeatMs });
+  const recent: LiveEventMessage[] = [];
+  /** Grows with every event applied: the cached snapshot is good while it has not moved. */
+  let applied = 0;
+  let snapshot: { applied: number; chunk: Buffer } | undefined;
+  let unsubscribe: (() => void) | undefined;
+  let closed = false;
+
   const onApplied = (event: IncomingEvent) => {
     applied++;
     const message: LiveEventMessage = {
@@ -117,8 +167,7 @@ export function liveUpdates(options: LiveOptions = {}) {
     recent.push(message);
     if (recent.length > recentEvents) recent.shift();
     if (streams.size === 0) return;
-    const chunk = Buffer.from(`data: ${JSON.stringify(message)}\n\n`);
-    for (const res of streams.keys()) send(res, chunk);
+    streams.sendToAll(Buffer.from(`data: ${JSON.stringify(message)}\n\n`));
   };
 
   const routes = (
@@ -146,45 +195,18 @@ export function liveUpdates(options: LiveOptions = {}) {
       return snapshot.chunk;
     };
 
-    const refuse = (res: ServerResponse, status: 429 | 503, message: string) => {
-      const body = JSON.stringify({ errors: [{ message }] });
-      res
-        .writeHead(status, {
-          ...headers,
-          'Content-Type': 'application/json; charset=utf-8',
-          'Content-Length': Buffer.byteLength(body),
-          'Retry-After': '5',
-        })
-        .end(body);
-    };
-
     const getLive = (req: IncomingMessage, res: ServerResponse) => {
-      if (closed) return refuse(res, 503, 'The query service is shutting down');
+      if (closed) return refuse(res, headers, 503, 'The query service is shutting down');
       if (streams.size >= maxClients) {
-        return refuse(res, 503, `Too many live connections (${maxClients}); try again later`);
+        return refuse(res, headers, 503, `Too many live connections (${maxClients}); try again later`);
       }
       const address = clientAddress(req, trusted);
-      const fromAddress = perAddress.get(address) ?? 0;
-      if (fromAddress >= maxClientsPerAddress) {
+      if (streams.fromAddress(address) >= maxClientsPerAddress) {
         const message = `Too many live connections from one address (${maxClientsPerAddress}); close some, or try again later`;
-        return refuse(res, 429, message);
+        return refuse(res, headers, 429, message);
       }
-      res.writeHead(200, {
-        ...headers,
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-cache',
-        // ingress-nginx (and nginx in general) would otherwise buffer the stream.
-        'X-Accel-Buffering': 'no',
-        Connection: 'keep-alive',
-      });
-      const chunk = snapshotChunk();
-      streams.set(res, { address, snapshotBytes: chunk.length, writtenBytes: 0 });
-      perAddress.set(address, fromAddress + 1);
-      req.once('close', () => drop(res));
-      send(res, chunk);
-      heartbeat ??= setInterval(() => {
-        for (const stream of streams.keys()) send(stream, HEARTBEAT);
-      }, heartbeatMs).unref();
+      res.writeHead(200, { ...headers, ...STREAM_HEADERS });
+      streams.open(req, res, address, snapshotChunk());
     };
     return { [`GET ${LIVE_PATH}`]: getLive };
   };
@@ -198,7 +220,7 @@ export function liveUpdates(options: LiveOptions = {}) {
     close() {
       closed = true;
       unsubscribe?.();
-      for (const res of [...streams.keys()]) drop(res);
+      streams.dropAll();
     },
   };
 }

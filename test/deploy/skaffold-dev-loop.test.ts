@@ -64,7 +64,7 @@ describe('skaffold dev: what a saved file does', () => {
   it.each([
     'README.md',
     'docs/deploy.md',
-    'posts/src/routes.test.ts',
+    'posts/src/projection.test.ts',
     'common/src/config.test.ts',
     'client/src/App.test.tsx',
     'test/e2e.test.ts',

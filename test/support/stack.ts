@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createService, type ServiceDefinition } from '@blog/common';
 import { freePort } from '@blog/common/nats-server';
 import { createBus } from '../../event-bus/src/app.js';
+import { waitFor } from './wait-for.js';
 
 /**
  * A real event bus (SQLite in a temporary folder) and real services, in this process, on free ports: the
@@ -87,16 +88,4 @@ async function startStackOn(
   };
 }
 
-export { freePort };
-
-/** Polls `condition` until it holds; fails with `message` after `timeoutMs`. */
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  { timeoutMs = 10_000, intervalMs = 10, message = 'condition not met in time' } = {},
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(message);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+export { freePort, waitFor };

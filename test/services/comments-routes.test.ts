@@ -2,9 +2,9 @@ import request from 'supertest';
 import { createService, type EventTransport } from '@blog/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { moderationProjection } from '../../moderation/src/projection.js';
-import { startStack, waitFor } from '../../test/support/stack.js';
-import { commentsProjection } from './projection.js';
-import { commentsPublicRoutes, commentsRoutes } from './routes.js';
+import { startStack, waitFor } from '../support/stack.js';
+import { commentsProjection } from '../../comments/src/projection.js';
+import { commentsPublicRoutes, commentsRoutes } from '../../comments/src/routes.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let api: ReturnType<typeof request>;

@@ -1,8 +1,8 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '@blog/common';
-import { startStack, waitFor } from '../../test/support/stack.js';
-import { moderationProjection } from './projection.js';
+import { startStack, waitFor } from '../support/stack.js';
+import { moderationProjection } from '../../moderation/src/projection.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const log = async () => (await request(stack.busUrl).get('/events')).body as StoredEvent[];

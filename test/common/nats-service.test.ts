@@ -1,14 +1,11 @@
+import { type StoredEvent } from '@blog/common';
 import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { natsAvailability } from '@blog/common/testing';
-import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
-import { blogClient } from '../../test/support/client.js';
-import { startNatsStack, type NatsStack } from '../../test/support/nats-stack.js';
-import { waitFor } from '../../test/support/stack.js';
-import type { StoredEvent } from './events.js';
-import { NatsTransport } from './nats-transport.js';
-import { createService } from './service.js';
-import { HttpTransport } from './transport.js';
+import { useNats, useOwnNatsServer } from '../support/nats.js';
+import { blogClient } from '../support/client.js';
+import { startNatsStack, type NatsStack } from '../support/nats-stack.js';
+import { waitFor } from '../support/stack.js';
 
 // The blog's own services (createService with their real projections and routes) driven entirely over
 // NATS JetStream, EVENT_TRANSPORT=nats: no HTTP bus delivers anything; the bus runs only as the gateway.
@@ -44,29 +41,6 @@ async function courseFlowWithoutQuery(api: ReturnType<typeof blogClient>) {
   await waitFor(async () => (await api.events()).length === 7, { message: 'the flow did not complete' });
   return postId;
 }
-
-describe('choosing the transport', () => {
-  const projection = { initial: () => null, apply: () => undefined };
-  const transportOf = (env: Record<string, string>) =>
-    createService({ name: 'moderation', projection }, { env: { LOG_LEVEL: 'silent', ...env } }).subscriber
-      .transport;
-
-  it('takes HTTP by default and NATS with EVENT_TRANSPORT=nats, on NATS_URL and NATS_STREAM', () => {
-    expect(transportOf({})).toBeInstanceOf(HttpTransport);
-    const nats = transportOf({
-      EVENT_TRANSPORT: 'nats',
-      NATS_URL: 'nats://127.0.0.1:4999',
-      NATS_STREAM: 's1',
-    });
-    expect(nats).toBeInstanceOf(NatsTransport);
-    expect(nats).toMatchObject({ url: 'nats://127.0.0.1:4999', stream: 's1', subject: 's1.events' });
-  });
-
-  it('stops at start on a malformed NATS variable, naming it', () => {
-    expect(() => transportOf({ NATS_URL: 'localhost:4222' })).toThrow(/NATS_URL=/);
-    expect(() => transportOf({ EVENT_TRANSPORT: 'nats', NATS_STREAM: 'a>b' })).toThrow(/NATS_STREAM=/);
-  });
-});
 
 const shared = natsAvailability();
 

@@ -1,11 +1,15 @@
+import {
+  derivedEventId,
+  type BlogEvent,
+  type Projection,
+  type ServiceDefinition,
+  type StoredEvent,
+} from '@blog/common';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBus } from '../../event-bus/src/app.js';
-import { eventOfDeliveredSize } from '../../test/support/bus-routes.js';
-import { startStack, waitFor } from '../../test/support/stack.js';
-import type { BlogEvent, StoredEvent } from './events.js';
-import type { ServiceDefinition } from './service.js';
-import { derivedEventId, type Projection } from './subscriber.js';
+import { eventOfDeliveredSize } from '../support/bus-routes.js';
+import { startStack, waitFor } from '../support/stack.js';
 
 /** Counts what it applies and answers each PostCreated with a PostNoticed: enough to watch the runner. */
 interface Seen {

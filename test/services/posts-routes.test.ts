@@ -1,9 +1,9 @@
 import { createService } from '@blog/common';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack } from '../../test/support/stack.js';
-import { postsProjection } from './projection.js';
-import { postsPublicRoutes, postsRoutes } from './routes.js';
+import { startStack } from '../support/stack.js';
+import { postsProjection } from '../../posts/src/projection.js';
+import { postsPublicRoutes, postsRoutes } from '../../posts/src/routes.js';
 
 const posts = {
   name: 'posts',

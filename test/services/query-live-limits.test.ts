@@ -1,9 +1,9 @@
 import http from 'node:http';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { raw } from '../../test/support/raw-http.js';
-import { freePort, startStack, waitFor } from '../../test/support/stack.js';
-import { createQueryService } from './service.js';
+import { raw } from '../support/raw-http.js';
+import { freePort, startStack, waitFor } from '../support/stack.js';
+import { createQueryService } from '../../query/src/service.js';
 
 /**
  * GET /posts/live at scale, against a real bus delivering to a real query service: a view of several MiB,

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startStack, waitFor } from '../../test/support/stack.js';
-import { createQueryService } from './service.js';
+import { freePort, startStack, waitFor } from '../support/stack.js';
+import { createQueryService } from '../../query/src/service.js';
 
 // A real bus delivering to a real query service over HTTP; the tests read GET /posts/live as a browser
 // would, from a socket.

@@ -1,8 +1,8 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, waitFor } from '../../test/support/stack.js';
-import { queryProjection } from './projection.js';
-import { queryPublicRoutes, queryRawRoutes } from './routes.js';
+import { startStack, waitFor } from '../support/stack.js';
+import { queryProjection } from '../../query/src/projection.js';
+import { queryPublicRoutes, queryRawRoutes } from '../../query/src/routes.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let api: ReturnType<typeof request>;

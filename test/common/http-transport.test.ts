@@ -1,8 +1,7 @@
+import { HttpTransport, type StoredEvent } from '@blog/common';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startStack } from '../../test/support/stack.js';
-import type { StoredEvent } from './events.js';
-import { HttpTransport } from './transport.js';
+import { startStack } from '../support/stack.js';
 
 // HttpTransport against a real bus (SQLite in a temporary folder) over real HTTP.
 let stack: Awaited<ReturnType<typeof startStack>> | undefined;
