@@ -5,9 +5,8 @@ import { ANSWER_MAX_BYTES } from './limits.js';
 /**
  * The one HTTP client between services: a JSON request on a keep-alive connection, the answer as text.
  *
- * Why not axios or undici: every event crosses this code four or five times, and on this 2-core machine a
- * POST of one small event cost the caller 305 µs of CPU with a trimmed axios, 195 µs with undici's
- * `request` and 94 µs with `http.request` (docs/performance.md). The callers need nothing more than
+ * Why not axios or undici: every event crosses this code four or five times, and `http.request` costs the
+ * caller the least CPU per POST of the three (figures in docs/performance.md). The callers need nothing more than
  * this: no redirects (a bus or subscriber that redirects is misconfigured), no compression, no cookies.
  */
 export interface HttpAnswer {
