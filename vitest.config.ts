@@ -8,6 +8,7 @@ export default defineConfig({
     alias: {
       '@blog/common/testing': fileURLToPath(new URL('./common/src/testing/nats-server.ts', import.meta.url)),
       '@blog/common': fileURLToPath(new URL('./common/src/index.ts', import.meta.url)),
+      '@blog/router': fileURLToPath(new URL('./router/src/index.ts', import.meta.url)),
     },
   },
   test: {

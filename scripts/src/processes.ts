@@ -32,8 +32,8 @@ import {
   removeNatsTokenFile,
   uniqueStreamName,
 } from '@blog/common/testing';
+import { localBackends, startRouter, type Router } from '@blog/router';
 import { formatServiceLine, LineSplitter, painter } from './logs.js';
-import { localBackends, startRouter, type Router } from './router.js';
 
 /** In start order: the bus first, since every other service catches up from it. */
 export const SERVICE_NAMES = ['event-bus', 'posts', 'comments', 'query', 'moderation'] as const;
