@@ -9,6 +9,7 @@ export default defineConfig({
       '@blog/common/nats-server': fileURLToPath(new URL('./common/src/nats-server.ts', import.meta.url)),
       '@blog/common/testing': fileURLToPath(new URL('./common/src/testing/nats.ts', import.meta.url)),
       '@blog/common': fileURLToPath(new URL('./common/src/index.ts', import.meta.url)),
+      '@blog/router': fileURLToPath(new URL('./router/src/index.ts', import.meta.url)),
     },
   },
   test: {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSystem } from '../scripts/src/process/system.js';
 import type { System } from '../scripts/src/process/system-types.js';
@@ -93,5 +94,20 @@ describe('the router in front of the real services', () => {
     });
     await system.restart('query');
     expect((await fetch(`${app}/posts`)).status).toBe(200);
+  });
+});
+
+describe('the router, as startSystem starts it', () => {
+  it('is started by startSystem only on a free port: a taken one is named before anything starts', async () => {
+    const taken = http.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      await expect(startSystem({ quiet: true, router: { port } })).rejects.toThrow(
+        `Port already in use: ${port} (router)`,
+      );
+    } finally {
+      taken.close();
+    }
   });
 });

@@ -1,9 +1,9 @@
 import path from 'node:path';
+import { chooseLocation, readIngress } from '@blog/router';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commentsPublicRoutes } from '../comments/src/routes.js';
 import { postsPublicRoutes } from '../posts/src/routes.js';
 import { queryPublicRoutes } from '../query/src/routes.js';
-import { chooseLocation, readIngress } from '../scripts/src/ingress.js';
 import type { ServiceName } from '../scripts/src/process/names.js';
 import { startSystem } from '../scripts/src/process/system.js';
 import type { System } from '../scripts/src/process/system-types.js';

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createServer, loadConfigFromFile, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readIngress } from '../../scripts/src/ingress.js';
+import { readIngress } from '@blog/router';
 import { raw } from '../support/raw-http.js';
 import { ROOT } from './support/files.js';
 

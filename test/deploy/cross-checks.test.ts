@@ -49,10 +49,10 @@ function k8sWith(file: string, kind: string, change: (object: Data) => void): K8
   return copy;
 }
 const podOf = (object: Data) => object.spec.template.spec;
-/** The images' Dockerfiles and the local router's (scripts/Dockerfile), by folder. */
+/** The images' Dockerfiles and the local router's (router/Dockerfile), by folder. */
 const withRouter = (dockerfiles: Record<string, string>): Record<string, string> => ({
   ...clone(dockerfiles),
-  scripts: readFileSync(path.join(ROOT, 'scripts/Dockerfile'), 'utf8'),
+  router: readFileSync(path.join(ROOT, 'router/Dockerfile'), 'utf8'),
 });
 const containerOf = (object: Data) => object.spec.template.spec.containers[0];
 

@@ -4,7 +4,7 @@
  * The six `dev` targets skaffold.yaml names are built on a real Docker engine (base images made from this
  * machine's Node: support/docker.ts). Each runs with the settings of its Deployment in infra/k8s, read from
  * the manifest (support/pod.ts), under the names of its Services on one network. The local Ingress router
- * (scripts/Dockerfile) is in front, routing by infra/k8s/ingress-srv.yaml and passing the Host header on, as
+ * (router/Dockerfile) is in front, routing by infra/k8s/ingress-srv.yaml and passing the Host header on, as
  * ingress-nginx does; Debian's Chromium resolves posts.com to it. Then the course flow runs in the page,
  * and two saved files are synced as skaffold syncs them (a tar unpacked in the container): a moderation
  * rule, and the client's heading. Each must be live in the same container, with no image built.
@@ -97,9 +97,11 @@ const card = (title: string) =>
 
 async function comment(title: string, content: string, shown: string): Promise<void> {
   const post = card(title);
+  const before = await post.getByRole('listitem').count();
   await post.getByLabel('New Comment').fill(content);
   await post.getByRole('button', { name: 'Submit' }).click();
-  await post.getByRole('listitem').filter({ hasText: shown }).waitFor({ timeout: 30_000 });
+  // The new comment is the next item: an earlier one with the same text (two rejected) must not answer.
+  await post.getByRole('listitem').nth(before).filter({ hasText: shown }).waitFor({ timeout: 30_000 });
 }
 
 describe.skipIf(unavailable !== undefined)(
@@ -118,7 +120,7 @@ describe.skipIf(unavailable !== undefined)(
           bases,
         );
       }
-      await buildImage('scripts/Dockerfile', 'runtime', ROUTER_IMAGE, bases);
+      await buildImage('router/Dockerfile', 'runtime', ROUTER_IMAGE, bases);
       await must('docker', ['network', 'create', project]);
 
       // Each artifact's image takes the place of the tag in the Deployment that names it, as skaffold does.

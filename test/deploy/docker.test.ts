@@ -107,10 +107,10 @@ describe.skipIf(unavailable !== undefined)(
       compose = composeCommand()!;
       const t0 = Date.now();
       const bases = await localBaseImages();
-      // The ingress is the local router's image (scripts/Dockerfile), docker-compose.yml's way in.
+      // The ingress is the local router's image (router/Dockerfile), docker-compose.yml's way in.
       const build = (service: string) =>
         buildImage(
-          `${service === 'ingress' ? 'scripts' : service}/Dockerfile`,
+          `${service === 'ingress' ? 'router' : service}/Dockerfile`,
           'runtime',
           image(service),
           bases,

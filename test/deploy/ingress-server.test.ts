@@ -1,5 +1,5 @@
 /**
- * scripts/dist/ingress-server.js, docker-compose.yml's `ingress` (scripts/Dockerfile), as a real process:
+ * router/dist/ingress-server.js, docker-compose.yml's `ingress` (router/Dockerfile), as a real process:
  * it reads the real infra/k8s/ingress-srv.yaml and sends each path to the Service the Ingress names, at
  * that very name (compose's aliases). Here those names do not resolve, so a routed path answers 502
  * naming the Service it tried: which is what shows the routing.
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/files.js';
 import { artifactDependencies } from './support/skaffold-dev-loop.js';
 
-const server = path.join(ROOT, 'scripts/dist/ingress-server.js');
+const server = path.join(ROOT, 'router/dist/ingress-server.js');
 let stop: (() => void) | undefined;
 let base = '';
 
@@ -65,29 +65,33 @@ describe('the ingress server of docker-compose.yml', () => {
     expect(noFile.output()).toContain('nothing.yaml');
   });
 
-  it('is copied into its image with every module it imports (scripts/Dockerfile names each file)', () => {
-    const dist = path.join(ROOT, 'scripts/dist');
-    const needed = new Set<string>();
+  it('is built into its image with every module it imports, and installs each package it imports', () => {
+    const dist = path.join(ROOT, 'router/dist');
+    const modules = new Set<string>();
+    const packages = new Set<string>();
     const visit = (file: string) => {
-      if (needed.has(file)) return;
-      needed.add(file);
+      if (modules.has(file)) return;
+      modules.add(file);
       const source = readFileSync(path.join(dist, file), 'utf8');
-      for (const [, name] of source.matchAll(/from '\.\/([\w.-]+\.js)'/g)) visit(name!);
+      for (const [, name] of source.matchAll(/from '([^']+)'/g)) {
+        if (name!.startsWith('./')) visit(name!.slice(2));
+        else if (!name!.startsWith('node:')) packages.add(name!);
+      }
     };
     visit('ingress-server.js');
-    const copy = readFileSync(path.join(ROOT, 'scripts/Dockerfile'), 'utf8')
-      .split('\n')
-      .find((line) => line.includes('/app/scripts/dist/ingress-server.js'))!;
-    const copied = [...copy.matchAll(/\/app\/scripts\/dist\/([\w.-]+\.js)/g)].map(([, name]) => name);
-    expect(needed.size).toBeGreaterThan(3);
-    expect(copied.sort()).toEqual([...needed].sort());
-    // ...and each one's source reaches the build: .dockerignore keeps only the router's files of scripts/.
+    expect(modules.size).toBeGreaterThan(3);
+    // The image installs router/package.json's dependencies (npm ci --omit=dev): they must be what it imports.
+    const { dependencies } = JSON.parse(readFileSync(path.join(ROOT, 'router/package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    expect([...packages].sort()).toEqual(Object.keys(dependencies).sort());
+    // ...and each module's source reaches the build.
     const context = artifactDependencies(ROOT, {
       image: 'blog/ingress',
       context: '.',
-      dockerfile: 'scripts/Dockerfile',
+      dockerfile: 'router/Dockerfile',
       sync: [],
     });
-    for (const file of needed) expect(context, file).toContain(`scripts/src/${file.replace(/\.js$/, '.ts')}`);
+    for (const file of modules) expect(context, file).toContain(`router/src/${file.replace(/\.js$/, '.ts')}`);
   });
 });

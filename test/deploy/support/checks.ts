@@ -317,10 +317,10 @@ export function checkCompose(compose: Data, k8s: K8sObject[]): string[] {
       if (!expected) problems.push(`${where}: not a service of the course`);
       else if (!own.includes(expected)) problems.push(`${where}: no network alias ${expected}`);
     }
-    // The ingress is the local router's image (scripts/Dockerfile); ingress-nginx does its job in a cluster.
+    // The ingress is the local router's image (router/Dockerfile); ingress-nginx does its job in a cluster.
     const image = name === 'ingress' ? 'blog/ingress:0.0.1' : images.get(app);
     if (service.image !== image) problems.push(`${where}: image ${service.image}, expected ${image}`);
-    const dockerfile = name === 'ingress' ? 'scripts/Dockerfile' : `${app}/Dockerfile`;
+    const dockerfile = name === 'ingress' ? 'router/Dockerfile' : `${app}/Dockerfile`;
     const build = service.build ?? {};
     if (build.context !== '.' || build.dockerfile !== dockerfile || build.target !== 'runtime')
       problems.push(`${where}: build is not context ., ${dockerfile}, target runtime`);

@@ -119,7 +119,7 @@ export function documentedTransportVariables(): Record<string, string> {
   return variables;
 }
 
-/** The TypeScript sources of the services, common/ and scripts/ (no tests, no build output). */
+/** The TypeScript sources of the services, common/, router/ and scripts/ (no tests, no build output). */
 export function codeSources(): { file: string; text: string }[] {
   const sources: { file: string; text: string }[] = [];
   const walk = (dir: string) => {
@@ -131,7 +131,16 @@ export function codeSources(): { file: string; text: string }[] {
         sources.push({ file: relative, text: readFileSync(path.join(ROOT, relative), 'utf8') });
     }
   };
-  for (const dir of ['common', 'posts', 'comments', 'query', 'moderation', 'event-bus', 'scripts']) {
+  for (const dir of [
+    'common',
+    'posts',
+    'comments',
+    'query',
+    'moderation',
+    'event-bus',
+    'router',
+    'scripts',
+  ]) {
     if (existsSync(path.join(ROOT, dir, 'src'))) walk(`${dir}/src`);
   }
   return sources;
@@ -152,12 +161,13 @@ export interface Stack {
   workspaces: string[];
 }
 
-/** Every service with a Dockerfile: the workspaces, and the client (a workspace once its branch lands). */
+/**
+ * Every service of the course with a Dockerfile: the workspaces but common (code the services share), the
+ * local router (docker-compose's stand-in for ingress-nginx, checked on its own) and scripts (never shipped).
+ */
 export function imageServices(): string[] {
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] };
-  const names = pkg.workspaces.filter((w) => w !== 'common');
-  if (!names.includes('client')) names.push('client');
-  return names;
+  return pkg.workspaces.filter((w) => !['common', 'router', 'scripts'].includes(w));
 }
 
 export function loadStack(): Stack {

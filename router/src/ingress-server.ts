@@ -1,10 +1,10 @@
 /**
- * The local router as a process of its own: docker-compose.yml's `ingress` service (scripts/Dockerfile),
+ * The local router as a process of its own: docker-compose.yml's `ingress` service (router/Dockerfile),
  * the stand-in for ingress-nginx there. It routes by infra/k8s/ingress-srv.yaml exactly as `npm start`
  * does; in compose every container answers to its Kubernetes Service name, so each backend of the
  * Ingress (`posts-clusterip-srv:4000`, ..., `client-srv:3000`) is reached at that very name and port.
  *
- *   PORT=3000 INGRESS_FILE=infra/k8s/ingress-srv.yaml node scripts/dist/ingress-server.js
+ *   PORT=3000 INGRESS_FILE=infra/k8s/ingress-srv.yaml node router/dist/ingress-server.js
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

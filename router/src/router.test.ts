@@ -3,12 +3,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseLocation, normalizePath, parseIngress, readIngress, type IngressTable } from './ingress.js';
-import { ROOT_DIR, startSystem } from './processes.js';
 import { localBackends, startRouter, type Router } from './router.js';
 
-const INGRESS_FILE = path.join(ROOT_DIR, 'infra', 'k8s', 'ingress-srv.yaml');
+const INGRESS_FILE = fileURLToPath(new URL('../../infra/k8s/ingress-srv.yaml', import.meta.url));
 
 /** What ingress-nginx does with the course's Ingress: the table the local router must follow. */
 const EXPECTED: Array<[string, string | undefined]> = [
@@ -327,18 +327,5 @@ describe('the router, over HTTP', () => {
         backends: { 'client-srv:3000': { kind: 'static', dir: clientDir, name: 'client' } },
       }),
     ).rejects.toThrow(/routes to .*query-srv:4002.*which the local router does not know/);
-  });
-
-  it('is started by startSystem only on a free port: a taken one is named before anything starts', async () => {
-    const taken = http.createServer();
-    await new Promise<void>((resolve) => taken.listen(0, resolve));
-    const port = (taken.address() as AddressInfo).port;
-    try {
-      await expect(startSystem({ quiet: true, router: { port } })).rejects.toThrow(
-        `Port already in use: ${port} (router)`,
-      );
-    } finally {
-      taken.close();
-    }
   });
 });

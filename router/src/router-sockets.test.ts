@@ -4,26 +4,26 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SERVER_TIMEOUTS } from '@blog/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT_DIR } from './processes.js';
 import { localBackends, ROUTER_TIMEOUTS, startRouter, type RouterOptions } from './router.js';
 import { SECURITY_HEADERS } from './router-static.js';
 
 /**
  * What no client and no backend may do to the router: crash it (it runs inside `npm start` and as
  * docker-compose's ingress), hold it for ever, or reach a websocket it should not. The router runs as a
- * process of its own (scripts/dist, so `npm run build` first), in front of real backends in this process,
+ * process of its own (router/dist, so `npm run build` first), in front of real backends in this process,
  * and every case uses raw sockets; after each, the process must still be alive and routing.
  */
+const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
 const INGRESS_FILE = path.join(ROOT_DIR, 'infra', 'k8s', 'ingress-srv.yaml');
 const TIMEOUTS = { headersMs: 300, requestMs: 600, backendMs: 500 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The router as a child process (scripts/dist/router.js), started with `options`. */
+/** The router as a child process (router/dist/router.js), started with `options`. */
 async function routerProcess(options: RouterOptions) {
-  const routerJs = pathToFileURL(path.join(ROOT_DIR, 'scripts', 'dist', 'router.js')).href;
+  const routerJs = pathToFileURL(path.join(ROOT_DIR, 'router', 'dist', 'router.js')).href;
   const code = `const { startRouter } = await import(${JSON.stringify(routerJs)});
 const router = await startRouter(JSON.parse(process.env.ROUTER_OPTIONS));
 process.stdout.write('listening ' + router.port + '\\n');`;

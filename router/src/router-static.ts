@@ -10,7 +10,7 @@ import path from 'node:path';
 
 /**
  * The headers of every answer the router makes itself, the same as client/server.mjs's (the client image
- * has no node_modules and this image no client, so each holds its copy; scripts/src/router-sockets.test.ts
+ * has no node_modules and this image no client, so each holds its copy; router/src/router-sockets.test.ts
  * checks that both servers send the same).
  */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
