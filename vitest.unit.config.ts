@@ -2,8 +2,9 @@ import { defineConfig } from 'vitest/config';
 import baseConfig from './vitest.config.js';
 
 // `npm run test:unit`: the tests beside the code of the packages, which run in this process. Left to
-// `npm test`: test/ (several services together), scripts/ (tests that spawn the services or the router)
-// and the NATS tests (each starts a nats-server).
+// `npm test`: test/ (several services together), scripts/ (tests that spawn the services or the router),
+// the NATS tests (each starts a nats-server) and the live stream's limits (several MiB through a socket
+// read slowly: alone it takes longer than all the others together).
 export default defineConfig({
   ...baseConfig,
   test: {
@@ -12,6 +13,14 @@ export default defineConfig({
       '{common,posts,comments,moderation,query,event-bus}/src/**/*.test.ts',
       'client/src/**/*.test.{ts,tsx}',
     ],
-    exclude: [...(baseConfig.test?.exclude ?? []), '**/src/**/nats*.test.ts'],
+    exclude: [
+      ...(baseConfig.test?.exclude ?? []),
+      '**/src/**/nats*.test.ts',
+      'query/src/live-limits.test.ts',
+    ],
+    // Worker threads that keep the modules they loaded from one file to the next: starting a worker and
+    // importing the same modules again for every file took most of the run.
+    pool: 'threads',
+    isolate: false,
   },
 });
