@@ -19,8 +19,8 @@ const tsProjects = ['./tsconfig.eslint.json', './client/tsconfig.json'];
 const tests = ['**/*.test.{ts,tsx}', 'test/**'];
 /** Code that runs only under tests or tools, and may use the root devDependencies. */
 const devOnly = [...tests, '**/testing/**', '**/vite.config.ts', 'vitest.config.ts', 'eslint.config.js'];
-// Tool folders that are not workspaces yet belong to the root package, whose devDependencies they use.
-devOnly.push(...['scripts', 'router'].filter((folder) => !workspaces.includes(folder)).map((f) => `${f}/**`));
+// The scripts run the system here and never ship: what they import are devDependencies of scripts/.
+devOnly.push('scripts/**', 'vitest.unit.config.ts');
 
 /** The Node globals plain JavaScript files may use (TypeScript files get theirs from @types/node). */
 const nodeGlobals = Object.fromEntries(
@@ -53,7 +53,11 @@ const otherPackageByPath = {
 };
 const projectPackageButCommon = {
   regex: '^@blog/(?!common(/|$))',
-  message: 'A service, common and the scripts import only @blog/common among the project packages.',
+  message: 'A service, common and the router import only @blog/common among the project packages.',
+};
+const packageTheScriptsDoNotRun = {
+  regex: '^@blog/(?!(common|router|event-bus)(/|$))',
+  message: 'The scripts run the system: they import @blog/common, @blog/router and @blog/event-bus only.',
 };
 const projectPackage = { regex: '^@blog/', message: 'The client imports no server code.' };
 const testHelper = {
@@ -138,6 +142,10 @@ export default defineConfig(
   {
     files: workspaces.filter((w) => w !== 'client').map((workspace) => `${workspace}/**/*.ts`),
     rules: restrict(otherPackageByPath, projectPackageButCommon, testHelper),
+  },
+  {
+    files: ['scripts/**/*.ts'],
+    rules: restrict(otherPackageByPath, packageTheScriptsDoNotRun, testHelper),
   },
   {
     // Tests next to the code are unit tests: their own package, @blog/common and the generic helpers.

@@ -96,7 +96,8 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   endSocketWithJson(socket, 400, 'Bad Request', 'The request is not valid HTTP');
 }
 
-export async function startRouter(options: RouterOptions): Promise<Router> {
+/** The Ingress table, refused when it routes to a Service the router has no backend for. */
+function readRoutableIngress(options: RouterOptions): IngressTable {
   const table = readIngress(options.ingressFile);
   const unknown = table.locations.filter((location) => !options.backends[location.backend]);
   if (unknown.length > 0) {
@@ -105,6 +106,11 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         `which the local router does not know (it knows ${Object.keys(options.backends).join(', ')})`,
     );
   }
+  return table;
+}
+
+export async function startRouter(options: RouterOptions): Promise<Router> {
+  const table = readRoutableIngress(options);
   const timeouts = { ...ROUTER_TIMEOUTS, ...options.timeouts };
   // No cap on sockets per backend: each open event stream holds one, and a cap would queue GET /posts
   // behind them.

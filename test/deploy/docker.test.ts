@@ -1,7 +1,7 @@
 /**
  * The real Dockerfiles and docker-compose.yml on a real Docker engine.
  *
- * No image can be pulled here, so the base image (`node:22-alpine` in the Dockerfiles) is swapped through
+ * No image can be pulled here, so the base image (`node:26-alpine` in the Dockerfiles) is swapped through
  * the NODE_IMAGE / NODE_BUILD_IMAGE build args for images made from this machine's Node
  * (local-base-image.sh, cached by a hash). The runtime stage of every service is built, the stack started
  * with docker-compose.yml (images swapped in by an override file, nothing else changed), and a post and a

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the base images the Docker test builds the real Dockerfiles on, from THIS machine's Node: no image
-# can be pulled here, so `node:22-alpine` is swapped through the NODE_IMAGE / NODE_BUILD_IMAGE build args.
+# can be pulled here, so `node:26-alpine` is swapped through the NODE_IMAGE / NODE_BUILD_IMAGE build args.
 #
 #   blog-local/node:<hash>        Debian (debootstrap, minbase) + this machine's node, npm and Node headers,
 #                                 the user `node` (uid 1000) as in the official images

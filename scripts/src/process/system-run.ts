@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { removeNatsTokenFile } from '@blog/common/nats-server';
-import { localBackends, startRouter, type Router } from '../router.js';
+import { localBackends, startRouter, type Router } from '@blog/router';
 import { StartError } from './errors.js';
 import type { ManagedProcess } from './managed-process.js';
 import { LOOPBACK, SERVICE_NAMES, SUBSCRIBER_NAMES, type ProcessName } from './names.js';
