@@ -2,9 +2,8 @@ import { defineConfig } from 'vitest/config';
 import baseConfig from './vitest.config.js';
 
 // `npm run test:unit`: the tests beside the code of the packages, which run in this process. Left to
-// `npm test`: test/ (several services together), scripts/ (tests that spawn the services or the router),
-// the NATS tests (each starts a nats-server) and the live stream's limits (several MiB through a socket
-// read slowly: alone it takes longer than all the others together).
+// `npm test`: test/ (several packages together), scripts/ and router/ (tests that spawn the services or
+// the router) and the NATS tests (each starts a nats-server).
 export default defineConfig({
   ...baseConfig,
   test: {
@@ -13,11 +12,7 @@ export default defineConfig({
       '{common,posts,comments,moderation,query,event-bus}/src/**/*.test.ts',
       'client/src/**/*.test.{ts,tsx}',
     ],
-    exclude: [
-      ...(baseConfig.test?.exclude ?? []),
-      '**/src/**/nats*.test.ts',
-      'query/src/live-limits.test.ts',
-    ],
+    exclude: [...(baseConfig.test?.exclude ?? []), '**/src/**/nats*.test.ts'],
     // Worker threads that keep the modules they loaded from one file to the next: starting a worker and
     // importing the same modules again for every file took most of the run.
     pool: 'threads',
