@@ -16,7 +16,7 @@ export default defineConfig({
     // Client tests (.tsx) pick their DOM themselves (`// @vitest-environment happy-dom`): the rest stays on node.
     include: ['*/src/**/*.test.ts', 'client/src/**/*.test.tsx', 'test/**/*.test.ts', 'scripts/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
   },
 });

@@ -53,7 +53,7 @@ async function createComment(commentsUrl: string, postId: string, i: number): Pr
 
 it(
   'a log of 2,300 comments of 10 KB events replays to four services killed at once; the bus stays under its memory limit',
-  { timeout: 240_000 },
+  { timeout: 400_000 },
   async () => {
     const limitMiB = busMemoryLimitMiB();
     system = await startSystem({ quiet: true, env: { LOG_LEVEL: 'warn' } });
@@ -78,7 +78,7 @@ it(
         const subscribers = (await blog.subscribers()) as { cursor: number; lag: number }[];
         return subscribers.every((s) => s.cursor + s.lag === head && s.lag === 0);
       },
-      { timeoutMs: 60_000, intervalMs: 200, message: `the bus did not deliver all ${head} events in time` },
+      { timeoutMs: 180_000, intervalMs: 200, message: `the bus did not deliver all ${head} events in time` },
     );
 
     const busPid = system.status().find((s) => s.name === 'event-bus')!.pid;

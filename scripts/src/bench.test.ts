@@ -16,10 +16,10 @@ const outDir = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-test-'));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 const runQuickBench = (out: string, extra: string[] = []): Promise<ScriptRun> =>
-  runScript('bench/main', ['--quick', '--json', '--out', out, ...extra], { timeoutMs: 120_000 });
+  runScript('bench/main', ['--quick', '--json', '--out', out, ...extra], { timeoutMs: 290_000 });
 
 describe('npm run bench -- --quick', () => {
-  it('measures every figure end to end on real processes', { timeout: 130_000 }, async () => {
+  it('measures every figure end to end on real processes', { timeout: 300_000 }, async () => {
     expect(
       existsSync(scriptPath('bench/main')),
       'scripts/dist/bench/main.js is missing: run `npm run build` first',
@@ -81,7 +81,7 @@ describe('npm run bench -- --quick', () => {
 
 // The start-up phase on nats builds its log in a JetStream stream on a nats-server of its own.
 describe.skipIf(natsAvailability({ needs: 'binary' }).skip)('npm run bench -- --transport nats', () => {
-  it("measures query's start on a JetStream stream", { timeout: 60_000 }, async () => {
+  it("measures query's start on a JetStream stream", { timeout: 180_000 }, async () => {
     const out = path.join(outDir, 'results-nats.json');
     const { code, stdout, stderr } = await runQuickBench(out, ['--only', 'replay', '--transport', 'nats']);
     expect(code, `the bench failed:\n${stderr.slice(-3000)}`).toBe(0);

@@ -122,7 +122,7 @@ describeEachTransport(
   (transport) => {
     it(
       `loses and doubles nothing while services (the bus${transport === 'nats' ? ', the nats-server' : ''} included) are SIGKILLed`,
-      { timeout: 150_000 },
+      { timeout: 300_000 },
       async () => {
         expect(
           existsSync(scriptPath('chaos')),
@@ -135,7 +135,7 @@ describeEachTransport(
             ...['--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20', '--json'],
             ...['--transport', transport],
           ],
-          { timeoutMs: 140_000, env: chaosEnv() },
+          { timeoutMs: 290_000, env: chaosEnv() },
         );
         expect(code, `chaos failed:\n${stderr.slice(-4000)}`).toBe(0);
         const results = JSON.parse(stdout) as ChaosResults;

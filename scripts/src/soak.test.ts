@@ -19,7 +19,7 @@ interface SoakResults {
 describe('npm run soak, short', () => {
   it(
     'carries a steady mix for 10 s without an error, and reports latency and memory',
-    { timeout: 90_000 },
+    { timeout: 180_000 },
     async () => {
       expect(
         existsSync(scriptPath('soak')),
@@ -28,7 +28,7 @@ describe('npm run soak, short', () => {
       const { code, stdout, stderr } = await runScript(
         'soak',
         ['--duration', '10', '--interval', '2', '--rate', '50', '--json'],
-        { timeoutMs: 80_000 },
+        { timeoutMs: 170_000 },
       );
       expect(code, `soak failed:\n${stderr.slice(-3000)}`).toBe(0);
       const results = JSON.parse(stdout) as SoakResults;

