@@ -19,7 +19,8 @@ function transportOn(
   url: string,
   stream = uniqueStreamName('transport'),
   log?: pino.Logger,
-  timeoutMs = 2000,
+  // Room for a loaded machine: a test that needs a call to fail fast says so.
+  timeoutMs = 10_000,
 ) {
   const transport = new NatsTransport({ url, stream, log, timeoutMs });
   transports.push(transport);
