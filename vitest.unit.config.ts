@@ -3,8 +3,9 @@ import baseConfig from './vitest.config.js';
 
 // `npm run test:unit`: the tests beside the code of the packages, which run in this process. Left to
 // `npm test`: test/ (several services together), scripts/ (tests that spawn the services or the router),
-// the NATS tests (each starts a nats-server) and the live stream's limits (several MiB through a socket
-// read slowly: alone it takes longer than all the others together).
+// the NATS tests (each starts a nats-server), the process supervisor's (it spawns children, one of them
+// from the built module) and the live stream's limits (several MiB through a socket read slowly: alone it
+// takes longer than all the others together).
 export default defineConfig({
   ...baseConfig,
   test: {
@@ -16,6 +17,7 @@ export default defineConfig({
     exclude: [
       ...(baseConfig.test?.exclude ?? []),
       '**/src/**/nats*.test.ts',
+      'common/src/process/managed-process.test.ts',
       'query/src/live-limits.test.ts',
     ],
     // Worker threads that keep the modules they loaded from one file to the next: starting a worker and
