@@ -7,6 +7,7 @@ export default defineConfig({
     // The longer name first: an alias also matches the names below it.
     alias: {
       '@blog/common/nats-server': fileURLToPath(new URL('./common/src/nats-server.ts', import.meta.url)),
+      '@blog/common/process': fileURLToPath(new URL('./common/src/process/index.ts', import.meta.url)),
       '@blog/common/testing': fileURLToPath(new URL('./common/src/testing/nats.ts', import.meta.url)),
       '@blog/common': fileURLToPath(new URL('./common/src/index.ts', import.meta.url)),
       '@blog/router': fileURLToPath(new URL('./router/src/index.ts', import.meta.url)),

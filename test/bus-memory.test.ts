@@ -1,15 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ManagedProcess } from '@blog/common/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventStore } from '../event-bus/src/store.js';
 import { rssMiB } from '../scripts/src/harness.js';
 import { freePorts } from '../scripts/src/process/ports.js';
-import { waitForReady } from '../scripts/src/process/readiness.js';
 
 /**
  * The course's plain `GET /events` returns the whole log as one array. On a log of 200,000 events (about
@@ -21,7 +20,7 @@ const EVENTS = 200_000;
 /** About 800 bytes an event: a 160 MB answer, far more than the bus may hold at once. */
 const FILLER = 'a long comment, '.repeat(45);
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'blog-bus-memory-'));
-let bus: ChildProcess | undefined;
+let bus: ManagedProcess | undefined;
 let busUrl: string;
 
 /** The log, written with the bus's own store module in one transaction (as the bench's replay phase does). */
@@ -99,26 +98,26 @@ beforeAll(async () => {
   expect(buildLog()).toBe(EVENTS);
   const [port] = await freePorts(1);
   busUrl = `http://127.0.0.1:${port}`;
-  bus = spawn(
-    process.execPath,
-    [...(process.env.BUS_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/index.js'],
-    {
-      cwd: path.join(ROOT, 'event-bus'),
-      env: {
-        ...process.env,
-        PORT: String(port),
-        DATA_DIR: dataDir,
-        SUBSCRIBERS: 'query=http://127.0.0.1:9/events',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: 'ignore',
+  bus = new ManagedProcess({
+    name: 'event-bus',
+    command: process.execPath,
+    args: [...(process.env.BUS_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/index.js'],
+    cwd: path.join(ROOT, 'event-bus'),
+    env: {
+      ...process.env,
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      SUBSCRIBERS: 'query=http://127.0.0.1:9/events',
+      LOG_LEVEL: 'warn',
     },
-  );
-  await waitForReady(busUrl, { timeoutMs: 30_000 });
+    ready: `${busUrl}/readyz`,
+    readyTimeoutMs: 30_000,
+  });
+  await bus.start();
 }, 90_000);
 
-afterAll(() => {
-  bus?.kill('SIGKILL');
+afterAll(async () => {
+  await bus?.kill();
   rmSync(dataDir, { recursive: true, force: true });
 });
 

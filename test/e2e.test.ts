@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ManagedProcess } from '@blog/common/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVICE_NAMES } from '../scripts/src/process/names.js';
 import { startSystem } from '../scripts/src/process/system.js';
@@ -90,33 +90,26 @@ describeEachTransport('the blog', (transport) => {
   // A course-original service has only POST /events, which only the HTTP bus calls (docs/event-bus.md).
   if (transport === 'http')
     describe('a course-original service in place of ours', () => {
-      const spawned: ChildProcess[] = [];
-      afterAll(() => spawned.forEach((child) => child.kill('SIGKILL')));
+      const spawned: ManagedProcess[] = [];
+      afterAll(() => Promise.all(spawned.map((course) => course.kill())));
 
       const runCourseService = async (name: 'moderation' | 'query') => {
         // Our service first stops cleanly on SIGTERM (graceful shutdown, exit code 0).
         expect(await system.kill(name, 'SIGTERM')).toEqual({ code: 0, signal: null });
-        const child = spawn(
-          process.execPath,
-          [fileURLToPath(new URL(`./fixtures/course/${name}.mjs`, import.meta.url))],
-          {
-            env: {
-              ...process.env,
-              PORT: String(system.ports[name]),
-              EVENT_BUS_URL: system.urls['event-bus'],
-            },
-            stdio: ['ignore', 'pipe', 'pipe'],
+        const course = new ManagedProcess({
+          name: `the course ${name}`,
+          command: process.execPath,
+          args: [fileURLToPath(new URL(`./fixtures/course/${name}.mjs`, import.meta.url))],
+          env: {
+            ...process.env,
+            PORT: String(system.ports[name]),
+            EVENT_BUS_URL: system.urls['event-bus'],
           },
-        );
-        spawned.push(child);
-        let output = '';
-        child.stdout!.on('data', (chunk: Buffer) => (output += chunk));
-        child.stderr!.on('data', (chunk: Buffer) => (output += chunk));
-        await waitFor(() => output.includes('Listening on'), {
-          message: `${name} did not start: ${output}`,
-        }).catch((err: Error) => {
-          throw new Error(`${err.message}\n${output}`);
+          ready: /Listening on/,
+          readyTimeoutMs: 10_000,
         });
+        spawned.push(course);
+        await course.start();
       };
 
       it('works with the course moderation (plain single events, no ids)', async () => {

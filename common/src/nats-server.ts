@@ -1,16 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { ManagedProcess } from './process/managed-process.js';
+import { pollUntil, type PollOptions } from './process/readiness.js';
 
 /**
  * Running a real nats-server with JetStream (import from `@blog/common/nats-server`): where its binary is,
  * the arguments that serve one port and store (with a token, only clients presenting it), and
  * `startNatsServer`, a server on a free port of 127.0.0.1 with its store in a temporary folder, able to be
  * SIGKILLed and started again on the same port and store, which is how the tests check what survives a
- * crash of NATS.
+ * crash of NATS; and `waitForNats`, for a server started elsewhere.
  */
 
 export interface NatsServer {
@@ -52,10 +53,6 @@ export function findNatsServerBinary(): string | undefined {
 export const uniqueStreamName = (prefix = 'test'): string =>
   `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_${randomBytes(6).toString('hex')}`;
 
-/** Every server started here, killed if the test process exits without stopping them. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
 /**
  * The arguments that make a nats-server serve only clients presenting `token` (EVENT_BUS_TOKEN), or none
  * without one: a configuration file written in `dir`, readable by this user only, rather than
@@ -90,27 +87,24 @@ export function natsServerArgs(options: { port: number; storeDir: string; token?
 /**
  * Starts `nats-server -js -sd <storeDir> -a 127.0.0.1 -p <port>` and resolves once it accepts connections
  * with JetStream ready. `port` defaults to a free one, `storeDir` to a new temporary folder; with `token`,
- * it serves only clients that present it.
+ * it serves only clients that present it. The server is killed if this process exits without stopping it.
  */
 export async function startNatsServer(
   options: { port?: number; storeDir?: string; token?: string } = {},
 ): Promise<NatsServer> {
   const binary = findNatsServerBinary();
   if (!binary) throw new Error('nats-server not installed; apt-get install nats-server');
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on('exit', () => live.forEach((child) => child.kill('SIGKILL')));
-  }
   const ownStore = options.storeDir === undefined;
   const storeDir = options.storeDir ?? mkdtempSync(path.join(tmpdir(), 'nats-store-'));
 
   // A free port can be taken by someone else before the server binds it: then try another (unless the
   // caller chose the port).
   let port = options.port ?? (await freePort());
-  let child: ChildProcess;
+  let server: ManagedProcess;
   for (let attempt = 1; ; attempt++) {
+    server = natsServerProcess(binary, port, natsServerArgs({ port, storeDir, token: options.token }));
     try {
-      child = await spawnServer(binary, port, storeDir, options.token);
+      await server.start();
       break;
     } catch (err) {
       if (options.port !== undefined || attempt >= 5 || !/address already in use/i.test(String(err))) {
@@ -121,84 +115,79 @@ export async function startNatsServer(
     }
   }
 
-  const kill = async () => {
-    const exiting = child;
-    if (exiting.exitCode !== null || exiting.signalCode !== null) return;
-    const exited = new Promise((resolve) => exiting.once('exit', resolve));
-    exiting.kill('SIGKILL');
-    await exited;
-  };
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
     get running() {
-      return child.exitCode === null && child.signalCode === null;
+      return server.running;
     },
     get pid() {
-      return child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+      return server.running ? server.pid : undefined;
     },
-    kill,
+    kill: async () => void (await server.kill()),
     async restart() {
-      await kill();
-      child = await spawnServer(binary, port, storeDir, options.token);
+      await server.kill();
+      await server.start();
     },
     async stop() {
-      await kill();
+      await server.kill();
       if (ownStore) rmSync(storeDir, { recursive: true, force: true });
       else removeNatsTokenFile(storeDir);
     },
   };
 }
 
-/** Spawns the server and resolves once it logs "Server is ready" (JetStream is up by then). */
-function spawnServer(
-  binary: string,
-  port: number,
-  storeDir: string,
-  token: string | undefined,
-): Promise<ChildProcess> {
-  const args = natsServerArgs({ port, storeDir, token });
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`nats-server on port ${port} did not start: ${why}\n${output.slice(-2000)}`));
-    };
-    const timer = setTimeout(() => fail(`not ready after ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-    const onOutput = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('Server is ready')) {
-        clearTimeout(timer);
-        child.stdout!.off('data', onOutput);
-        child.stderr!.off('data', onOutput);
-        // Keep draining its output, so a chatty server never blocks on a full pipe.
-        child.stdout!.resume();
-        child.stderr!.resume();
-        child.off('exit', onExit);
-        resolve(child);
-      }
-    };
-    const onExit = (code: number | null, signal: string | null) => fail(`exited (${code ?? signal})`);
-    child.stdout!.on('data', onOutput);
-    child.stderr!.on('data', onOutput);
-    child.once('exit', onExit);
-    child.once('error', (err) => fail(err.message));
+/** The server, ready once it logs "Server is ready" (JetStream is up by then): only it can say so. */
+const natsServerProcess = (binary: string, port: number, args: string[]) =>
+  new ManagedProcess({
+    name: `nats-server on port ${port}`,
+    command: binary,
+    args,
+    ready: /Server is ready/,
+    readyTimeoutMs: START_TIMEOUT_MS,
   });
-}
 
 /** A TCP port of 127.0.0.1 free right now (someone may take it before it is used). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const server = createServer();
+    const server = net.createServer();
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as { port: number };
       server.close(() => resolve(port));
     });
   });
+}
+
+/** NATS's own port, where a `nats://` URL without one points. */
+export const DEFAULT_NATS_PORT = 4222;
+
+/** One attempt: connects and resolves once the server sends its `INFO` line, as NATS greets a client. */
+export function natsGreets(natsUrl: string, timeoutMs: number): Promise<void> {
+  const url = new URL(natsUrl);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: url.hostname, port: Number(url.port || DEFAULT_NATS_PORT) });
+    let received = '';
+    const done = (err?: Error) => {
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    socket.setTimeout(timeoutMs, () => done(new Error('no INFO line')));
+    socket.on('error', (err: NodeJS.ErrnoException) => done(new Error(err.code ?? err.message)));
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (received.startsWith('INFO ')) done();
+      else if (received.length >= 5) done(new Error(`not a NATS server: ${received.slice(0, 60)}`));
+    });
+  });
+}
+
+/**
+ * Polls `nats://host:port` until a connection is greeted with `INFO` (the nats-server accepts clients only
+ * once JetStream has recovered its store). Rejects after `timeoutMs`, or as soon as `signal` aborts.
+ */
+export function waitForNats(natsUrl: string, options: PollOptions = {}): Promise<void> {
+  return pollUntil(`${natsUrl} did not greet a client`, (ms) => natsGreets(natsUrl, ms), options);
 }

@@ -1,6 +1,6 @@
 import type { ChaosOptions } from './chaos-options.js';
 import type { Random } from './harness.js';
-import { delay, withTimeout } from './process/delay.js';
+import { delay, withTimeout } from '@blog/common/process';
 import { SERVICE_NAMES, type ProcessName } from './process/names.js';
 import type { System } from './process/system-types.js';
 

@@ -1,6 +1,6 @@
 import type { LogEvent, Observed } from './chaos-check.js';
 import { busHeaders, getJson, send } from './harness.js';
-import { delay } from './process/delay.js';
+import { delay } from '@blog/common/process';
 import { SERVICE_NAMES } from './process/names.js';
 import type { System } from './process/system-types.js';
 

@@ -1,6 +1,6 @@
 import type { AckedComment, AckedPost } from './chaos-check.js';
 import { send, type Random } from './harness.js';
-import { delay } from './process/delay.js';
+import { delay } from '@blog/common/process';
 import type { System } from './process/system-types.js';
 
 /** Writes in flight at once, at most: the rate is a ceiling, not a promise, on a busy machine. */

@@ -78,7 +78,7 @@ export function seededRandom(seed: number): Random {
 }
 
 // The one delay of the scripts, under the name bench.ts knows it by.
-export { delay as sleep } from './process/delay.js';
+export { delay as sleep } from '@blog/common/process';
 
 export interface Answer {
   /** 0 when no answer came (see `error`). */

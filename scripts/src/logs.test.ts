@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatPinoLine, formatServiceLine, LineSplitter } from './logs.js';
+import { formatPinoLine, formatServiceLine } from './logs.js';
 
 describe('service log lines', () => {
   const time = new Date(2025, 0, 2, 3, 4, 5, 67).toISOString();
@@ -36,15 +36,5 @@ describe('service log lines', () => {
     );
     expect(formatPinoLine('{"not": "pino"}')).toBeUndefined();
     expect(formatPinoLine('{broken')).toBeUndefined();
-  });
-
-  it('splits chunks into whole lines', () => {
-    const lines: string[] = [];
-    const splitter = new LineSplitter((line) => lines.push(line));
-    splitter.push('one\ntw');
-    splitter.push('o\r\n\nthr');
-    expect(lines).toEqual(['one', 'two']);
-    splitter.flush();
-    expect(lines).toEqual(['one', 'two', 'thr']);
   });
 });

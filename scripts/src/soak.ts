@@ -21,7 +21,7 @@ import {
   slope,
   type Answer,
 } from './harness.js';
-import { delay } from './process/delay.js';
+import { delay } from '@blog/common/process';
 import { SERVICE_NAMES } from './process/names.js';
 import { startSystem } from './process/system.js';
 import type { System } from './process/system-types.js';

@@ -131,7 +131,7 @@ function handleStopSignals(system: () => System | undefined, abort: AbortControl
     if (stopping && Date.now() - stoppingAt < 1000) return;
     if (stopping) {
       say(paint('red', `${signal} again: killing every service now (SIGKILL).`));
-      process.exit(1); // the exit hook (process/child-group.ts) sends SIGKILL to every child
+      process.exit(1); // the exit hook of @blog/common/process sends SIGKILL to every child
     }
     stopping = true;
     stoppingAt = Date.now();

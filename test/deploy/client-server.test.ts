@@ -2,15 +2,15 @@
  * client/server.mjs, the client image's server, as a real process: static files with the SPA fallback,
  * health, security headers, and JSON errors for what it does not serve.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ManagedProcess } from '@blog/common/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/files.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'blog-client-server-'));
-let child: ChildProcess | undefined;
+let server: ManagedProcess | undefined;
 let base = '';
 let listening: Record<string, unknown> = {};
 
@@ -18,21 +18,24 @@ beforeAll(async () => {
   mkdirSync(path.join(dir, 'assets'));
   writeFileSync(path.join(dir, 'index.html'), '<!doctype html><div id="root"></div>');
   writeFileSync(path.join(dir, 'assets', 'app-1234.js'), 'console.log(1)');
-  child = spawn(process.execPath, [path.join(ROOT, 'client/server.mjs')], {
+  server = new ManagedProcess({
+    name: 'server.mjs',
+    command: process.execPath,
+    args: [path.join(ROOT, 'client/server.mjs')],
     env: { ...process.env, PORT: '0', STATIC_DIR: dir },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    ready: /"msg":"listening"/,
+    readyTimeoutMs: 10_000,
   });
-  const line = await new Promise<string>((resolve, reject) => {
-    child!.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString()));
-    child!.once('exit', (code) => reject(new Error(`server.mjs exited with ${code}`)));
-  });
-  listening = JSON.parse(line) as Record<string, unknown>;
+  await server.start();
+  listening = JSON.parse(server.logs().find((line) => line.includes('"msg":"listening"'))!) as Record<
+    string,
+    unknown
+  >;
   base = `http://127.0.0.1:${listening.port as number}`;
 });
 
 afterAll(async () => {
-  child?.kill('SIGTERM');
-  if (child && child.exitCode === null) await new Promise((resolve) => child!.once('exit', resolve));
+  await server?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 

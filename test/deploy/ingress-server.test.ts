@@ -4,45 +4,35 @@
  * that very name (compose's aliases). Here those names do not resolve, so a routed path answers 502
  * naming the Service it tried: which is what shows the routing.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { ManagedProcess } from '@blog/common/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/files.js';
 import { artifactDependencies } from './support/skaffold-dev-loop.js';
 
 const server = path.join(ROOT, 'router/dist/ingress-server.js');
-let stop: (() => void) | undefined;
+let running: ManagedProcess | undefined;
 let base = '';
 
-function start(env: Record<string, string>) {
-  const child = spawn(process.execPath, [server], {
+/** The server, ready once it says where it routes. */
+const ingress = (env: Record<string, string>) =>
+  new ManagedProcess({
+    name: 'ingress-server',
+    command: process.execPath,
+    args: [server],
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    ready: /routing http:\/\//,
+    readyTimeoutMs: 10_000,
   });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { child, exited, output: () => output };
-}
 
 beforeAll(async () => {
-  const started = start({ PORT: '0' });
-  stop = () => started.child.kill('SIGTERM');
-  await new Promise<void>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const match = /routing (http:\/\/\S+)/.exec(started.output());
-      if (match) {
-        clearInterval(timer);
-        base = match[1]!.replace('0.0.0.0', '127.0.0.1');
-        resolve();
-      }
-    }, 50);
-    void started.exited.then((code) => reject(new Error(`exited ${code}: ${started.output()}`)));
-  });
+  running = ingress({ PORT: '0' });
+  await running.start();
+  const match = /routing (http:\/\/\S+)/.exec(running.logs().join('\n'));
+  base = match![1]!.replace('0.0.0.0', '127.0.0.1');
 });
-afterAll(() => stop?.());
+afterAll(() => running?.stop());
 
 describe('the ingress server of docker-compose.yml', () => {
   it.each([
@@ -57,12 +47,12 @@ describe('the ingress server of docker-compose.yml', () => {
   });
 
   it('refuses to start on a bad PORT or a missing Ingress file, saying which', async () => {
-    const badPort = start({ PORT: 'eighty' });
-    expect(await badPort.exited).toBe(1);
-    expect(badPort.output()).toContain('PORT');
-    const noFile = start({ PORT: '0', INGRESS_FILE: path.join(ROOT, 'infra/k8s/nothing.yaml') });
-    expect(await noFile.exited).toBe(1);
-    expect(noFile.output()).toContain('nothing.yaml');
+    const badPort = ingress({ PORT: 'eighty' });
+    await expect(badPort.start()).rejects.toThrow(/exited during start \(exit code 1\)/);
+    expect(badPort.logs().join('\n')).toContain('PORT');
+    const noFile = ingress({ PORT: '0', INGRESS_FILE: path.join(ROOT, 'infra/k8s/nothing.yaml') });
+    await expect(noFile.start()).rejects.toThrow(/exited during start \(exit code 1\)/);
+    expect(noFile.logs().join('\n')).toContain('nothing.yaml');
   });
 
   it('is built into its image with every module it imports, and installs each package it imports', () => {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { ManagedProcess } from '../process/managed-process.js';
+import { ManagedProcess } from '@blog/common/process';
 import { freePorts } from '../process/ports.js';
 
 const thisFile = fileURLToPath(import.meta.url);

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { sleep } from '../harness.js';
-import { ManagedProcess } from '../process/managed-process.js';
+import { ManagedProcess } from '@blog/common/process';
 import { ROOT_DIR } from '../process/names.js';
 import { profilerEnv } from './profiles.js';
 import { get } from './requests.js';

@@ -49,7 +49,7 @@ export function transportOptions(
 export type ProcessName = ServiceName | 'nats';
 
 /** NATS's own port, the nats-server's under `ports: 'default'`. */
-export const DEFAULT_NATS_PORT = 4222;
+export { DEFAULT_NATS_PORT } from '@blog/common/nats-server';
 
 /** How to get a nats-server, for the messages that need one. */
 export const NATS_INSTALL_HINT =

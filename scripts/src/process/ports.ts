@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { StartError } from './errors.js';
+import { StartError } from '@blog/common/process';
 
 function listenOnce(port: number, host: string): Promise<net.Server> {
   return new Promise((resolve, reject) => {

@@ -1,9 +1,8 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { natsServerArgs } from '@blog/common/nats-server';
+import { natsGreets, natsServerArgs } from '@blog/common/nats-server';
 import { formatServiceLine, painter } from '../logs.js';
-import { describeExit, type ExitInfo } from './errors.js';
-import { ManagedProcess, type OutputStream } from './managed-process.js';
+import { describeExit, type ExitInfo, ManagedProcess, type OutputStream } from '@blog/common/process';
 import {
   DEFAULT_ROUTER_PORT,
   LOOPBACK,
@@ -12,7 +11,6 @@ import {
   type ServiceName,
   type Transport,
 } from './names.js';
-import { natsGreets } from './readiness.js';
 import type { SystemOptions } from './system-types.js';
 
 /** Where one system's processes run and how they find each other, decided before any is spawned. */

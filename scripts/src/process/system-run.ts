@@ -1,12 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { removeNatsTokenFile } from '@blog/common/nats-server';
+import { removeNatsTokenFile, waitForNats } from '@blog/common/nats-server';
 import { localBackends, startRouter, type Router } from '@blog/router';
-import { StartError } from './errors.js';
-import type { ManagedProcess } from './managed-process.js';
+import { type ManagedProcess, StartError, waitForReady } from '@blog/common/process';
 import { LOOPBACK, SERVICE_NAMES, SUBSCRIBER_NAMES, type ProcessName } from './names.js';
 import { freePorts } from './ports.js';
-import { waitForNats, waitForReady } from './readiness.js';
 import {
   routerPortOf,
   systemProcess,

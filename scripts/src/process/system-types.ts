@@ -1,4 +1,4 @@
-import type { ExitInfo } from './errors.js';
+import type { ExitInfo } from '@blog/common/process';
 import type { ProcessName, ServiceName, Transport } from './names.js';
 
 export interface SystemOptions {

@@ -2,12 +2,12 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { waitForNats } from '@blog/common/nats-server';
+import { StartError } from '@blog/common/process';
 import { natsAvailability } from '@blog/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StartError } from './errors.js';
 import { SERVICE_NAMES, transportOptions } from './names.js';
 import { freePorts, isPortFree } from './ports.js';
-import { waitForNats } from './readiness.js';
 import { startSystem } from './system.js';
 import type { System } from './system-types.js';
 

@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TOKEN_PATTERN } from '@blog/common';
 import { findNatsServerBinary, uniqueStreamName } from '@blog/common/nats-server';
-import { StartError } from './errors.js';
+import { StartError } from '@blog/common/process';
 import {
   DEFAULT_NATS_PORT,
   DEFAULT_PORTS,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { StartError } from './errors.js';
 import { ManagedProcess, type ManagedProcessOptions } from './managed-process.js';
-import { freePorts } from './ports.js';
+import { freePort } from '../nats-server.js';
 
 /** The built module, for a parent process of its own (run `npx tsc -b` first). */
 const BUILT = new URL('../../dist/process/managed-process.js', import.meta.url);
@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 async function server(env: NodeJS.ProcessEnv = {}, options: Partial<ManagedProcessOptions> = {}) {
-  const [port] = await freePorts(1);
+  const port = await freePort();
   const managed = new ManagedProcess({
     name: 'server',
     command: process.execPath,
@@ -84,6 +84,14 @@ describe('ManagedProcess', () => {
     const { managed } = await server({}, { ready: async () => ++calls >= 3 });
     await managed.start();
     expect(calls).toBe(3);
+  });
+
+  it('takes a pattern of the line the child writes once ready', async () => {
+    const { managed } = await server({ GREETING: 'the ready line' }, { ready: /hello from the ready/ });
+    await managed.start();
+    expect(managed.logs()).toEqual(['hello from the ready line']);
+    const { managed: silent } = await server({}, { ready: /never written/, readyTimeoutMs: 500 });
+    await expect(silent.start()).rejects.toThrow(/server wrote no line matching \/never written\//);
   });
 
   it('stops with SIGTERM, and is safe to stop twice', async () => {
@@ -163,7 +171,7 @@ describe('ManagedProcess', () => {
   });
 
   it('kills its children when the parent exits without stopping them', async () => {
-    const [port] = await freePorts(1);
+    const port = await freePort();
     const parent = `
       import { ManagedProcess } from ${JSON.stringify(BUILT.href)};
       const child = new ManagedProcess({ name: 'c', command: process.execPath, args: ['-e', ${JSON.stringify(SERVER)}],

@@ -1,7 +1,5 @@
-import net from 'node:net';
 import { delay } from './delay.js';
 import { StartError } from './errors.js';
-import { DEFAULT_NATS_PORT } from './names.js';
 
 const POLL_MS = 150;
 
@@ -61,33 +59,4 @@ export function waitForHttpOk(url: string, options: PollOptions = {}): Promise<v
  */
 export function waitForReady(url: string, options: PollOptions = {}): Promise<void> {
   return waitForHttpOk(`${url}/readyz`, options);
-}
-
-/** One attempt: connects and resolves once the server sends its `INFO` line, as NATS greets a client. */
-export function natsGreets(natsUrl: string, timeoutMs: number): Promise<void> {
-  const url = new URL(natsUrl);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: url.hostname, port: Number(url.port || DEFAULT_NATS_PORT) });
-    let received = '';
-    const done = (err?: Error) => {
-      socket.destroy();
-      if (err) reject(err);
-      else resolve();
-    };
-    socket.setTimeout(timeoutMs, () => done(new Error('no INFO line')));
-    socket.on('error', (err: NodeJS.ErrnoException) => done(new Error(err.code ?? err.message)));
-    socket.on('data', (chunk: Buffer) => {
-      received += chunk.toString('latin1');
-      if (received.startsWith('INFO ')) done();
-      else if (received.length >= 5) done(new Error(`not a NATS server: ${received.slice(0, 60)}`));
-    });
-  });
-}
-
-/**
- * Polls `nats://host:port` until a connection is greeted with `INFO` (the nats-server accepts clients only
- * once JetStream has recovered its store). Rejects after `timeoutMs`, or as soon as `signal` aborts.
- */
-export function waitForNats(natsUrl: string, options: PollOptions = {}): Promise<void> {
-  return pollUntil(`${natsUrl} did not greet a client`, (ms) => natsGreets(natsUrl, ms), options);
 }

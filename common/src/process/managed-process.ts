@@ -5,15 +5,16 @@
  *   const server = new ManagedProcess({ name: 'web', command: process.execPath, args: ['server.js'],
  *                                       ready: 'http://127.0.0.1:8080/readyz' });
  *   await server.start();       // spawn, then poll until GET answers 200 (a StartError if it exits first)
+ *                               // (`ready: /Listening on/`: until it writes a line that matches)
  *   await server.kill();        // SIGKILL, waits for the exit
  *   await server.restart();     // SIGTERM if running, spawn again, wait until ready
  *   await server.stop();        // SIGTERM, SIGKILL after stopTimeoutMs; safe to call twice
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { LineSplitter } from '../logs.js';
 import { isRunning, killOnParentExit, signalTree } from './child-group.js';
 import { delay, withTimeout } from './delay.js';
 import { describeExit, StartError, type ExitInfo } from './errors.js';
+import { LineSplitter } from './line-splitter.js';
 import { answers200, pollUntil } from './readiness.js';
 
 /** One attempt at readiness: resolving (other than `false`) is ready; `false` or an error is not yet. */
@@ -29,8 +30,11 @@ export interface ManagedProcessOptions {
   /** The child's whole environment. Default: this process's. */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** An HTTP URL polled until it answers 200, or a check polled until it passes. Left out: ready once spawned. */
-  ready?: string | ReadinessCheck;
+  /**
+   * An HTTP URL polled until it answers 200, a pattern the process writes in a line once ready, or a check
+   * polled until it passes. Left out: ready once spawned.
+   */
+  ready?: string | RegExp | ReadinessCheck;
   /** How long the process may take to become ready. Default 60 s. */
   readyTimeoutMs?: number;
   /** How long `stop()` waits after SIGTERM before SIGKILL. Default 10 s. */
@@ -61,6 +65,8 @@ export class ManagedProcess {
   private starts = 0;
   private spawnedAt: number | undefined;
   private readonly kept: string[] = [];
+  /** Whether the current run has written a line that `ready` (a pattern) matches. */
+  private wroteReadyLine = false;
 
   constructor(readonly options: ManagedProcessOptions) {
     this.name = options.name;
@@ -115,6 +121,7 @@ export class ManagedProcess {
     this.lastExit = undefined;
     this.stopping = undefined;
     this.wanted = true;
+    this.wroteReadyLine = false;
     this.starts++;
     this.spawnedAt = Date.now();
     this.pipeLines(child);
@@ -213,19 +220,32 @@ export class ManagedProcess {
     const check = this.options.ready;
     if (check === undefined) return;
     const failure =
-      typeof check === 'string' ? `${check} did not answer 200` : `${this.name} did not become ready`;
-    const attempt =
       typeof check === 'string'
-        ? (ms: number) => answers200(check, ms)
-        : async (ms: number) => {
-            if ((await check({ timeoutMs: ms, signal })) === false) throw new Error('not ready yet');
-          };
+        ? `${check} did not answer 200`
+        : check instanceof RegExp
+          ? `${this.name} wrote no line matching ${String(check)}`
+          : `${this.name} did not become ready`;
     try {
-      await pollUntil(failure, attempt, { timeoutMs, signal });
+      await pollUntil(failure, this.readinessAttempt(check, signal), { timeoutMs, signal });
     } catch (err) {
       if (this.options.signal?.aborted) throw new StartError('Start aborted', this.name);
       throw new StartError(`${this.name} is not ready: ${(err as Error).message}`, this.name, this.logs());
     }
+  }
+
+  private readinessAttempt(
+    check: string | RegExp | ReadinessCheck,
+    signal: AbortSignal,
+  ): (timeoutMs: number) => Promise<void> {
+    if (typeof check === 'string') return (ms) => answers200(check, ms);
+    if (check instanceof RegExp) {
+      return async () => {
+        if (!this.wroteReadyLine) throw new Error('not yet');
+      };
+    }
+    return async (ms) => {
+      if ((await check({ timeoutMs: ms, signal })) === false) throw new Error('not ready yet');
+    };
   }
 
   private keep(line: string): void {
@@ -238,6 +258,9 @@ export class ManagedProcess {
     for (const stream of ['stdout', 'stderr'] as const) {
       const splitter = new LineSplitter((line) => {
         this.keep(line);
+        const pattern = this.options.ready;
+        if (pattern instanceof RegExp && this.child === child && pattern.test(line))
+          this.wroteReadyLine = true;
         this.options.onLine?.(line, stream);
       });
       child[stream]?.on('data', (chunk: Buffer) => splitter.push(chunk));
