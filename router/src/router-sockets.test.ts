@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -6,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SERVER_TIMEOUTS } from '@blog/common';
+import { ManagedProcess } from '@blog/common/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localBackends, ROUTER_TIMEOUTS, startRouter, type RouterOptions } from './router.js';
 import { SECURITY_HEADERS } from './router-static.js';
@@ -27,35 +27,35 @@ async function routerProcess(options: RouterOptions) {
   const code = `const { startRouter } = await import(${JSON.stringify(routerJs)});
 const router = await startRouter(JSON.parse(process.env.ROUTER_OPTIONS));
 process.stdout.write('listening ' + router.port + '\\n');`;
-  const child: ChildProcess = spawn(process.execPath, ['--input-type=module', '-e', code], {
+  const router = new ManagedProcess({
+    name: 'router',
+    command: process.execPath,
+    args: ['--input-type=module', '-e', code],
     env: { ...process.env, ROUTER_OPTIONS: JSON.stringify({ host: '127.0.0.1', ...options }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    ready: /^listening \d+$/,
   });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', () => {
-      const match = /listening (\d+)/.exec(output);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`the router exited with ${code}: ${output}`)));
-  });
+  routers.push(router);
+  await router.start();
+  const port = Number(
+    /^listening (\d+)$/.exec(router.logs().find((line) => line.startsWith('listening '))!)![1],
+  );
+  const output = () => router.logs().join('\n');
   return {
     port,
     url: `http://127.0.0.1:${port}`,
-    output: () => output,
+    output,
     /** Still running, and still routing: a GET through it reaches a backend. */
     async expectAlive() {
       await sleep(50);
-      expect(child.exitCode, output).toBeNull();
-      expect(child.signalCode, output).toBeNull();
+      expect(router.running, output()).toBe(true);
       const res = await fetch(`http://127.0.0.1:${port}/posts`, { signal: AbortSignal.timeout(5000) });
       expect(res.status).toBe(200);
     },
-    stop: () => child.kill('SIGKILL'),
+    stop: () => router.kill(),
   };
 }
+const routers: ManagedProcess[] = [];
+afterAll(() => Promise.all(routers.map((router) => router.kill())));
 
 /** A raw TCP client: what it sends, what came back, and whether the other side closed. */
 function rawClient(port: number) {
@@ -183,9 +183,7 @@ beforeAll(async () => {
   ]);
 });
 afterAll(async () => {
-  dev?.stop();
-  built?.stop();
-  await Promise.all([api?.close(), vite?.close()]);
+  await Promise.all([dev?.stop(), built?.stop(), api?.close(), vite?.close()]);
   rmSync(clientDir, { recursive: true, force: true });
 });
 
@@ -342,17 +340,18 @@ describe('the router, in-process', () => {
 });
 
 describe("the router's own answers", () => {
-  let clientServer: ChildProcess | undefined;
-  afterAll(() => clientServer?.kill('SIGKILL'));
+  const clientServer = new ManagedProcess({
+    name: 'client/server.mjs',
+    command: process.execPath,
+    args: [path.join(ROOT_DIR, 'client', 'server.mjs')],
+    env: { ...process.env, PORT: '0', STATIC_DIR: clientDir },
+    ready: /"port"/,
+  });
+  afterAll(() => clientServer.kill());
 
   it('carry the security headers client/server.mjs sends, on files and on errors', async () => {
-    clientServer = spawn(process.execPath, [path.join(ROOT_DIR, 'client', 'server.mjs')], {
-      env: { ...process.env, PORT: '0', STATIC_DIR: clientDir },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const line = await new Promise<string>((resolve) =>
-      clientServer!.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString())),
-    );
+    await clientServer.start();
+    const line = clientServer.logs().find((logged) => logged.includes('"port"'))!;
     const imageServer = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`;
     const names = Object.keys(SECURITY_HEADERS);
     const headersOf = (res: Response) =>
