@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -36,8 +37,6 @@ afterAll(async () => {
   await query?.stop();
   await stack?.stop();
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Writes `first`, then one `more` every 50 ms, up to 200 times; resolves with what came back once closed. */
 function trickle(first: string, more: string) {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { backoffDelay } from './backoff.js';
+import { delay } from './process/delay.js';
 import type { OutgoingEvent, StoredEvent } from './events.js';
 import { HttpClient } from './http-client.js';
 import { BODY_MAX_BYTES } from './limits.js';
@@ -241,4 +242,5 @@ function wrap(err: unknown, busUrl: string): TransportError {
   );
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+// The one delay of the project (common/src/process/delay.ts), under the name the services know it by.
+export const sleep = (ms: number): Promise<void> => delay(ms);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -19,7 +20,6 @@ import { SECURITY_HEADERS } from './router-static.js';
 const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
 const INGRESS_FILE = path.join(ROOT_DIR, 'infra', 'k8s', 'ingress-srv.yaml');
 const TIMEOUTS = { headersMs: 300, requestMs: 600, backendMs: 500 };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The router as a child process (router/dist/router.js), started with `options`. */
 async function routerProcess(options: RouterOptions) {

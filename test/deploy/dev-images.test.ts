@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 /**
  * What `skaffold dev` runs, run as the cluster runs it, and used as a learner uses it: at http://posts.com.
  *
@@ -43,8 +44,6 @@ let routerContainer = '';
 let routerPort = 0;
 let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
 let page: Page;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The readiness path, polled from outside at the pod's address as the kubelet does: the ms until 200. */
 async function untilReady(pod: Running, since: number, timeoutMs = 180_000): Promise<number> {

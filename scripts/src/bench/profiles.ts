@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { round } from '../harness.js';
 
 /**
- * `--cpu-prof DIR`: Node 20 refuses `--cpu-prof` in NODE_OPTIONS, and processes.ts spawns `node dist/index.js`
+ * `--cpu-prof DIR`: Node 20 refuses `--cpu-prof` in NODE_OPTIONS, and the system (scripts/src/process/) spawns `node dist/index.js`
  * with no flags, so each service preloads this module (`--import`, which NODE_OPTIONS allows): it starts the
  * V8 sampling profiler through node:inspector and writes `<service>-<pid>.cpuprofile` when the process exits
  * (the services exit through `process.exit` after SIGTERM, and the inspector answers synchronously).

@@ -104,7 +104,7 @@ export function buildResults(options: Options, measured: Measured, facts: RunFac
       loadBefore: round(facts.loadBefore, 2),
       loadAfter: round(os.loadavg()[0] ?? 0, 2),
     },
-    system: options.urls ? 'given URLs' : 'started by the bench (scripts/src/processes.ts)',
+    system: options.urls ? 'given URLs' : 'started by the bench (scripts/src/process/system.ts)',
     transport: options.urls ? 'as configured' : (options.transport.transport ?? 'http'),
     logLevel: options.urls ? 'as configured' : options.logLevel,
     phases: [...options.phases],

@@ -1,5 +1,5 @@
 /**
- * The start-up phase's services, run as ManagedProcess children the way processes.ts runs them. Readiness
+ * The start-up phase's services, run as ManagedProcess children the way the system (scripts/src/process/) runs them. Readiness
  * is polled here, every few ms, rather than by ManagedProcess: the time to ready is the figure.
  */
 import path from 'node:path';
