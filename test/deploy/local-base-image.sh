@@ -44,7 +44,8 @@ trap cleanup EXIT
 
 if ! docker image inspect "$runtime" > /dev/null 2>&1; then
   echo "local-base-image: debootstrap (Debian bookworm, minbase), once per hash" >&2
-  debootstrap --variant=minbase bookworm "$work/rootfs" > "$work/debootstrap.log" 2>&1 || {
+  # libatomic1: the official Node 26 binary links it, and minbase lacks it (the official images carry it).
+  debootstrap --variant=minbase --include=libatomic1 bookworm "$work/rootfs" > "$work/debootstrap.log" 2>&1 || {
     tail -20 "$work/debootstrap.log" >&2
     exit 1
   }
