@@ -139,7 +139,7 @@ export async function startNatsServer(
 }
 
 /** The server, ready once it logs "Server is ready" (JetStream is up by then): only it can say so. */
-const natsServerProcess = (binary: string, port: number, args: string[]) =>
+export const natsServerProcess = (binary: string, port: number, args: string[]) =>
   new ManagedProcess({
     name: `nats-server on port ${port}`,
     command: binary,

@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsCluster, type NatsCluster } from './nats-cluster.js';
+import { loadNats } from './nats-libraries.js';
+import { uniqueStreamName } from './nats-server.js';
+import { natsAvailability } from './testing/nats.js';
+
+// Three real nats-servers in one cluster: a stream replicated on all three takes writes while one is down,
+// and the node that comes back catches up.
+const nats = natsAvailability({ needs: 'binary' });
+const TOKEN = 'nats-cluster-token-0123456789';
+
+describe.skipIf(nats.skip)(`a three-node NATS cluster (${nats.reason})`, () => {
+  let cluster: NatsCluster;
+  beforeAll(async () => {
+    cluster = await startNatsCluster({ nodes: 3, token: TOKEN });
+  });
+  afterAll(() => cluster?.stop());
+
+  it('keeps a three-replica stream writable with a node SIGKILLed, and serves it again once it is back', async () => {
+    expect(cluster.url.split(',')).toHaveLength(3);
+    const { connect, jetstreamManager } = await loadNats();
+    const nc = await connect({ servers: cluster.url.split(','), token: TOKEN, maxReconnectAttempts: -1 });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const stream = uniqueStreamName();
+      await jsm.streams.add({ name: stream, subjects: [`${stream}.events`], num_replicas: 3 });
+      const js = jsm.jetstream();
+      await js.publish(`${stream}.events`, 'before');
+      await cluster.nodes[0]!.kill();
+      const during = await js.publish(`${stream}.events`, 'during', { timeout: 10_000 });
+      expect(during.seq).toBe(2);
+      await cluster.nodes[0]!.restart();
+      await cluster.ready();
+      const info = await jsm.streams.info(stream);
+      expect(info.state.messages).toBe(2);
+      expect(info.cluster?.replicas?.length).toBe(2);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('serves only clients that present the token', async () => {
+    const { connect } = await loadNats();
+    await expect(
+      connect({ servers: cluster.url.split(','), timeout: 2000, maxReconnectAttempts: 0 }),
+    ).rejects.toThrow(/authorization/i);
+  });
+});
