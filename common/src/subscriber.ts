@@ -73,7 +73,7 @@ export class Subscriber<State> {
   /** Commands waiting for their event to be applied, by seq. */
   private readonly seqWaiters = new Set<{ seq: number; resolve: () => void }>();
   /** Commands' views of the state (publishAndApply), by the id of their event, each taken once. */
-  private readonly viewsByEventId = new Map<string, (state: State) => void>();
+  private readonly viewsByEventId = new Map<string, () => void>();
   /** Told of every event once applied (see `onApplied`). */
   private readonly appliedListeners = new Set<(event: IncomingEvent) => void>();
 
@@ -173,7 +173,7 @@ export class Subscriber<State> {
     // The id is fixed before the publish, since the delivery may apply the event before the publish answers.
     const withId = { ...event, id: event.id ?? randomUUID() };
     let taken: { view: View } | undefined;
-    if (view) this.viewsByEventId.set(withId.id, (state) => (taken = { view: view(state) }));
+    if (view) this.viewsByEventId.set(withId.id, () => (taken = { view: view(this.state) }));
     try {
       const stored = await this.transport.publish(withId).catch((err: Error) => {
         throw HttpError.unavailable(unavailableMessage(err), err);
@@ -199,7 +199,7 @@ export class Subscriber<State> {
     if (!take) return;
     this.viewsByEventId.delete(eventId);
     try {
-      take(this.state);
+      take();
     } catch (err) {
       this.log.error({ err, id: eventId }, "a command's view of the state failed");
     }
