@@ -40,13 +40,18 @@ export function commentsRoutes(app: Express, { subscriber }: ServiceContext<Comm
     if (!subscriber.state.postIds.has(postId)) throw HttpError.notFound(`Post ${postId} not found`);
     const id = newCourseId((candidate) => subscriber.state.commentsById.has(candidate));
     const data = { id, content, postId, status: 'pending' } as const;
-    await subscriber.publishAndApply({ type: 'CommentCreated', data });
-    // Stored, but not yet applied here when the bus went away between the publish and the read of the
-    // gap: the answer still shows the new comment, as the course's 201 promises (its delivery follows).
-    const comments = commentsOf(postId);
-    const answer = comments.some((c) => c.id === id)
-      ? comments
-      : [...comments, { id, content, status: 'pending' }];
+    // The post's comments as the new comment's own event left them (copies: a moderation applied before
+    // this answer changes the objects in the state), so the new one is `pending`, as the course answers.
+    const { view: commentsAsCreated } = await subscriber.publishAndApply(
+      { type: 'CommentCreated', data },
+      (state) => (state.commentsByPostId.get(postId) ?? []).map((comment) => ({ ...comment })),
+    );
+    // Stored, but not applied here when the bus went away between the publish and the read of the gap:
+    // the answer still shows the new comment, as the course's 201 promises (its delivery follows).
+    const answer = commentsAsCreated ?? [
+      ...commentsOf(postId).filter((comment) => comment.id !== id),
+      { id, content, status: 'pending' },
+    ];
     res.status(201).json(answer);
   });
 }

@@ -122,3 +122,80 @@ describe('Subscriber.publishAndApply', () => {
     expect(reads).toBe(readsAtStart);
   });
 });
+
+describe('Subscriber.publishAndApply with a view', () => {
+  // Comment statuses by id: a later CommentModerated changes what the command's own CommentCreated made.
+  const statuses: Projection<Map<string, string>> = {
+    initial: () => new Map(),
+    apply(state, event) {
+      if (event.type === 'CommentCreated' || event.type === 'CommentModerated') {
+        state.set(event.data.id, event.data.status);
+      }
+    },
+  };
+  const created = {
+    type: 'CommentCreated',
+    data: { id: 'c1', postId: 'p1', content: 'hi', status: 'pending' },
+  };
+  const moderated = (seq: number): StoredEvent => ({
+    seq,
+    id: `e${seq}`,
+    type: 'CommentModerated',
+    data: { id: 'c1', postId: 'p1', content: 'hi', status: 'approved' },
+  });
+  const subscriberOn = (transport: EventTransport) =>
+    new Subscriber(statuses, transport, createLogger('comments', 'silent'), createMetrics('comments'));
+  const statusOfC1 = (state: Map<string, string>) => state.get('c1');
+
+  it('shows the state as of its own event when the gap it reads holds a later one too', async () => {
+    const log: StoredEvent[] = [post(1)];
+    const subscriber = subscriberOn({
+      ...logOf(log),
+      // Someone's event is stored before ours, and the moderation of ours right after it: reading the
+      // gap up to our seq brings all three in one page, as a bus answers a read of everything after a seq.
+      async publish(event) {
+        const id = event.id ?? 'no-id';
+        log.push(post(2), { ...event, seq: 3, id }, moderated(4));
+        return { seq: 3, id };
+      },
+    });
+    await subscriber.start();
+
+    const answer = await subscriber.publishAndApply(created, statusOfC1);
+    expect(answer).toMatchObject({ seq: 3, view: 'pending' });
+    expect(subscriber.state.get('c1')).toBe('approved');
+    expect(subscriber.appliedSeq).toBe(4);
+  });
+
+  it('shows the state as of its own event when the delivery applied it and a later one first', async () => {
+    const log: StoredEvent[] = [];
+    const subscriber: Subscriber<Map<string, string>> = subscriberOn({
+      ...logOf(log),
+      // The delivery brings our event and its moderation before the publish's answer reaches us.
+      async publish(event) {
+        const id = event.id ?? 'no-id';
+        log.push({ ...event, seq: 1, id }, moderated(2));
+        await subscriber.receive([...log]);
+        return { seq: 1, id };
+      },
+    });
+    await subscriber.start();
+
+    const answer = await subscriber.publishAndApply(created, statusOfC1);
+    expect(answer).toMatchObject({ seq: 1, view: 'pending' });
+    expect(subscriber.state.get('c1')).toBe('approved');
+  });
+
+  it('has no view when the event is stored but the bus goes away before it is applied here', async () => {
+    const subscriber = subscriberOn({
+      ...logOf([]),
+      publish: async (event) => ({ seq: 2, id: event.id ?? 'no-id' }),
+      fetchAfter: async () => {
+        throw new Error('connect ECONNREFUSED');
+      },
+    });
+    const answer = await subscriber.publishAndApply(created, statusOfC1);
+    expect(answer).toEqual({ seq: 2, id: expect.any(String) });
+    expect(subscriber.state.size).toBe(0);
+  });
+});

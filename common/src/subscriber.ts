@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { backoffDelay } from './backoff.js';
 import {
   asBlogEvent,
@@ -72,6 +72,8 @@ export class Subscriber<State> {
   private stopped = false;
   /** Commands waiting for their event to be applied, by seq. */
   private readonly seqWaiters = new Set<{ seq: number; resolve: () => void }>();
+  /** Commands' views of the state (publishAndApply), by the id of their event, each taken once. */
+  private readonly viewsByEventId = new Map<string, () => void>();
   /** Told of every event once applied (see `onApplied`). */
   private readonly appliedListeners = new Set<(event: IncomingEvent) => void>();
 
@@ -158,21 +160,49 @@ export class Subscriber<State> {
    * Publishes a command's event and resolves once this service's state includes it (read your writes):
    * at once if it is the very next event of the log; else from the delivery, which is on its way, or,
    * if that takes more than a moment, by fetching the gap.
+   *
+   * A command answers the state its own event created, yet later events (a reaction to it) may be applied
+   * before the caller reads the state. So `view` reads what the answer needs the moment that event is
+   * applied here, before any later one; the result has no `view` if the event was stored but not applied
+   * here (the bus went away).
    */
-  async publishAndApply(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
-    const stored = await this.transport.publish(event).catch((err: Error) => {
-      throw HttpError.unavailable(unavailableMessage(err), err);
-    });
-    const applied = this.enqueue(async () => {
-      if (this.appliedSeq === stored.seq - 1) this.applyOne({ ...event, ...stored });
-    })
-      .then(() => this.waitApplied(stored.seq, WAIT_FOR_DELIVERY_MS))
-      .then((done) => (done ? undefined : this.enqueue(() => this.fetchUntil(stored.seq))));
-    await applied.catch(() => {
-      // Stored, so the command succeeded; the delivery will bring this service up to date shortly.
-      this.log.warn({ seq: stored.seq, id: stored.id }, 'published, but not yet applied here');
-    });
-    return stored;
+  async publishAndApply<View>(
+    event: OutgoingEvent,
+    view?: (state: State) => View,
+  ): Promise<{ seq: number; id: string; view?: View }> {
+    // The id is fixed before the publish, since the delivery may apply the event before the publish answers.
+    const withId = { ...event, id: event.id ?? randomUUID() };
+    let taken: { view: View } | undefined;
+    if (view) this.viewsByEventId.set(withId.id, () => (taken = { view: view(this.state) }));
+    try {
+      const stored = await this.transport.publish(withId).catch((err: Error) => {
+        throw HttpError.unavailable(unavailableMessage(err), err);
+      });
+      const applied = this.enqueue(async () => {
+        if (this.appliedSeq === stored.seq - 1) this.applyOne({ ...withId, ...stored });
+      })
+        .then(() => this.waitApplied(stored.seq, WAIT_FOR_DELIVERY_MS))
+        .then((done) => (done ? undefined : this.enqueue(() => this.fetchUntil(stored.seq))));
+      await applied.catch(() => {
+        // Stored, so the command succeeded; the delivery will bring this service up to date shortly.
+        this.log.warn({ seq: stored.seq, id: stored.id }, 'published, but not yet applied here');
+      });
+      return taken ? { ...stored, view: taken.view } : stored;
+    } finally {
+      this.viewsByEventId.delete(withId.id);
+    }
+  }
+
+  /** Takes the view a command waits for (publishAndApply) if `event` is its own; a view that throws is logged. */
+  private takeCommandView(eventId: string): void {
+    const take = this.viewsByEventId.get(eventId);
+    if (!take) return;
+    this.viewsByEventId.delete(eventId);
+    try {
+      take();
+    } catch (err) {
+      this.log.error({ err, id: eventId }, "a command's view of the state failed");
+    }
   }
 
   /**
@@ -269,6 +299,8 @@ export class Subscriber<State> {
     }
     if (event.seq !== undefined) {
       this.appliedSeq = event.seq;
+      // Before any later event changes the state: the command's answer shows what its own event created.
+      if (this.viewsByEventId.size > 0 && event.id !== undefined) this.takeCommandView(event.id);
       // A command waiting for its own event (publishAndApply) answers as soon as the delivery brings it.
       if (this.seqWaiters.size > 0) this.resolveWaiters();
     }

@@ -1,8 +1,11 @@
 import request from 'supertest';
-import { createService, type EventTransport } from '@blog/common';
+import { createService, type EventTransport, type StoredEvent } from '@blog/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { moderationProjection } from '../../moderation/src/projection.js';
+import { startNatsStack } from '../support/nats-stack.js';
+import { useNats } from '../support/nats.js';
 import { startStack, waitFor } from '../support/stack.js';
+import { describeEachTransport } from '../support/transports.js';
 import { commentsProjection } from '../../comments/src/projection.js';
 import { commentsPublicRoutes, commentsRoutes } from '../../comments/src/routes.js';
 
@@ -150,5 +153,74 @@ describe('comments API, the bus gone between the publish and the read', () => {
     // A transport of its own that fails with a plain error: named by what it is, the event log.
     expect(res.body.errors[0].message).toBe('The event log is unavailable, try again');
     await service.stop();
+  });
+});
+
+describe('comments API, the moderation applied before the answer', () => {
+  it('answers the new comment pending, as its own event created it', async () => {
+    // The log holds PostCreated p1; someone else's event takes seq 2, the comment lands at seq 3, and its
+    // moderation at seq 4: the read of the gap up to seq 3 brings the moderation with it.
+    const log: StoredEvent[] = [{ seq: 1, id: 'e1', type: 'PostCreated', data: { id: 'p1', title: 'T' } }];
+    const transport: EventTransport = {
+      async publish(event) {
+        const id = event.id ?? 'no-id';
+        const { id: commentId, content } = event.data as { id: string; content: string };
+        const moderated = { id: commentId, postId: 'p1', content, status: 'approved' };
+        log.push(
+          { seq: 2, id: 'e2', type: 'PostCreated', data: { id: 'p2', title: 'T' } },
+          { ...event, seq: 3, id },
+          { seq: 4, id: `${id}/CommentModerated`, type: 'CommentModerated', data: moderated },
+        );
+        return { seq: 3, id };
+      },
+      fetchAfter: async (after) => ({ events: log.filter((event) => event.seq > after) }),
+      close: () => undefined,
+    };
+    const service = createService(
+      { name: 'comments', projection: commentsProjection, routes: commentsRoutes },
+      { env: { PORT: '0', LOG_LEVEL: 'silent' }, transport },
+    );
+    await service.subscriber.start();
+    const res = await request(service.app).post('/posts/p1/comments').send({ content: 'mine' }).expect(201);
+    expect(res.body).toEqual([{ id: expect.any(String), content: 'mine', status: 'pending' }]);
+    // The state has moved on; the answer did not follow it.
+    expect((await request(service.app).get('/posts/p1/comments')).body[0].status).toBe('approved');
+    await service.stop();
+  });
+});
+
+describeEachTransport('comments API, the 201 as the course answers it', (transport) => {
+  const nats = transport === 'nats' ? useNats() : undefined;
+  let urls: { comments: string; bus: string };
+  let stopNats: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    if (!nats) return void (urls = { comments: stack.urls.comments!, bus: stack.busUrl });
+    const natsStack = await startNatsStack(nats().url, { names: ['comments', 'moderation'] });
+    urls = { comments: natsStack.urls.comments, bus: natsStack.urls['event-bus'] };
+    stopNats = () => natsStack.stop();
+  });
+  afterAll(() => stopNats?.());
+
+  it('shows every new comment pending, its moderation following right behind', async () => {
+    await request(urls.bus)
+      .post('/events')
+      .send({ type: 'PostCreated', data: { id: 'many', title: 'many' } })
+      .expect(200);
+    const api = request(urls.comments);
+    await waitFor(async () => (await api.get('/posts/many/comments')).status === 200);
+    const made: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await api
+        .post('/posts/many/comments')
+        .send({ content: `comment ${i}` })
+        .expect(201);
+      expect(res.body).toHaveLength(i + 1);
+      expect(res.body.at(-1)).toEqual({ id: expect.any(String), content: `comment ${i}`, status: 'pending' });
+      made.push(res.body.at(-1).id);
+    }
+    await waitFor(async () => {
+      const list = (await api.get('/posts/many/comments')).body as { id: string; status: string }[];
+      return list.length === made.length && list.every((comment) => comment.status === 'approved');
+    });
   });
 });
