@@ -96,6 +96,7 @@ export class ReplicaConsumer {
       (err) => queue.end(err ?? undefined),
       (err: unknown) => queue.end(err),
     );
+    void watchHealth(messages, queue);
     this.current = { consumer, messages };
     if (this.client.closed) await this.stop();
     started();
@@ -162,6 +163,20 @@ export class ReplicaConsumer {
       'a durable consumer of an older version: JetStream deletes it once no one has read it for that long',
     );
     return true;
+  }
+}
+
+/**
+ * Ends the delivery when the consumer stops answering: heartbeats missed (its NATS node died, or the client
+ * cannot reach it) or its stream gone. The client alone would ask the dead node about its consumer until
+ * that node came back; a new consumer, from the first seq not handled, is placed on a node that runs.
+ */
+async function watchHealth(messages: ConsumerMessages, queue: DeliveryQueue): Promise<void> {
+  for await (const status of messages.status()) {
+    if (status.type === 'heartbeats_missed' || status.type === 'stream_not_found') {
+      queue.end(new Error(`the consumer stopped answering (${status.type})`));
+      return;
+    }
   }
 }
 

@@ -5,7 +5,7 @@ import { EVENT_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
 import type { NatsClient } from './nats-connection.js';
 import { loadNats } from './nats-libraries.js';
-import { TransportError } from './transport.js';
+import { sleep, TransportError } from './transport.js';
 
 /** JetStream keeps an id for this long: a publish retried within it is stored once (an hour). */
 const DUPLICATE_WINDOW_MS = 60 * 60 * 1000;
@@ -51,6 +51,7 @@ export async function ensureStream(jsm: JetStreamManager, settings: StreamSettin
   let existing;
   try {
     await jsm.streams.add(config);
+    await streamPlaced(jsm, settings);
     return;
   } catch (err) {
     existing = await jsm.streams.info(stream).catch(() => undefined);
@@ -76,6 +77,24 @@ export async function ensureStream(jsm: JetStreamManager, settings: StreamSettin
     { stream, addedSubjects: missing, replicas, replicasBefore: existing.config.num_replicas },
     'the stream was updated in place: its subjects and replicas',
   );
+  await streamPlaced(jsm, settings);
+}
+
+/** How long a client waits, at most, for a stream just made or changed to be on its nodes with a leader. */
+const STREAM_PLACED_WAIT_MS = 10_000;
+
+/**
+ * Waits (a while at most) until a stream just made or changed has a leader and its replicas: until then, a
+ * cluster answers its publishes with "no responders". A single server has it at once.
+ */
+async function streamPlaced(jsm: JetStreamManager, { stream, replicas }: StreamSettings): Promise<void> {
+  const deadline = Date.now() + STREAM_PLACED_WAIT_MS;
+  while (Date.now() < deadline) {
+    const info = await jsm.streams.info(stream).catch(() => undefined);
+    const cluster = info?.cluster;
+    if (info && (!cluster || (cluster.leader && (cluster.replicas?.length ?? 0) >= replicas - 1))) return;
+    await sleep(100);
+  }
 }
 
 /** A stream JetStream would not make or update as asked: most often more replicas than the cluster has nodes. */
