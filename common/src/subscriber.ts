@@ -193,7 +193,7 @@ export class Subscriber<State> {
     }
   }
 
-  /** Takes the view a command waits for (publishAndApply) if `event` is its own; a view that throws is logged. */
+  /** Takes the view of the command whose event has this id, if one waits (publishAndApply); logs one that throws. */
   private takeCommandView(eventId: string): void {
     const take = this.viewsByEventId.get(eventId);
     if (!take) return;
