@@ -290,6 +290,12 @@ function serverTimeoutOptions(timeouts: Partial<ServerTimeouts> = {}) {
   };
 }
 
+/**
+ * Servers whose answers close their connection (`drainConnections`): a keep-alive client then opens a new
+ * one for its next request, which a Service or an Ingress sends to another replica.
+ */
+const drainingServers = new WeakSet<Server>();
+
 export function listen(
   app: Express,
   port: number,
@@ -299,6 +305,7 @@ export function listen(
   const rawRoutes = rawRoutesOf.get(app) ?? new Map<string, RawHandler>();
   const options = serverTimeoutOptions(timeouts);
   const server = createServer(options, (req, res) => {
+    if (drainingServers.has(server)) res.shouldKeepAlive = false;
     const query = req.url!.indexOf('?');
     const path = query === -1 ? req.url! : req.url!.slice(0, query);
     const raw = rawRoutes.size > 0 ? rawRoutes.get(`${req.method} ${path}`) : undefined;
@@ -311,6 +318,14 @@ export function listen(
     server.keepAliveTimeout = options.keepAliveTimeout;
     server.once('error', reject);
   });
+}
+
+/**
+ * From now on every answer says `Connection: close` and closes its connection, so keep-alive clients
+ * move to a new one; idle connections are left open (closing one races with a request sent on it).
+ */
+export function drainConnections(server: Server): void {
+  drainingServers.add(server);
 }
 
 /**
@@ -343,11 +358,19 @@ function answerClientError(headers: Record<string, string>) {
   };
 }
 
-/** Stops accepting connections, lets requests in flight finish (up to `graceMs`), then closes the rest. */
+/**
+ * Stops accepting connections, lets requests in flight finish (up to `graceMs`), then closes the rest.
+ * Every answer from now on closes its connection, and idle keep-alive connections are closed as soon as
+ * they are idle, so no client keeps one to a server that is going away.
+ */
 export async function closeServer(server: Server, graceMs = 10_000): Promise<void> {
+  drainConnections(server);
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
+  // An answer sent with keep-alive before the drain leaves its connection idle once done.
+  const sweep = setInterval(() => server.closeIdleConnections(), 100);
   const timer = setTimeout(() => server.closeAllConnections(), graceMs);
   await closed;
+  clearInterval(sweep);
   clearTimeout(timer);
 }

@@ -9,10 +9,11 @@ import {
   validateEvent,
   type IncomingEvent,
 } from './events.js';
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
   closeServer,
   createHttpApp,
+  drainConnections,
   finishHttpApp,
   listen,
   type JsonAnswer,
@@ -24,6 +25,7 @@ import {
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { NatsTransport, replicaName } from './nats-transport.js';
+import { delay } from './process/delay.js';
 import { Subscriber, type Projection } from './subscriber.js';
 import { TokenCheck } from './token.js';
 import { HttpTransport, unavailableMessage, type EventTransport } from './transport.js';
@@ -72,16 +74,18 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
       EVENT_BUS_URL: env.url(defaults.eventBusUrl),
       ...transportConfig(),
       LOG_LEVEL: env.logLevel(),
+      ...shutdownConfig(),
     },
     options.env,
   );
   const log = createLogger(definition.name, config.LOG_LEVEL);
+  const withdrawal = createWithdrawal(config.SHUTDOWN_DELAY_MS, log);
   const metrics = createMetrics(definition.name);
   const transport = options.transport ?? transportFor(config, log, definition.name);
   // Deliveries must come from the bus: with EVENT_BUS_TOKEN set, POST /events needs it.
   const tokenCheck = new TokenCheck(config.EVENT_BUS_TOKEN);
   const subscriber = new Subscriber(definition.projection, transport, log, metrics);
-  const readiness = cachedReadiness(subscriber, transport, log);
+  const readiness = cachedReadiness(subscriber, transport, log, () => withdrawal.withdrawn);
   const context: ServiceContext<State> = { subscriber, log, metrics };
   // The types this service acts on: the bus may hold back the others a moment, to send them together.
   const typesHeader: Record<string, string> = definition.projection.types
@@ -135,7 +139,11 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
       });
       return server;
     },
+    /** The first step of a stop, before `stop`: see `createWithdrawal`. */
+    withdraw: (cutShort?: AbortSignal): Promise<void> => withdrawal.withdraw(server, cutShort),
+    /** Stops accepting, finishes the requests in flight, then stops consuming and drains the transport. */
     async stop(): Promise<void> {
+      withdrawal.mark(server);
       stopping = true;
       subscriber.stop();
       if (server) await closeServer(server);
@@ -164,16 +172,18 @@ function transportFor(
 }
 
 /**
- * Ready once caught up and while the event log answers; the log's answer is kept READINESS_CACHE_MS, so
+ * Ready once caught up and while the event log answers, until the stop begins; the log's answer is kept READINESS_CACHE_MS, so
  * frequent probes do not each cost the log a request.
  */
 function cachedReadiness<State>(
   subscriber: Subscriber<State>,
   transport: EventTransport,
   log: Logger,
+  withdrawn: () => boolean,
 ): () => Promise<Readiness> {
   let busCheck: { at: number; readiness: Readiness } | undefined;
   return async () => {
+    if (withdrawn()) return { ready: false, reason: SHUTTING_DOWN };
     if (!subscriber.caughtUp) return { ready: false, reason: 'catching up with the event log' };
     if (busCheck && Date.now() - busCheck.at < READINESS_CACHE_MS) return busCheck.readiness;
     const result = await transport.fetchAfter(subscriber.appliedSeq, 1).then(
@@ -245,11 +255,65 @@ export function parseEventBody<S extends typeof outgoingEventSchema | typeof inc
 export const parseDelivery = (body: unknown): IncomingEvent[] =>
   parseEventBody(incomingEventSchema, body, MAX_BATCH).events;
 
-/** The start file of a service: run it, stop cleanly on SIGTERM/SIGINT, exit with a clear message on bad config. */
-export async function runMain(
-  name: string,
-  create: () => { start(): Promise<unknown>; stop(): Promise<void>; log?: Logger },
-) {
+/** What `/readyz` says from the first step of a stop on. */
+export const SHUTTING_DOWN = 'shutting down';
+
+/**
+ * SHUTDOWN_DELAY_MS, read by every service and the bus: how long a stopping server goes on serving, not
+ * ready, before it stops accepting connections (docs/configuration.md).
+ */
+export const shutdownConfig = () => ({
+  SHUTDOWN_DELAY_MS: z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(0, 'must be between 0 and 3600000')
+    .max(3_600_000, 'must be between 0 and 3600000')
+    .default(0),
+});
+
+/**
+ * The first step of a stop (`withdraw`): `/readyz` answers 503 at once, every answer closes its
+ * connection, and the server goes on serving for `delayMs`, so that whoever routes here (the endpoints of
+ * a Service, an Ingress) stops sending before the server stops accepting. `cutShort` ends the wait early;
+ * `mark` is the same without the wait.
+ */
+export function createWithdrawal(delayMs: number, log: Logger) {
+  let withdrawn = false;
+  const mark = (server: Server | undefined) => {
+    withdrawn = true;
+    if (server) drainConnections(server);
+  };
+  return {
+    get withdrawn() {
+      return withdrawn;
+    },
+    mark,
+    async withdraw(server: Server | undefined, cutShort?: AbortSignal): Promise<void> {
+      if (withdrawn) return;
+      mark(server);
+      if (delayMs === 0) return;
+      log.info({ delayMs }, 'not ready; serving on for SHUTDOWN_DELAY_MS before stopping');
+      await delay(delayMs, cutShort);
+    },
+  };
+}
+
+/** What `runMain` runs: a service, or the bus. */
+export interface MainProcess {
+  start(): Promise<unknown>;
+  /** The first step of a stop (`createWithdrawal`), if the process has one. */
+  withdraw?(cutShort: AbortSignal): Promise<void>;
+  stop(): Promise<void>;
+  log?: Logger;
+}
+
+/**
+ * The start file of a service: run it, exit with a clear message on bad config, and stop cleanly on
+ * SIGTERM/SIGINT: withdraw (not ready, SHUTDOWN_DELAY_MS of serving), then stop, then exit 0. A second
+ * signal only cuts the delay short: the requests in flight still finish and the transport still drains,
+ * so nothing acknowledged is lost.
+ */
+export async function runMain(name: string, create: () => MainProcess) {
   let service: ReturnType<typeof create>;
   try {
     service = create();
@@ -263,17 +327,24 @@ export async function runMain(
     process.exit(1);
   }
   let stopping = false;
+  const cutShort = new AbortController();
   const shutdown = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      service.log?.info({ signal }, 'already shutting down: requests in flight finish first');
+      cutShort.abort();
+      return;
+    }
     stopping = true;
     service.log?.info({ signal }, 'shutting down');
-    service.stop().then(
-      () => process.exit(0),
-      (err: Error) => {
-        service.log?.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    Promise.resolve(service.withdraw?.(cutShort.signal))
+      .then(() => service.stop())
+      .then(
+        () => process.exit(0),
+        (err: Error) => {
+          service.log?.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import {
   closeServer,
   createHttpApp,
+  createWithdrawal,
   createLogger,
   createMetrics,
   defaults,
@@ -15,6 +16,8 @@ import {
   PAGE_MAX_BYTES,
   parseOr400,
   readConfig,
+  shutdownConfig,
+  SHUTTING_DOWN,
   TokenCheck,
   transportConfig,
   type Logger,
@@ -102,6 +105,7 @@ function busParts(options: BusOptions) {
       HOST: env.host(),
       LOG_LEVEL: env.logLevel(),
       EVENT_BUS_TOKEN: env.token(),
+      ...shutdownConfig(),
     },
     options.env,
   );
@@ -128,9 +132,9 @@ function busParts(options: BusOptions) {
 function busServer({ config, log, metrics }: ReturnType<typeof busParts>, eventLog: BusLog) {
   // With EVENT_BUS_TOKEN set, every route of the event path needs it; health, readiness and metrics do not.
   const tokenCheck = new TokenCheck(config.EVENT_BUS_TOKEN);
-  let stopping = false;
+  const withdrawal = createWithdrawal(config.SHUTDOWN_DELAY_MS, log);
   const readiness = async (): Promise<Readiness> =>
-    stopping ? { ready: false, reason: 'shutting down' } : eventLog.readiness();
+    withdrawal.withdrawn ? { ready: false, reason: SHUTTING_DOWN } : eventLog.readiness();
 
   // Every publish comes here: answered ahead of Express, since it is the busiest route of all.
   const app = createHttpApp({
@@ -180,9 +184,11 @@ function busServer({ config, log, metrics }: ReturnType<typeof busParts>, eventL
       );
       return server;
     },
+    /** The first step of a stop: not ready, then SHUTDOWN_DELAY_MS of serving (`createWithdrawal`). */
+    withdraw: (cutShort?: AbortSignal): Promise<void> => withdrawal.withdraw(server, cutShort),
     /** Stops taking requests (finishing those in flight) and delivering, then closes the log. */
     async stop(): Promise<void> {
-      stopping = true;
+      withdrawal.mark(server);
       await eventLog.stop(server ? closeServer(server) : Promise.resolve());
     },
   };

@@ -59,18 +59,103 @@ function responseHeaders(upstream: IncomingMessage): http.OutgoingHttpHeaders {
   return headers;
 }
 
+/** Where a request may go: the endpoints in rotation, round robin (endpoints.ts), skipping those tried. */
+export interface Targets {
+  next(tried?: ReadonlySet<URL>): URL | undefined;
+}
+
+/** Methods ingress-nginx passes to the next upstream even after the request was sent. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** The most of a request body kept to send again to the next endpoint; a larger one is never retried. */
+const RETRY_BODY_MAX_BYTES = 1024 * 1024;
+
+/** The request body as read so far, kept (up to RETRY_BODY_MAX_BYTES) for a retry on another endpoint. */
+function keepBody(req: IncomingMessage) {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let whole = true;
+  const keep = (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > RETRY_BODY_MAX_BYTES) {
+      whole = false;
+      chunks.length = 0;
+      req.off('data', keep);
+    } else chunks.push(chunk);
+  };
+  req.on('data', keep);
+  return {
+    get whole() {
+      return whole;
+    },
+    /** Sends what was read to `upstream`, then the rest as it comes. */
+    replay(upstream: http.ClientRequest): void {
+      for (const chunk of chunks) upstream.write(chunk);
+      if (req.readableEnded) upstream.end();
+      else req.pipe(upstream);
+    },
+    /** The answer has begun: nothing will be sent again. */
+    drop(): void {
+      whole = false;
+      chunks.length = 0;
+      req.off('data', keep);
+    },
+  };
+}
+
 /**
- * Streams the request to `target` and the answer back, both ways as they come (server-sent events flow
- * as they are written). A backend down: 502 JSON; no answer within the timeout: 504 JSON; a backend that
- * fails mid-answer, or falls silent in one that is not an event stream: the client's answer is cut.
+ * Streams the request to an endpoint of `targets` and the answer back, both ways as they come (server-sent
+ * events flow as they are written). Like ingress-nginx's `proxy_next_upstream error timeout`, a request
+ * that could not be connected to one endpoint goes to the next (a GET also after a failure before the
+ * answer began); one that was sent, other than a GET, never goes twice. No endpoint in rotation: 503 JSON;
+ * none reachable: 502 JSON; no answer within the timeout: 504 JSON; a backend that fails mid-answer, or
+ * falls silent in one that is not an event stream: the client's answer is cut.
  */
 export function proxyRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  targets: Targets,
+  backendName: string,
+  context: ProxyContext,
+): void {
+  const first = targets.next();
+  if (!first) return sendJson(res, 503, `${backendName} has no endpoint ready to serve`);
+  const tried = new Set<URL>();
+  const body = keepBody(req);
+  let upstream: http.ClientRequest;
+  const send = (target: URL) => {
+    tried.add(target);
+    upstream = sendUpstream(req, res, target, backendName, context, (sent) => {
+      const again =
+        body.whole && (!sent || IDEMPOTENT.has(req.method ?? '')) ? targets.next(tried) : undefined;
+      if (!again) return false;
+      req.unpipe(upstream);
+      send(again);
+      return true;
+    });
+    upstream.once('response', () => body.drop());
+    body.replay(upstream);
+  };
+  send(first);
+  // The client reset the connection while sending the body: the backend's request goes too.
+  req.once('error', () => upstream.destroy());
+  // The browser left (closed the tab, an EventSource reconnecting): stop the backend's answer too.
+  res.once('close', () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
+}
+
+/**
+ * One attempt at `target`. On an error or timeout before the answer began, `retry(sent)` may send the
+ * request elsewhere (`sent`: the request may have reached the backend) and says whether it did.
+ */
+function sendUpstream(
   req: IncomingMessage,
   res: ServerResponse,
   target: URL,
   backendName: string,
   context: ProxyContext,
-): void {
+  retry: (sent: boolean) => boolean,
+): http.ClientRequest {
   const upstream = http.request({
     protocol: target.protocol,
     hostname: target.hostname,
@@ -79,6 +164,11 @@ export function proxyRequest(
     path: req.url,
     headers: forwardedHeaders(req, context.localPort),
     agent: context.agent,
+  });
+  let connected = false;
+  upstream.once('socket', (socket) => {
+    if (!socket.connecting) connected = true;
+    else socket.once('connect', () => (connected = true));
   });
   upstream.once('response', (answer) => {
     answer.once('error', () => res.destroy());
@@ -92,25 +182,21 @@ export function proxyRequest(
     if (stream) res.flushHeaders();
     answer.pipe(res);
   });
-  let timedOut = false;
+  let failed = false;
   upstream.setTimeout(context.backendTimeoutMs, () => {
-    timedOut = true;
-    if (!res.headersSent) sendJson(res, 504, `${backendName} did not answer in time`);
-    else res.destroy();
+    failed = true;
     upstream.destroy();
+    if (res.headersSent) return void res.destroy();
+    if (!res.destroyed && !retry(connected)) sendJson(res, 504, `${backendName} did not answer in time`);
   });
   upstream.once('error', (err: NodeJS.ErrnoException) => {
-    if (timedOut || res.writableFinished) return;
+    if (failed || res.writableFinished) return;
+    failed = true;
     if (res.headersSent) return void res.destroy();
+    if (res.destroyed || retry(connected)) return;
     sendJson(res, 502, `${backendName} is not reachable (${err.code ?? err.message}). Is it running?`);
   });
-  // The client reset the connection while sending the body: the backend's request goes too.
-  req.once('error', () => upstream.destroy());
-  // The browser left (closed the tab, an EventSource reconnecting): stop the backend's answer too.
-  res.once('close', () => {
-    if (!res.writableFinished) upstream.destroy();
-  });
-  req.pipe(upstream);
+  return upstream;
 }
 
 /**

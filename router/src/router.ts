@@ -6,8 +6,9 @@
  *
  * Proxying streams both ways (server-sent events flow as they are written), over keep-alive connections,
  * with the request's method, headers and body, plus X-Forwarded-For/Host/Port/Proto and X-Real-IP as
- * ingress-nginx adds them (router-proxy.ts). A backend that is down: 502 JSON; one that does not answer in
- * time: 504 JSON. A path the Ingress does not route: 404 JSON. Websocket upgrades go to the client's dev
+ * ingress-nginx adds them (router-proxy.ts). A Service may have several endpoints (replicas), probed and
+ * balanced as Kubernetes and ingress-nginx do (endpoints.ts). A backend that is down: 502 JSON; one that
+ * does not answer in time: 504 JSON; a Service with no endpoint ready: 503 JSON. A path the Ingress does not route: 404 JSON. Websocket upgrades go to the client's dev
  * server only. Nothing else is answered here: no health route, no metrics, no bus.
  *
  * It runs inside `npm start` and as docker-compose's ingress, so nothing a client does may crash it: every
@@ -24,15 +25,23 @@ import {
   type IngressLocation,
   type IngressTable,
 } from './ingress.js';
+import { EndpointPool, type ReadinessProbe } from './endpoints.js';
 import { proxyRequest, proxyUpgrade, type ProxyContext } from './router-proxy.js';
 import { endSocketWithJson, sendJson, serveStatic } from './router-static.js';
 
 /**
  * Where a `service:port` of the Ingress is served locally. `upgrades`: websockets pass to it (Vite's dev
- * server, for hot reload); any other upgrade is refused.
+ * server, for hot reload); any other upgrade is refused. Several URLs are the Service's endpoints, one per
+ * replica; with a `probe` each is in rotation only while ready (endpoints.ts), without one always.
  */
 export type Backend =
-  | { kind: 'proxy'; url: string; name: string; upgrades?: boolean }
+  | {
+      kind: 'proxy';
+      url: string | readonly string[];
+      name: string;
+      upgrades?: boolean;
+      probe?: ReadinessProbe;
+    }
   | { kind: 'static'; dir: string; name: string };
 
 /** How long things may take; the defaults are ROUTER_TIMEOUTS. */
@@ -72,6 +81,8 @@ export interface Router {
   url: string;
   port: number;
   table: IngressTable;
+  /** The endpoints of a proxied `service:port`: add a replica, mark one terminating, remove it. */
+  endpoints(service: string): EndpointPool;
   close(): Promise<void>;
 }
 
@@ -109,6 +120,36 @@ function readRoutableIngress(options: RouterOptions): IngressTable {
   return table;
 }
 
+/** The endpoints of each proxied Service, made when first needed (a Service never routed to may have none). */
+function endpointPools(backends: Record<string, Backend>) {
+  const pools = new Map<string, EndpointPool>();
+  return {
+    of(service: string): EndpointPool {
+      const known = pools.get(service);
+      if (known) return known;
+      const backend = backends[service];
+      if (backend?.kind !== 'proxy') throw new Error(`the router proxies no Service ${service}`);
+      const urls = typeof backend.url === 'string' ? [backend.url] : backend.url;
+      const pool = new EndpointPool(`${backend.name} (${service})`, urls, backend.probe);
+      pools.set(service, pool);
+      return pool;
+    },
+    close(): void {
+      for (const pool of pools.values()) pool.close();
+    },
+  };
+}
+
+function listenOn(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 export async function startRouter(options: RouterOptions): Promise<Router> {
   const table = readRoutableIngress(options);
   const timeouts = { ...ROUTER_TIMEOUTS, ...options.timeouts };
@@ -116,6 +157,8 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   // behind them.
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, noDelay: true } as http.AgentOptions);
   const context: ProxyContext = { agent, localPort: options.port ?? 0, backendTimeoutMs: timeouts.backendMs };
+
+  const pools = endpointPools(options.backends);
 
   const describe = (location: IngressLocation) =>
     `${options.backends[location.backend]!.name} (${location.backend})`;
@@ -144,7 +187,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         return sendJson(res, 404, `No route for ${urlPath} in ${path.basename(options.ingressFile)}`);
       }
       if (backend.kind === 'static') return serveStatic(req, res, backend.dir, urlPath);
-      proxyRequest(req, res, new URL(backend.url), describe(location), context);
+      proxyRequest(req, res, pools.of(location.backend), describe(location), context);
     },
   );
   server.on('clientError', answerClientError);
@@ -169,16 +212,15 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       const message = `No websocket here: ${describe(location)} takes plain HTTP (only the client's dev server, under npm run dev, takes websockets)`;
       return endSocketWithJson(socket, 400, 'Bad Request', message);
     }
-    proxyUpgrade(req, socket, head, new URL(backend.url), describe(location), context);
+    const target = pools.of(location.backend).next();
+    if (!target) {
+      const message = `${describe(location)} has no endpoint ready to serve`;
+      return endSocketWithJson(socket, 503, 'Service Unavailable', message);
+    }
+    proxyUpgrade(req, socket, head, target, describe(location), context);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '::', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, options.port ?? 0, options.host ?? '::');
   context.localPort = (server.address() as AddressInfo).port;
 
   return {
@@ -186,7 +228,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     port: context.localPort,
     url: `http://localhost:${context.localPort}`,
     table,
+    endpoints: (service) => pools.of(service),
     async close() {
+      pools.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Streams in flight (server-sent events) would keep the server open for ever.
       server.closeAllConnections();
