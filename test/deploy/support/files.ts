@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { applyJsonPatch, kustomize } from './kustomize.js';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
@@ -95,13 +96,40 @@ export function rawYamlFiles(patterns: readonly string[]): string[] {
   return files;
 }
 
-/** The objects a skaffold profile applies (its `manifests.rawYaml`, or the top-level one), in order. */
-export function profileObjects(skaffold: Data, profile: string): K8sObject[] {
+/**
+ * The `manifests` section a profile deploys, as skaffold makes it: the profile's fields laid over the
+ * top-level ones one by one (a list or a renderer the profile sets replaces the top-level one, the others
+ * stay), then the profile's `patches` that touch it (JSON patches on the whole config; `replace` when no
+ * `op` is given).
+ */
+export function profileManifests(skaffold: Data, profile: string): Data {
   const found = (skaffold?.profiles ?? []).find((p: Data) => p.name === profile);
-  const patterns: string[] = found?.manifests?.rawYaml ?? skaffold?.manifests?.rawYaml ?? [];
-  return rawYamlFiles(patterns).flatMap((file) =>
+  const config: Data = { manifests: structuredClone(skaffold?.manifests ?? {}) };
+  for (const [key, value] of Object.entries<Data>(found?.manifests ?? {})) {
+    if (!(Array.isArray(value) && value.length === 0)) config.manifests[key] = structuredClone(value);
+  }
+  const patches = (found?.patches ?? []).filter((p: Data) => String(p.path).startsWith('/manifests'));
+  applyJsonPatch(
+    `skaffold profile ${profile} patches`,
+    config,
+    patches.map((p: Data) => ({ ...p, op: p.op ?? 'replace' })),
+  );
+  return config.manifests;
+}
+
+/**
+ * The objects a skaffold profile applies (its `manifests` as profileManifests makes them), in order:
+ * the `rawYaml` files, then what each `kustomize` path renders (kustomize.ts).
+ */
+export function profileObjects(skaffold: Data, profile: string): K8sObject[] {
+  const manifests = profileManifests(skaffold, profile);
+  const raw = rawYamlFiles(manifests.rawYaml ?? []).flatMap((file) =>
     existsSync(path.join(ROOT, file)) ? readYamlDocuments(file).map((object) => ({ file, object })) : [],
   );
+  const rendered = (manifests.kustomize?.paths ?? []).flatMap((dir: string) =>
+    kustomize(dir, readYamlDocuments),
+  );
+  return [...raw, ...rendered];
 }
 
 /**
