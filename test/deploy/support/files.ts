@@ -147,6 +147,16 @@ export function documentedTransportVariables(): Record<string, string> {
   return variables;
 }
 
+/**
+ * The variables docs/event-bus.md's design for scaling out names (`NATS_REPLICAS`), which the manifests may
+ * set beside the table's: the names only.
+ */
+export function designedTransportVariables(): Record<string, string> {
+  const text = readFileSync(path.join(ROOT, 'docs/event-bus.md'), 'utf8');
+  const section = text.slice(text.indexOf('## Scaling out on NATS'));
+  return Object.fromEntries([...section.matchAll(/`(NATS_[A-Z0-9_]+)`/g)].map(([, name]) => [name!, '']));
+}
+
 /** The TypeScript sources of the services, common/, router/ and scripts/ (no tests, no build output). */
 export function codeSources(): { file: string; text: string }[] {
   const sources: { file: string; text: string }[] = [];
@@ -181,6 +191,8 @@ export interface Stack {
   nats: K8sObject[];
   /** What `skaffold dev -p nats` applies, in its order. */
   natsProfile: K8sObject[];
+  /** infra/kustomization.yaml, which the `nats` profile renders. */
+  kustomization: Data;
   lessons: K8sObject[];
   skaffold: Data;
   compose: Data;
@@ -210,6 +222,7 @@ export function loadStack(): Stack {
     k8s: loadObjects(['infra/k8s']),
     nats: loadObjects(['infra/nats']),
     natsProfile: profileObjects(skaffold, 'nats'),
+    kustomization: readYaml('infra/kustomization.yaml'),
     lessons: loadObjects(['infra/lessons']),
     skaffold,
     compose: readYaml('docker-compose.yml'),
