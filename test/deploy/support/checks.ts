@@ -6,8 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Data, K8sObject, Stack } from './files.js';
-import { manifestFiles, rawYamlFiles, ROOT } from './files.js';
+import type { Data, K8sObject } from './files.js';
+import { ROOT } from './files.js';
 
 /** The course's names and ports (docs/architecture.md, "The course's contract"), to the letter. */
 export const COURSE = {
