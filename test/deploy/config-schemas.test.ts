@@ -44,13 +44,15 @@ describe.skipIf('skip' in where)(
       expect(errors.some((e) => e.includes('manifests'))).toBe(true);
     });
 
-    it('reports a broken nats profile: manifests under deploy, rawYaml as a string', () => {
+    it('reports a broken nats profile: manifests under deploy, kustomize paths as a string, a patch without a path', () => {
       const broken = clone(skaffold);
       const profile = broken.profiles.find((p: { name: string }) => p.name === 'nats');
-      profile.deploy = { kubectl: { manifests: profile.manifests.rawYaml } };
-      profile.manifests.rawYaml = './infra/nats/*';
+      profile.deploy = { kubectl: { manifests: ['./infra/nats/*'] } };
+      profile.manifests.kustomize.paths = './infra';
+      profile.patches = [{ op: 'remove' }];
       const errors = errorsOf(compileSchema(skaffoldSchemaFile(dir, broken)), broken);
-      expect(errors.some((e) => e.includes('/profiles/1/manifests/rawYaml'))).toBe(true);
+      expect(errors.some((e) => e.includes('/profiles/1/manifests/kustomize/paths'))).toBe(true);
+      expect(errors.some((e) => e.includes('/profiles/1/patches/0'))).toBe(true);
       expect(errors.some((e) => e.includes('manifests'))).toBe(true);
     });
 

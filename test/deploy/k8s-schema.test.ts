@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { clone, loadObjects, MANIFEST_DIRS, manifestFiles, readYamlDocuments } from './support/files.js';
+import {
+  clone,
+  loadObjects,
+  loadStack,
+  MANIFEST_DIRS,
+  manifestFiles,
+  readYamlDocuments,
+} from './support/files.js';
 import { schemaErrors, unknownFields, validateObjects } from './support/k8s-schema.js';
 
 describe('Kubernetes manifests against the Kubernetes schemas (kubernetes-models)', () => {
@@ -20,9 +27,9 @@ describe('Kubernetes manifests against the Kubernetes schemas (kubernetes-models
       'k8s:Ingress',
       'k8s:PersistentVolumeClaim',
       'k8s:ConfigMap',
-      'nats:Deployment',
+      'nats:StatefulSet',
       'nats:Service',
-      'nats:PersistentVolumeClaim',
+      'nats:PodDisruptionBudget',
       'nats:ConfigMap',
       'k8s:NetworkPolicy',
       'nats:NetworkPolicy',
@@ -31,6 +38,23 @@ describe('Kubernetes manifests against the Kubernetes schemas (kubernetes-models
     ]) {
       expect(kinds).toContain(expected);
     }
+  });
+});
+
+describe('what each deploy applies, as rendered', () => {
+  it('the nats profile (infra/kustomization.yaml, patches applied) is valid, with no unknown field', () => {
+    const { natsProfile } = loadStack();
+    expect(natsProfile.length).toBeGreaterThan(0);
+    expect(validateObjects(natsProfile)).toEqual([]);
+  });
+
+  it('the kustomization itself holds only the fields the checks render', () => {
+    const kustomization = readYamlDocuments('infra/kustomization.yaml');
+    expect(
+      validateObjects(kustomization.map((object) => ({ file: 'infra/kustomization.yaml', object }))),
+    ).toEqual([]);
+    const broken = { ...kustomization[0], namePrefix: 'blog-' };
+    expect(schemaErrors(broken)).toEqual(['/namePrefix: a field the manifest checks do not render']);
   });
 });
 

@@ -14,11 +14,13 @@ import {
 const stack = loadStack();
 const containerOf = (object: Data) => object.spec.template.spec.containers[0];
 
-/** A copy of `objects` with the Deployment `name` changed. */
+/** A copy of `objects` with the Deployment (or StatefulSet) `name` changed. */
 function withDeployment(objects: K8sObject[], name: string, change: (deployment: Data) => void) {
   const copy = clone(objects);
-  const target = copy.find((o) => o.object.kind === 'Deployment' && o.object.metadata.name === name);
-  if (!target) throw new Error(`no Deployment ${name}`);
+  const target = copy.find(
+    (o) => ['Deployment', 'StatefulSet'].includes(o.object.kind) && o.object.metadata.name === name,
+  );
+  if (!target) throw new Error(`no Deployment or StatefulSet ${name}`);
   change(target.object);
   return copy;
 }
@@ -48,19 +50,30 @@ describe('EVENT_BUS_TOKEN in the manifests', () => {
     ]);
   });
 
-  it('reports a NATS server open to anyone, or with the token optional', () => {
-    const open = withDeployment(stack.natsProfile, 'nats-depl', (d) => {
-      containerOf(d).args = containerOf(d).args.filter(
-        (a: string) => !a.includes('auth') && !a.includes('$('),
-      );
+  it('reports NATS open to anyone, with the token optional, or routes that need no token', () => {
+    const open = withDeployment(stack.natsProfile, 'nats', (d) => {
+      const args: string[] = containerOf(d).args;
+      args.splice(args.indexOf('--auth'), 2);
     });
-    expect(checkNatsAuth(open)).toEqual(['nats-depl: not started with --auth $(EVENT_BUS_TOKEN)']);
-    const optional = withDeployment(stack.natsProfile, 'nats-depl', (d) => {
+    expect(checkNatsAuth(open)).toEqual(['StatefulSet nats: not started with --auth $(EVENT_BUS_TOKEN)']);
+    const optional = withDeployment(stack.natsProfile, 'nats', (d) => {
       containerOf(d).env.find((e: Data) => e.name === 'EVENT_BUS_TOKEN').valueFrom.secretKeyRef.optional =
         true;
     });
-    expect(checkNatsAuth(optional)).toEqual(["nats-depl: the token's Secret is optional"]);
-    const literal = withDeployment(stack.natsProfile, 'nats-depl', (d) => {
+    expect(checkNatsAuth(optional)).toEqual(["StatefulSet nats: the token's Secret is optional"]);
+    const openRoutes = withDeployment(stack.natsProfile, 'nats', (d) => {
+      const args: string[] = containerOf(d).args;
+      for (const flag of ['--cluster', '--routes'])
+        args[args.indexOf(flag) + 1] = args[args.indexOf(flag) + 1]!.replaceAll(
+          'route:$(EVENT_BUS_TOKEN)@',
+          '',
+        );
+    });
+    expect(checkNatsAuth(openRoutes)).toEqual([
+      'StatefulSet nats: the route port (--cluster) does not require the token',
+      'StatefulSet nats: a route (--routes) does not present the token',
+    ]);
+    const literal = withDeployment(stack.natsProfile, 'nats', (d) => {
       const env = containerOf(d).env;
       env.splice(
         env.findIndex((e: Data) => e.name === 'EVENT_BUS_TOKEN'),
@@ -69,7 +82,7 @@ describe('EVENT_BUS_TOKEN in the manifests', () => {
       );
     });
     expect(checkNatsAuth(literal)).toEqual([
-      'nats-depl: EVENT_BUS_TOKEN does not come from Secret event-bus-token, key EVENT_BUS_TOKEN',
+      'StatefulSet nats: EVENT_BUS_TOKEN does not come from Secret event-bus-token, key EVENT_BUS_TOKEN',
     ]);
   });
 
@@ -103,6 +116,7 @@ describe('the network policies', () => {
   it('let through exactly the flows the app needs with the nats profile, NATS from the five only', () => {
     expect(flowMatrix(stack.natsProfile)).toEqual({
       'nats:4222': ['comments', 'event-bus', 'moderation', 'posts', 'query'],
+      'nats:6222': ['nats'],
       'nats:8222': [],
       'posts:4000': ['event-bus', 'ingress-nginx'],
       'comments:4001': ['event-bus', 'ingress-nginx'],
@@ -124,7 +138,7 @@ describe('the network policies', () => {
     for (const [, pod, port, peers] of section.matchAll(/^\| ([a-z-]+): (\d+) +\| ([^|]+?) +\|/gm)) {
       documented[`${pod}:${port}`] = peers!.startsWith('nobody') ? [] : peers!.split(', ').sort();
     }
-    expect(Object.keys(documented)).toHaveLength(8);
+    expect(Object.keys(documented)).toHaveLength(9);
     expect(documented).toEqual(flowMatrix(stack.natsProfile));
   });
 
@@ -162,6 +176,14 @@ describe('the network policies', () => {
   });
 
   it('reports NATS open to the client and on its monitoring port, closed to the bus, or left without a policy', () => {
+    const openRoutes = withPolicy(stack.natsProfile, 'blog-allow-nats-routes', (spec) => {
+      delete spec.ingress[0].from;
+    });
+    expect(checkNetworkPolicies(openRoutes)).toContain(
+      'netpol: another pod of the namespace can reach nats:6222, which nothing needs',
+    );
+    const noRoutes = stack.natsProfile.filter((o) => o.object.metadata?.name !== 'blog-allow-nats-routes');
+    expect(checkNetworkPolicies(noRoutes)).toEqual(['netpol: nats cannot reach nats:6222']);
     const broken = withPolicy(stack.natsProfile, 'blog-allow-services-to-nats', (spec) => {
       spec.ingress[0].from[0].podSelector.matchExpressions[0].values = [
         'posts',
@@ -177,7 +199,7 @@ describe('the network policies', () => {
     expect(problems).toContain('netpol: client can reach nats:4222, which nothing needs');
     expect(problems).toContain('netpol: posts can reach nats:8222, which nothing needs');
     const noPolicy = stack.natsProfile.filter(
-      (o) => o.object.metadata?.name !== 'blog-allow-services-to-nats',
+      (o) => !['blog-allow-services-to-nats', 'blog-allow-nats-routes'].includes(o.object.metadata?.name),
     );
     expect(checkNetworkPolicies(noPolicy)).toContain(
       'netpol: outside the cluster can reach nats:4222, which nothing needs',

@@ -6,8 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Data, K8sObject, Stack } from './files.js';
-import { manifestFiles, rawYamlFiles, ROOT } from './files.js';
+import type { Data, K8sObject } from './files.js';
+import { ROOT } from './files.js';
 
 /** The course's names and ports (docs/architecture.md, "The course's contract"), to the letter. */
 export const COURSE = {
@@ -39,16 +39,19 @@ export const INGRESS_PATHS = [
   { path: '/?(.*)', pathType: 'ImplementationSpecific', service: 'client-srv', port: 3000 },
 ];
 
-const kindOf = (objects: K8sObject[], kind: string) => objects.filter((o) => o.object?.kind === kind);
-const named = (objects: K8sObject[], kind: string, name: string) =>
+export const kindOf = (objects: K8sObject[], kind: string) => objects.filter((o) => o.object?.kind === kind);
+export const named = (objects: K8sObject[], kind: string, name: string) =>
   kindOf(objects, kind).find((o) => o.object?.metadata?.name === name);
 
-/** The pod specs of Deployments and bare Pods, with a name for messages. */
+/** The kinds that run pods from a template. */
+const WORKLOADS = ['Deployment', 'StatefulSet'];
+
+/** The pod specs of Deployments, StatefulSets and bare Pods, with a name for messages. */
 export function podSpecs(objects: K8sObject[]): { name: string; kind: string; spec: Data }[] {
   return objects.flatMap(({ file, object }) => {
     const name = `${file} ${object?.kind}/${object?.metadata?.name}`;
-    if (object?.kind === 'Deployment')
-      return [{ name, kind: 'Deployment', spec: object.spec?.template?.spec }];
+    if (WORKLOADS.includes(object?.kind))
+      return [{ name, kind: object.kind as string, spec: object.spec?.template?.spec }];
     if (object?.kind === 'Pod') return [{ name, kind: 'Pod', spec: object.spec }];
     return [];
   });
@@ -75,11 +78,12 @@ export function labelsMatch(selector: Data, labels: Record<string, string> = {})
   return true;
 }
 
-/** The Deployment a Service's selector picks (plain `selector: {app: x}` maps). */
+/** The Deployment or StatefulSet a Service's selector picks (plain `selector: {app: x}` maps). */
 function selectedDeployment(objects: K8sObject[], service: Data): Data | undefined {
   const selector = service?.spec?.selector;
   if (!selector || Object.keys(selector).length === 0) return undefined;
-  return kindOf(objects, 'Deployment')
+  return objects
+    .filter((o) => WORKLOADS.includes(o.object?.kind))
     .map((o) => o.object)
     .find((d) => labelsMatch({ matchLabels: selector }, d?.spec?.template?.metadata?.labels));
 }
@@ -148,7 +152,7 @@ export function checkWorkloads(k8s: K8sObject[]): string[] {
     const name = `Service ${s.metadata?.name}`;
     const deployment = selectedDeployment(k8s, s);
     if (!deployment) {
-      problems.push(`${name}: its selector ${JSON.stringify(s.spec?.selector)} matches no Deployment`);
+      problems.push(`${name}: its selector ${JSON.stringify(s.spec?.selector)} matches no workload`);
       continue;
     }
     for (const port of s.spec?.ports ?? []) {
@@ -191,7 +195,7 @@ export function checkIngress(k8s: K8sObject[]): string[] {
 }
 
 /** `http://host:port/path` to a Service of the manifests: host a Service name, port one of its ports. */
-function checkUrl(k8s: K8sObject[], where: string, url: string, expectedApp?: string): string[] {
+export function checkUrl(k8s: K8sObject[], where: string, url: string, expectedApp?: string): string[] {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -609,23 +613,55 @@ export function checkEventBusStorage(k8s: K8sObject[]): string[] {
 export const TRANSPORT_APPS = ['posts', 'comments', 'query', 'moderation', 'event-bus'] as const;
 /** The ConfigMap they take them from; infra/k8s has the `http` one, infra/nats the `nats` one. */
 export const TRANSPORT_CONFIG = 'event-transport';
-/** The NATS server of the `nats` profile, in the course's name style. */
+/**
+ * The NATS cluster of the `nats` profile: a StatefulSet of three nodes, its headless Service (a DNS name per
+ * pod, for the routes and the clients), the course-style Service nats-srv, the server's ConfigMap.
+ */
 export const NATS = {
-  deployment: 'nats-depl',
+  statefulSet: 'nats',
+  headless: 'nats-headless',
   service: 'nats-srv',
-  claim: 'nats-data',
+  config: 'nats-config',
+  nodes: 3,
   client: 4222,
+  cluster: 6222,
   monitor: 8222,
 };
 
-/** A NATS URL: `nats://<Service of NATS>:<its client port>` (not the monitoring port, which speaks HTTP). */
-function checkNatsUrl(objects: K8sObject[], where: string, url: string): string[] {
-  if (!url.startsWith('nats://')) return [`${where}: "${url}" is not nats://host:port`];
-  const problems = checkUrl(objects, where, url, 'nats');
-  const port = Number(new URL(url).port || NATS.client);
-  if (problems.length === 0 && port !== NATS.client)
-    problems.push(`${where}: port ${port} is not the client port ${NATS.client}`);
-  return problems;
+/** A node's DNS name, `<statefulset>-<ordinal>.<headless Service>`, as its StatefulSet gives it. */
+export const nodeHost = (index: number) => `${NATS.statefulSet}-${index}.${NATS.headless}`;
+
+/** The pod a `<statefulset>-<ordinal>.<service>` host names, or why it names none. */
+function checkNodeHost(objects: K8sObject[], where: string, host: string): string[] {
+  const match = /^(.+)-(\d+)\.([^.]+)$/.exec(host);
+  const set = match && named(objects, 'StatefulSet', match[1]!)?.object;
+  if (!match || !set) return [`${where}: ${host} is neither a Service nor a pod of a StatefulSet`];
+  if (set.spec?.serviceName !== match[3])
+    return [`${where}: ${host}: StatefulSet ${match[1]} names its pods under ${set.spec?.serviceName}`];
+  if (Number(match[2]) >= Number(set.spec?.replicas ?? 1))
+    return [`${where}: ${host}: StatefulSet ${match[1]} has ${set.spec?.replicas} pods`];
+  const headless = named(objects, 'Service', match[3]!)?.object;
+  if (headless?.spec?.clusterIP !== 'None')
+    return [`${where}: ${host}: ${match[3]} is not a headless Service`];
+  if (!(headless.spec?.ports ?? []).some((p: Data) => p.port === NATS.client))
+    return [`${where}: ${host}: Service ${match[3]} has no port ${NATS.client}`];
+  return [];
+}
+
+/**
+ * A NATS URL, or a comma-separated list of them: each `nats://<host>:<client port>` (not the monitoring
+ * port, which speaks HTTP), the host a Service of NATS or a pod of its StatefulSet by its DNS name.
+ */
+export function checkNatsUrl(objects: K8sObject[], where: string, value: string): string[] {
+  return value.split(',').flatMap((entry) => {
+    const url = entry.trim();
+    if (!/^nats:\/\/[^/]+$/.test(url)) return [`${where}: "${url}" is not nats://host:port`];
+    const { hostname, port } = new URL(url);
+    if (Number(port || NATS.client) !== NATS.client)
+      return [`${where}: port ${port} is not the client port ${NATS.client}`];
+    if (hostname.includes('.')) return checkNodeHost(objects, where, hostname);
+    return checkUrl(objects, where, `nats://${hostname}:${Number(port || NATS.client)}`, 'nats');
+  });
 }
 
 /** A NATS stream name: no whitespace, no `.`, `*`, `>` (subject tokens), no path separators. */
@@ -657,6 +693,7 @@ export function checkTransport(
     if (!(name in documented)) problems.push(`${where}: ${name} is not a variable of docs/event-bus.md`);
   }
   if (transport === 'nats') {
+    // What the profile sets, and the code's default: a client given no NATS_URL must find NATS too.
     const urls = new Set([data.NATS_URL ?? documented.NATS_URL ?? '', documented.NATS_URL ?? '']);
     for (const url of urls) problems.push(...checkNatsUrl(objects, `${where} NATS_URL`, url));
     const stream = data.NATS_STREAM ?? documented.NATS_STREAM ?? '';
@@ -713,138 +750,4 @@ export function checkTransportCode(
     }
   }
   return problems;
-}
-
-/** A container port by number or by name. */
-function resolvePort(container: Data, port: number | string | undefined): number | undefined {
-  if (typeof port === 'number') return port;
-  return (container?.ports ?? []).find((p: Data) => p.name === port)?.containerPort;
-}
-
-/** The value after a command-line flag (`-sd /data`, `--store_dir=/data`). */
-function flagValue(args: string[], names: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (names.includes(arg)) return args[i + 1];
-    const eq = names.find((name) => arg.startsWith(`${name}=`));
-    if (eq) return arg.slice(eq.length + 1);
-  }
-  return undefined;
-}
-
-/**
- * The NATS server: one replica, Recreate, the official image at a pinned release, JetStream on with its
- * store on a PersistentVolumeClaim writable by uid 1000, monitoring on the probes' port, and a ClusterIP
- * Service nats-srv with the client port and the monitoring port on the right container ports.
- */
-export function checkNats(objects: K8sObject[]): string[] {
-  const problems: string[] = [];
-  const deployment = named(objects, 'Deployment', NATS.deployment)?.object;
-  if (!deployment) return [`no Deployment ${NATS.deployment}`];
-  const name = NATS.deployment;
-  if (deployment.spec?.replicas !== 1) problems.push(`${name}: replicas is not 1`);
-  if (deployment.spec?.strategy?.type !== 'Recreate') problems.push(`${name}: strategy is not Recreate`);
-  const pod = deployment.spec?.template?.spec;
-  if (pod?.securityContext?.fsGroup !== 1000) problems.push(`${name}: fsGroup is not 1000`);
-  const container = pod?.containers?.[0] ?? {};
-  if (!/^nats:\d+\.\d+\.\d+-alpine$/.test(container.image ?? ''))
-    problems.push(`${name}: image ${container.image} is not the official nats:<x.y.z>-alpine`);
-  const args: string[] = (container.args ?? []).map(String);
-  if (container.command) problems.push(`${name}: a command replaces the image's entrypoint`);
-  if (!args.includes('-js') && !args.includes('--jetstream'))
-    problems.push(`${name}: JetStream is off (no -js)`);
-  const store = flagValue(args, ['-sd', '--store_dir']);
-  const mount = (container.volumeMounts ?? []).find((m: Data) => m.mountPath === store);
-  const volume = (pod?.volumes ?? []).find((v: Data) => v.name === mount?.name);
-  const claim = volume?.persistentVolumeClaim?.claimName;
-  if (!claim) problems.push(`${name}: the store (-sd ${store}) is not on a PersistentVolumeClaim`);
-  else if (!named(objects, 'PersistentVolumeClaim', claim))
-    problems.push(`${name}: no PersistentVolumeClaim ${claim}`);
-  const ports = (container.ports ?? []).map((p: Data) => p.containerPort);
-  const client = Number(flagValue(args, ['-p', '--port']) ?? 4222);
-  const monitor = Number(flagValue(args, ['-m', '--http_port']));
-  if (client !== NATS.client || !ports.includes(client))
-    problems.push(`${name}: client port ${client}, expected containerPort ${NATS.client}`);
-  if (monitor !== NATS.monitor || !ports.includes(monitor))
-    problems.push(
-      `${name}: monitoring port ${monitor || 'off (no -m)'}, expected containerPort ${NATS.monitor}`,
-    );
-  for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
-    const port = resolvePort(container, container[probe]?.httpGet?.port);
-    if (port !== NATS.monitor) problems.push(`${name}: ${probe} asks port ${port}, not the monitoring port`);
-  }
-  const service = named(objects, 'Service', NATS.service)?.object;
-  if (!service) problems.push(`no Service ${NATS.service}`);
-  else {
-    if ((service.spec?.type ?? 'ClusterIP') !== 'ClusterIP')
-      problems.push(`Service ${NATS.service}: not ClusterIP`);
-    for (const port of [NATS.client, NATS.monitor]) {
-      const entry = (service.spec?.ports ?? []).find((p: Data) => p.port === port);
-      if (!entry) problems.push(`Service ${NATS.service}: no port ${port}`);
-      else if (resolvePort(container, entry.targetPort ?? entry.port) !== port)
-        problems.push(`Service ${NATS.service}: port ${port} goes to container port ${entry.targetPort}`);
-    }
-  }
-  return problems;
-}
-
-/**
- * The `nats` profile of skaffold.yaml: its own manifest list and deploy hook only (so `-p production,nats`
- * combines the two), which applies infra/nats/ and every file of the default deploy but the `http` ConfigMap's, each
- * pattern matching something.
- */
-export function checkNatsProfile(skaffold: Data): string[] {
-  const profile = (skaffold?.profiles ?? []).find((p: Data) => p.name === 'nats');
-  if (!profile) return ['skaffold: no profile nats'];
-  const problems: string[] = [];
-  for (const key of Object.keys(profile)) {
-    // `deploy`: the hook that makes the token's Secret (trust-checks.ts checks it).
-    if (!['name', 'manifests', 'deploy'].includes(key)) problems.push(`skaffold profile nats: sets ${key}`);
-  }
-  const applied = rawYamlFiles(profile.manifests?.rawYaml ?? []);
-  const base = rawYamlFiles(skaffold?.manifests?.rawYaml ?? []);
-  const expected = [
-    ...manifestFiles('infra/nats'),
-    ...base.filter((file) => file !== `infra/k8s/${TRANSPORT_CONFIG}.yaml`),
-  ];
-  for (const file of applied) {
-    if (!existsSync(path.join(ROOT, file))) problems.push(`skaffold profile nats: ${file} matches no file`);
-    else if (!expected.includes(file)) problems.push(`skaffold profile nats: applies ${file}`);
-  }
-  for (const file of expected) {
-    if (!applied.includes(file)) problems.push(`skaffold profile nats: does not apply ${file}`);
-  }
-  return problems;
-}
-
-/** Everything on the real files (`documented`: docs/event-bus.md's transport variables). */
-export function checkAll(
-  stack: Stack,
-  codeDefaults: { eventBusUrl: string; subscribers: string },
-  documented: Record<string, string>,
-  sources: { file: string; text: string }[],
-): string[] {
-  return [
-    ...checkCourseObjects(stack.k8s),
-    ...checkWorkloads(stack.k8s),
-    ...checkIngress(stack.k8s),
-    ...checkEnvUrls(stack.k8s, codeDefaults),
-    ...checkSkaffold(stack.skaffold, stack.k8s),
-    ...checkCompose(stack.compose, stack.k8s),
-    ...checkHardening(stack.k8s, { probes: APP_PROBES }),
-    ...checkLessons(stack.lessons),
-    ...checkEventBusStorage(stack.k8s),
-    ...checkTransport(stack.k8s, 'http', documented),
-    // The `nats` profile: what it applies, as a whole.
-    ...checkNatsProfile(stack.skaffold),
-    ...checkCourseObjects(stack.natsProfile),
-    ...checkWorkloads(stack.natsProfile),
-    ...checkIngress(stack.natsProfile),
-    ...checkEnvUrls(stack.natsProfile, codeDefaults),
-    ...checkHardening(stack.nats, { probes: NATS_PROBES }),
-    ...checkEventBusStorage(stack.natsProfile),
-    ...checkNats(stack.natsProfile),
-    ...checkTransport(stack.natsProfile, 'nats', documented),
-    ...checkTransportCode(stack.natsProfile, documented, sources),
-  ];
 }

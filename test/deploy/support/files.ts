@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { applyJsonPatch, kustomize } from './kustomize.js';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
@@ -95,13 +96,40 @@ export function rawYamlFiles(patterns: readonly string[]): string[] {
   return files;
 }
 
-/** The objects a skaffold profile applies (its `manifests.rawYaml`, or the top-level one), in order. */
-export function profileObjects(skaffold: Data, profile: string): K8sObject[] {
+/**
+ * The `manifests` section a profile deploys, as skaffold makes it: the profile's fields laid over the
+ * top-level ones one by one (a list or a renderer the profile sets replaces the top-level one, the others
+ * stay), then the profile's `patches` that touch it (JSON patches on the whole config; `replace` when no
+ * `op` is given).
+ */
+export function profileManifests(skaffold: Data, profile: string): Data {
   const found = (skaffold?.profiles ?? []).find((p: Data) => p.name === profile);
-  const patterns: string[] = found?.manifests?.rawYaml ?? skaffold?.manifests?.rawYaml ?? [];
-  return rawYamlFiles(patterns).flatMap((file) =>
+  const config: Data = { manifests: structuredClone(skaffold?.manifests ?? {}) };
+  for (const [key, value] of Object.entries<Data>(found?.manifests ?? {})) {
+    if (!(Array.isArray(value) && value.length === 0)) config.manifests[key] = structuredClone(value);
+  }
+  const patches = (found?.patches ?? []).filter((p: Data) => String(p.path).startsWith('/manifests'));
+  applyJsonPatch(
+    `skaffold profile ${profile} patches`,
+    config,
+    patches.map((p: Data) => ({ ...p, op: p.op ?? 'replace' })),
+  );
+  return config.manifests;
+}
+
+/**
+ * The objects a skaffold profile applies (its `manifests` as profileManifests makes them), in order:
+ * the `rawYaml` files, then what each `kustomize` path renders (kustomize.ts).
+ */
+export function profileObjects(skaffold: Data, profile: string): K8sObject[] {
+  const manifests = profileManifests(skaffold, profile);
+  const raw = rawYamlFiles(manifests.rawYaml ?? []).flatMap((file) =>
     existsSync(path.join(ROOT, file)) ? readYamlDocuments(file).map((object) => ({ file, object })) : [],
   );
+  const rendered = (manifests.kustomize?.paths ?? []).flatMap((dir: string) =>
+    kustomize(dir, readYamlDocuments),
+  );
+  return [...raw, ...rendered];
 }
 
 /**
@@ -117,6 +145,16 @@ export function documentedTransportVariables(): Record<string, string> {
     variables[name!] = /`([^`]+)`/.exec(cells.at(-1) ?? '')?.[1] ?? '';
   }
   return variables;
+}
+
+/**
+ * The variables docs/event-bus.md's design for scaling out names (`NATS_REPLICAS`), which the manifests may
+ * set beside the table's: the names only.
+ */
+export function designedTransportVariables(): Record<string, string> {
+  const text = readFileSync(path.join(ROOT, 'docs/event-bus.md'), 'utf8');
+  const section = text.slice(text.indexOf('## Scaling out on NATS'));
+  return Object.fromEntries([...section.matchAll(/`(NATS_[A-Z0-9_]+)`/g)].map(([, name]) => [name!, '']));
 }
 
 /** The TypeScript sources of the services, common/, router/ and scripts/ (no tests, no build output). */
@@ -153,6 +191,8 @@ export interface Stack {
   nats: K8sObject[];
   /** What `skaffold dev -p nats` applies, in its order. */
   natsProfile: K8sObject[];
+  /** infra/kustomization.yaml, which the `nats` profile renders. */
+  kustomization: Data;
   lessons: K8sObject[];
   skaffold: Data;
   compose: Data;
@@ -182,6 +222,7 @@ export function loadStack(): Stack {
     k8s: loadObjects(['infra/k8s']),
     nats: loadObjects(['infra/nats']),
     natsProfile: profileObjects(skaffold, 'nats'),
+    kustomization: readYaml('infra/kustomization.yaml'),
     lessons: loadObjects(['infra/lessons']),
     skaffold,
     compose: readYaml('docker-compose.yml'),

@@ -39,27 +39,40 @@ export function checkEventBusToken(objects: K8sObject[]): string[] {
   return problems;
 }
 
+/** A URL's password is the token, as Kubernetes expands it from the container's environment. */
+const hasTokenPassword = (url: string) =>
+  URL.canParse(url) && decodeURIComponent(new URL(url).password) === `$(${TOKEN_SECRET.key})`;
+
 /**
- * The NATS server requires the token: EVENT_BUS_TOKEN from the Secret's key, not optional (NATS never runs
- * open in the profile), and `--auth $(EVENT_BUS_TOKEN)` among its arguments, which Kubernetes expands from
- * the container's environment.
+ * The NATS nodes require the token: EVENT_BUS_TOKEN from the Secret's key, not optional (NATS never runs
+ * open in the profile), `--auth $(EVENT_BUS_TOKEN)` for the clients, and the routes between the nodes
+ * guarded by it too (the password of `--cluster`, which the server then requires, and of every `--routes`
+ * URL): a pod that reached the route port without it could otherwise join the cluster and read everything.
  */
 export function checkNatsAuth(objects: K8sObject[]): string[] {
-  const object = deployment(objects, NATS.deployment);
-  if (!object) return [`no Deployment ${NATS.deployment}`];
+  const name = `StatefulSet ${NATS.statefulSet}`;
+  const object = objects.find(
+    (o) => o.object?.kind === 'StatefulSet' && o.object.metadata?.name === NATS.statefulSet,
+  )?.object;
+  if (!object) return [`no ${name}`];
   const problems: string[] = [];
   const container = containerOf(object);
   const variable = (container.env ?? []).find((e: Data) => e.name === TOKEN_SECRET.key);
   const ref = variable?.valueFrom?.secretKeyRef;
   if (!ref || ref.name !== TOKEN_SECRET.name || ref.key !== TOKEN_SECRET.key)
     problems.push(
-      `${NATS.deployment}: ${TOKEN_SECRET.key} does not come from Secret ${TOKEN_SECRET.name}, key ${TOKEN_SECRET.key}`,
+      `${name}: ${TOKEN_SECRET.key} does not come from Secret ${TOKEN_SECRET.name}, key ${TOKEN_SECRET.key}`,
     );
-  else if (ref.optional === true) problems.push(`${NATS.deployment}: the token's Secret is optional`);
+  else if (ref.optional === true) problems.push(`${name}: the token's Secret is optional`);
   const args: string[] = (container.args ?? []).map(String);
-  const auth = args.indexOf('--auth');
-  if (auth < 0 || args[auth + 1] !== `$(${TOKEN_SECRET.key})`)
-    problems.push(`${NATS.deployment}: not started with --auth $(${TOKEN_SECRET.key})`);
+  const flag = (names: string[]) => args[args.findIndex((a) => names.includes(a)) + 1] ?? '';
+  if (args.indexOf('--auth') < 0 || flag(['--auth']) !== `$(${TOKEN_SECRET.key})`)
+    problems.push(`${name}: not started with --auth $(${TOKEN_SECRET.key})`);
+  if (!hasTokenPassword(flag(['--cluster', '--cluster_listen'])))
+    problems.push(`${name}: the route port (--cluster) does not require the token`);
+  const routes = flag(['--routes']).split(',').filter(Boolean);
+  if (routes.length === 0 || !routes.every(hasTokenPassword))
+    problems.push(`${name}: a route (--routes) does not present the token`);
   return problems;
 }
 
@@ -130,7 +143,8 @@ export const PEERS: Peer[] = [
 
 /**
  * Who may reach whom on which port: the flows the app needs, and nothing else. Every container port of
- * every app pod is a row; NATS's monitoring port is the kubelet's only (probes come from the node, which a
+ * every app pod is a row; the replicas of a service never call each other, the nodes of NATS route to
+ * each other, and NATS's monitoring port is the kubelet's only (probes come from the node, which a
  * NetworkPolicy always lets in).
  */
 export const NEEDED_FLOWS: Record<string, string[]> = {
@@ -141,6 +155,7 @@ export const NEEDED_FLOWS: Record<string, string[]> = {
   'event-bus:4005': ['comments', 'moderation', 'posts', 'query'],
   'client:3000': ['ingress-nginx'],
   'nats:4222': ['comments', 'event-bus', 'moderation', 'posts', 'query'],
+  'nats:6222': ['nats'],
   'nats:8222': [],
 };
 
@@ -157,10 +172,10 @@ function admits(entry: Data, peer: Peer): boolean {
   return namespaceOk && (!entry.podSelector || selects(entry.podSelector, peer.labels));
 }
 
-/** The app's pods (Deployments' templates) with their container ports, by number and name. */
+/** The app's pods (Deployments' and StatefulSets' templates) with their container ports, by number and name. */
 function appPods(objects: K8sObject[]) {
   return objects
-    .filter((o) => o.object?.kind === 'Deployment')
+    .filter((o) => ['Deployment', 'StatefulSet'].includes(o.object?.kind))
     .map(({ object }) => ({
       labels: (object.spec?.template?.metadata?.labels ?? {}) as Record<string, string>,
       ports: (object.spec?.template?.spec?.containers ?? []).flatMap((c: Data) =>
@@ -199,14 +214,18 @@ function reaches(
   );
 }
 
-/** `app:port` → the peers (PEERS) that may reach it, its own pods aside, sorted: the flow matrix. */
+/**
+ * `app:port` → the peers (PEERS) that may reach it, sorted: the flow matrix. A pod's own app is a peer too
+ * (another replica, another node of the cluster); a pod reaching itself is never subject to a policy.
+ */
 export function flowMatrix(objects: K8sObject[]): Record<string, string[]> {
   const policies = policiesOf(objects);
   const matrix: Record<string, string[]> = {};
   for (const pod of appPods(objects)) {
     for (const port of pod.ports) {
-      matrix[`${pod.labels.app}:${port.number}`] = PEERS.filter((peer) => peer.labels?.app !== pod.labels.app)
-        .filter((peer) => reaches(policies, pod.labels, port, peer))
+      matrix[`${pod.labels.app}:${port.number}`] = PEERS.filter((peer) =>
+        reaches(policies, pod.labels, port, peer),
+      )
         .map((peer) => peer.name)
         .sort();
     }
