@@ -6,6 +6,7 @@ export default defineConfig({
     // Tests run the TypeScript sources directly; only the process-level tests use the built dist/.
     // The longer name first: an alias also matches the names below it.
     alias: {
+      '@blog/common/nats-cluster': fileURLToPath(new URL('./common/src/nats-cluster.ts', import.meta.url)),
       '@blog/common/nats-server': fileURLToPath(new URL('./common/src/nats-server.ts', import.meta.url)),
       '@blog/common/process': fileURLToPath(new URL('./common/src/process/index.ts', import.meta.url)),
       '@blog/common/testing': fileURLToPath(new URL('./common/src/testing/nats.ts', import.meta.url)),
