@@ -45,8 +45,18 @@ export function transportOptions(
   return { transport: 'nats', natsUrl: env.NATS_URL || undefined, natsStream: env.NATS_STREAM || undefined };
 }
 
-/** What startSystem runs: the five services, and with `transport: 'nats'` its own nats-server. */
-export type ProcessName = ServiceName | 'nats';
+export type SubscriberName = (typeof SUBSCRIBER_NAMES)[number];
+
+/**
+ * What startSystem runs: the five services, and with `transport: 'nats'` its own nats-server. With
+ * `replicas` above 1, each subscriber's processes are `<service>-0`, `<service>-1`...; with `natsNodes` above
+ * 1, the cluster's nodes are `nats-0`, `nats-1`... The bare name (`query`, `nats`) stands for the first.
+ */
+export type ProcessName = ServiceName | 'nats' | `${SubscriberName}-${number}` | `nats-${number}`;
+
+/** Replica `index` of a subscriber: the bare name when the system runs one of each, else `<service>-<index>`. */
+export const replicaName = (service: SubscriberName, index: number, count: number): ProcessName =>
+  count === 1 && index === 0 ? service : `${service}-${index}`;
 
 /** NATS's own port, the nats-server's under `ports: 'default'`. */
 export { DEFAULT_NATS_PORT } from '@blog/common/nats-server';

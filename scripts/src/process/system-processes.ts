@@ -3,15 +3,17 @@ import path from 'node:path';
 import { natsGreets, natsServerArgs } from '@blog/common/nats-server';
 import { formatServiceLine, painter } from '../logs.js';
 import { describeExit, type ExitInfo, ManagedProcess, type OutputStream } from '@blog/common/process';
+import type { NatsCluster } from '@blog/common/nats-cluster';
 import {
   DEFAULT_ROUTER_PORT,
   LOOPBACK,
   SUBSCRIBER_NAMES,
   type ProcessName,
   type ServiceName,
+  type SubscriberName,
   type Transport,
 } from './names.js';
-import type { SystemOptions } from './system-types.js';
+import type { Replica, SystemOptions } from './system-types.js';
 
 /** Where one system's processes run and how they find each other, decided before any is spawned. */
 export interface SystemLayout {
@@ -22,24 +24,37 @@ export interface SystemLayout {
   natsDir: string;
   /** The nats-server binary startSystem runs, or undefined: transport http, or a server given by `natsUrl`. */
   natsServer: string | undefined;
+  /** The processes spawned here (a cluster's nodes aside), in start order; `addReplica` adds to them. */
   names: ProcessName[];
-  ports: Record<ProcessName, number>;
+  /** Each process's port, by name. */
+  ports: Partial<Record<ProcessName, number>>;
+  /** The services' first replicas. */
   urls: Record<ServiceName, string>;
+  replicas: Record<SubscriberName, Replica[]>;
+  /** The host name in the URLs. */
+  host: string;
   transport: Transport;
-  nats: { url: string; stream: string; ours: boolean } | undefined;
+  nats: { url: string; stream: string; ours: boolean; nodes: ProcessName[] } | undefined;
+  /** The JetStream cluster startSystem runs (`natsNodes` above 1), started before the services. */
+  cluster: NatsCluster | undefined;
   readyTimeoutMs: number;
   stopTimeoutMs: number;
   status: (message: string) => void;
 }
 
-/** One of the system's processes, and the restart a crash may have scheduled. */
-export interface SystemProcess {
+/** What `kill`, `restart`, `logs` and `status` need of a process, spawned here or a cluster's node. */
+export interface ControlledProcess {
   name: ProcessName;
   port: number;
   url: string;
-  process: ManagedProcess;
+  process: Pick<ManagedProcess, 'pid' | 'running' | 'restarts' | 'kill' | 'restart' | 'logs'>;
   /** Drops a restart scheduled after a crash (before `stop`, `kill` or `restart`). */
   cancelRestart(): void;
+}
+
+/** One of the processes spawned here, and the restart a crash may have scheduled. */
+export interface SystemProcess extends ControlledProcess {
+  process: ManagedProcess;
 }
 
 const require = createRequire(import.meta.url);
@@ -59,8 +74,17 @@ export function linePrinter(
   };
 }
 
-function serviceEnv(layout: SystemLayout, name: ServiceName): NodeJS.ProcessEnv {
+/** The service a process runs: `query` for `query` and `query-1`. */
+export function serviceOf(layout: SystemLayout, name: ProcessName): ServiceName {
+  if (name === 'event-bus') return name;
+  const service = SUBSCRIBER_NAMES.find((s) => layout.replicas[s].some((replica) => replica.name === name));
+  if (!service) throw new Error(`No process of this system is named ${name}`);
+  return service;
+}
+
+function serviceEnv(layout: SystemLayout, name: ProcessName): NodeJS.ProcessEnv {
   const { options, urls, nats } = layout;
+  const service = serviceOf(layout, name);
   // EVENT_TRANSPORT always: one set in the shell (`EVENT_TRANSPORT=nats npm test`) must not leak in.
   const own: NodeJS.ProcessEnv = {
     PORT: String(layout.ports[name]),
@@ -69,6 +93,8 @@ function serviceEnv(layout: SystemLayout, name: ServiceName): NodeJS.ProcessEnv 
     // Empty is unset (common/src/config.ts).
     EVENT_BUS_TOKEN: options.eventBusToken ?? '',
   };
+  // A replica's name tells it apart (as a pod's name does in Kubernetes); a lone service keeps the shell's.
+  if (name !== service) own.HOSTNAME = name;
   if (name === 'event-bus') {
     own.DATA_DIR = layout.dataDir;
     own.SUBSCRIBERS = SUBSCRIBER_NAMES.map((n) => `${n}=${urls[n]}/events`).join(',');
@@ -76,7 +102,8 @@ function serviceEnv(layout: SystemLayout, name: ServiceName): NodeJS.ProcessEnv 
     own.EVENT_BUS_URL = urls['event-bus'];
   }
   if (nats) Object.assign(own, { NATS_URL: nats.url, NATS_STREAM: nats.stream });
-  return { ...process.env, ...own, ...options.env, ...options.serviceEnv?.[name] };
+  if (layout.cluster) own.NATS_REPLICAS = String(Math.min(3, layout.cluster.nodes.length));
+  return { ...process.env, ...own, ...options.env, ...options.serviceEnv?.[service] };
 }
 
 /** `node dist/index.js` in the service's folder; under `dev`, nodemon restarting it on every rebuild. */
@@ -102,7 +129,7 @@ function commandOf(layout: SystemLayout, name: ProcessName) {
       url,
       command: layout.natsServer!,
       args: natsServerArgs({
-        port: layout.ports.nats,
+        port: layout.ports.nats!,
         storeDir: layout.natsDir,
         token: layout.options.eventBusToken,
       }),
@@ -111,12 +138,12 @@ function commandOf(layout: SystemLayout, name: ProcessName) {
       ready: ({ timeoutMs }: { timeoutMs: number }) => natsGreets(url, timeoutMs),
     };
   }
-  const url = layout.urls[name];
+  const url = `http://${layout.host}:${layout.ports[name]}`;
   return {
     url,
     command: process.execPath,
     args: serviceArgs(layout.options),
-    cwd: path.join(layout.rootDir, name),
+    cwd: path.join(layout.rootDir, serviceOf(layout, name)),
     env: serviceEnv(layout, name),
     ready: `${url}/readyz`,
   };
@@ -147,7 +174,7 @@ export function systemProcess(
   });
   return {
     name,
-    port: layout.ports[name],
+    port: layout.ports[name]!,
     url,
     process: managed,
     cancelRestart() {

@@ -1,5 +1,5 @@
 import type { ExitInfo } from '@blog/common/process';
-import type { ProcessName, ServiceName, Transport } from './names.js';
+import type { ProcessName, ServiceName, SubscriberName, Transport } from './names.js';
 
 export interface SystemOptions {
   /**
@@ -22,6 +22,18 @@ export interface SystemOptions {
    * on a server given by `natsUrl`, a fresh `blog_<random>` so that runs sharing the server do not mix.
    */
   natsStream?: string;
+  /**
+   * Processes of each subscriber (posts, comments, query, moderation), each on its own port, with
+   * `HOSTNAME=<service>-<index>` so that they tell themselves apart; the bus and the router talk to the
+   * first. Above 1 it needs transport `nats`: the HTTP bus delivers to one address per subscriber. Default 1.
+   */
+  replicas?: number;
+  /**
+   * Transport `nats`, without `natsUrl`: the nats-servers startSystem runs. Above 1, one JetStream cluster
+   * (free ports, stores in a temporary directory), NATS_URL the list of its nodes and NATS_REPLICAS
+   * min(3, nodes). Default 1: one nats-server, as described at `natsUrl`.
+   */
+  natsNodes?: number;
   /**
    * EVENT_BUS_TOKEN of every service and the bus: the event path then needs it (docs/event-bus.md). Left
    * out: none, whatever the shell running this has set (as EVENT_TRANSPORT, it must not leak in).
@@ -69,29 +81,47 @@ export interface ServiceStatus {
   restarts: number;
 }
 
+/** One process of a subscriber. */
+export interface Replica {
+  name: ProcessName;
+  port: number;
+  /** `http://<host>:<port>`, without a trailing slash. */
+  url: string;
+}
+
 export interface System {
-  /** `http://localhost:<port>` of each service, without a trailing slash. */
+  /** `http://localhost:<port>` of each service (its first replica), without a trailing slash. */
   urls: Readonly<Record<ServiceName, string>>;
   ports: Readonly<Record<ServiceName, number>>;
+  /** Every process of each subscriber, the first being the one in `urls`; `addReplica` adds to them. */
+  replicas: Readonly<Record<SubscriberName, readonly Replica[]>>;
   dataDir: string;
   transport: Transport;
-  /** Transport `nats`: the server (`NATS_URL`), the stream (`NATS_STREAM`), and whether startSystem runs
-   * that nats-server (then `kill('nats')` and `restart('nats')` work on it). */
-  nats?: { url: string; stream: string; ours: boolean };
+  /**
+   * Transport `nats`: the servers (`NATS_URL`), the stream (`NATS_STREAM`), and whether startSystem runs
+   * them (then `kill` and `restart` work on each of `nodes`: `nats`, or `nats-0`, `nats-1`... in a cluster).
+   */
+  nats?: { url: string; stream: string; ours: boolean; nodes: readonly ProcessName[] };
   /** SIGTERM to all, wait for them to exit (SIGKILL after `stopTimeoutMs`). Safe to call twice. */
   stop(): Promise<void>;
   /**
-   * Sends a signal to one service, or to the nats-server startSystem runs (default SIGKILL), and waits for
-   * it to exit; it stays down until `restart`. SIGSTOP / SIGCONT pause and resume it instead (no waiting).
+   * Sends a signal to one process (a service's replica, or a nats-server startSystem runs; default SIGKILL),
+   * and waits for it to exit; it stays down until `restart`. SIGSTOP / SIGCONT pause and resume it instead
+   * (no waiting). A node of a cluster takes SIGKILL only.
    */
   kill(name: ProcessName, signal?: NodeJS.Signals): Promise<ExitInfo | undefined>;
   /** Stops the process if it runs (SIGTERM), starts it again on the same port and waits until it is ready. */
   restart(name: ProcessName): Promise<void>;
+  /**
+   * Starts one more process of a subscriber (`<service>-<index>`, a free port), which catches up like any
+   * replica, and resolves once it is ready; `stop()` stops it with the others.
+   */
+  addReplica(service: SubscriberName): Promise<Replica>;
   /** Waits until the service answers `GET /readyz` 200 (the nats-server: greets a client). */
   waitReady(name: ProcessName, timeoutMs?: number): Promise<void>;
   /** The last lines (up to 1000) the process wrote, stdout and stderr interleaved. */
   logs(name: ProcessName): string[];
-  /** The five services, then the nats-server when startSystem runs one. */
+  /** The nats-server(s) startSystem runs, then every process of the five services. */
   status(): ServiceStatus[];
   /** The local router, when started (`router` option): the one address of the app and its API. */
   router?: { url: string; port: number };

@@ -6,7 +6,7 @@ import { waitForNats } from '@blog/common/nats-server';
 import { StartError } from '@blog/common/process';
 import { natsAvailability } from '@blog/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_NAMES, transportOptions } from './names.js';
+import { SERVICE_NAMES, SUBSCRIBER_NAMES, transportOptions } from './names.js';
 import { freePorts, isPortFree } from './ports.js';
 import { startSystem } from './system.js';
 import type { System } from './system-types.js';
@@ -34,11 +34,11 @@ const server = http.createServer((req, res) => {
   }
   if (req.url === '/env') {
     const { PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA, EVENT_TRANSPORT, NATS_URL, NATS_STREAM } = process.env;
-    const { HOST, EVENT_BUS_TOKEN } = process.env;
+    const { HOST, EVENT_BUS_TOKEN, HOSTNAME, NATS_REPLICAS } = process.env;
     res.writeHead(200, { 'content-type': 'application/json' });
     return res.end(JSON.stringify({
       name, pid: process.pid, PORT, EVENT_BUS_URL, SUBSCRIBERS, DATA_DIR, EXTRA, EVENT_TRANSPORT, NATS_URL, NATS_STREAM,
-      HOST, EVENT_BUS_TOKEN,
+      HOST, EVENT_BUS_TOKEN, HOSTNAME, NATS_REPLICAS,
     }));
   }
   if (req.url === '/crash') {
@@ -71,7 +71,11 @@ beforeAll(() => {
 afterAll(() => rmSync(rootDir, { recursive: true, force: true }));
 
 async function env(system: System, name: (typeof SERVICE_NAMES)[number]): Promise<Record<string, string>> {
-  const response = await fetch(`${system.urls[name]}/env`);
+  return envAt(system.urls[name]);
+}
+
+async function envAt(url: string): Promise<Record<string, string>> {
+  const response = await fetch(`${url}/env`);
   return (await response.json()) as Record<string, string>;
 }
 
@@ -237,6 +241,18 @@ describe('startSystem', () => {
     await expect(starting).rejects.toThrow('Start aborted');
   });
 
+  it('refuses replicas and a cluster where they cannot work', async () => {
+    await expect(startSystem({ rootDir, ...quiet, replicas: 2 })).rejects.toThrow(
+      'More than one replica needs transport nats',
+    );
+    await expect(startSystem({ rootDir, ...quiet, transport: 'nats', replicas: 0 })).rejects.toThrow(
+      'replicas must be a whole number, 1 or more',
+    );
+    await expect(
+      startSystem({ rootDir, ...quiet, transport: 'nats', natsUrl: 'nats://127.0.0.1:1', natsNodes: 3 }),
+    ).rejects.toThrow('natsNodes is the nats-servers startSystem runs');
+  });
+
   it('refuses to start services that are not built', async () => {
     await expect(startSystem({ rootDir: os.tmpdir(), ...quiet })).rejects.toThrow(
       /Not built: .*npm run build/,
@@ -278,6 +294,7 @@ describe.skipIf(ownNats.skip)(
           url: expect.stringMatching(/^nats:\/\/127\.0\.0\.1:\d+$/),
           stream: 'blog',
           ours: true,
+          nodes: ['nats'],
         });
         for (const name of SERVICE_NAMES) {
           expect(await env(system, name), name).toMatchObject({
@@ -304,6 +321,67 @@ describe.skipIf(ownNats.skip)(
       expect(await isPortFree(Number(new URL(url).port))).toBe(true);
     });
 
+    it('runs replicas of each subscriber on a cluster, kills and restarts each, and adds one', async () => {
+      const system = await startSystem({ rootDir, ...quiet, transport: 'nats', replicas: 2, natsNodes: 3 });
+      const pids: number[] = [];
+      try {
+        const nodes = system.nats!.url.split(',');
+        expect(nodes).toHaveLength(3);
+        expect(system.nats).toMatchObject({
+          stream: 'blog',
+          ours: true,
+          nodes: ['nats-0', 'nats-1', 'nats-2'],
+        });
+        const ports = new Set<number>();
+        for (const service of SUBSCRIBER_NAMES) {
+          const replicas = system.replicas[service];
+          expect(replicas.map((r) => r.name)).toEqual([`${service}-0`, `${service}-1`]);
+          expect(replicas[0]!.url).toBe(system.urls[service]);
+          for (const { name, url, port } of replicas) {
+            ports.add(port);
+            expect(await envAt(url), name).toMatchObject({
+              PORT: String(port),
+              HOSTNAME: name,
+              NATS_URL: system.nats!.url,
+              NATS_REPLICAS: '3',
+            });
+          }
+        }
+        expect(ports.size).toBe(8);
+        expect((await env(system, 'event-bus')).HOSTNAME).not.toBe('event-bus-0');
+        expect(system.status().map((s) => s.name)).toEqual([
+          ...['nats-0', 'nats-1', 'nats-2', 'event-bus'],
+          ...SUBSCRIBER_NAMES.flatMap((service) => [`${service}-0`, `${service}-1`]),
+        ]);
+        pids.push(...system.status().map((s) => s.pid!));
+
+        await system.kill('nats-1');
+        await expect(waitForNats(nodes[1]!, { timeoutMs: 300 })).rejects.toThrow('did not greet a client');
+        await system.restart('nats-1');
+        await system.waitReady('nats-1', 5000);
+        await system.kill('query-1');
+        expect(system.status().find((s) => s.name === 'query-1')?.running).toBe(false);
+        expect((await envAt(system.urls.query)).HOSTNAME).toBe('query-0'); // the other one still answers
+        await system.restart('query-1');
+        expect(
+          system
+            .status()
+            .filter((s) => s.restarts === 1)
+            .map((s) => s.name),
+        ).toEqual(['nats-1', 'query-1']);
+
+        const added = await system.addReplica('query');
+        expect(added.name).toBe('query-2');
+        expect(await envAt(added.url)).toMatchObject({ HOSTNAME: 'query-2', NATS_URL: system.nats!.url });
+        expect(system.replicas.query.map((r) => r.name)).toEqual(['query-0', 'query-1', 'query-2']);
+        pids.push(system.status().find((s) => s.name === 'query-2')!.pid!);
+      } finally {
+        await system.stop();
+      }
+      expect(system.status().some((s) => s.running)).toBe(false);
+      for (const pid of pids) expect(() => process.kill(pid, 0), `pid ${pid}`).toThrow();
+    });
+
     it('uses a server given by natsUrl as it is, in a stream of its own, and will not kill it', async () => {
       const owner = await startSystem({ rootDir, ...quiet, transport: 'nats' });
       try {
@@ -313,6 +391,7 @@ describe.skipIf(ownNats.skip)(
             url: owner.nats!.url,
             stream: expect.stringMatching(/^blog_[0-9a-f]{12}$/),
             ours: false,
+            nodes: [],
           });
           expect(await env(guest, 'query')).toMatchObject({
             NATS_URL: owner.nats!.url,
