@@ -27,7 +27,29 @@ describe('readConfig', () => {
       EVENT_TRANSPORT: 'http',
       NATS_URL: 'nats://nats-srv:4222',
       NATS_STREAM: 'blog',
+      NATS_REPLICAS: 1,
     });
+  });
+
+  it('takes a comma-separated list of NATS servers, each checked, and names a bad one', () => {
+    const config = readConfig(shape, {
+      NATS_URL: ' nats://nats-0:4222, nats://nats-1:4222,,tls://nats-2:4443 ',
+    });
+    expect(config.NATS_URL).toBe('nats://nats-0:4222,nats://nats-1:4222,tls://nats-2:4443');
+    expect(() => readConfig(shape, { NATS_URL: 'nats://nats-0:4222,nats-1:4222' })).toThrow(
+      /^Invalid configuration:\n {2}NATS_URL="nats:\/\/nats-0:4222,nats-1:4222": "nats-1:4222" must be a nats:\/\/, tls:\/\/, ws:\/\/ or wss:\/\/ URL$/,
+    );
+    expect(() => readConfig(shape, { NATS_URL: ' , ' })).toThrow(
+      /NATS_URL=.*must name at least one NATS server/,
+    );
+  });
+
+  it.each([
+    ['1', 1],
+    ['3', 3],
+    ['5', 5],
+  ])('takes NATS_REPLICAS=%s', (value, replicas) => {
+    expect(readConfig(shape, { NATS_REPLICAS: value }).NATS_REPLICAS).toBe(replicas);
   });
 
   it.each(['nats://127.0.0.1:4222', 'tls://nats.example:4443', 'ws://nats:8080', 'wss://nats.example/ws'])(
@@ -69,6 +91,10 @@ describe('readConfig', () => {
     ['NATS_URL', 'nats-srv:4222'],
     ['NATS_URL', 'http://nats-srv:4222'],
     ['NATS_URL', 'nats://'],
+    ['NATS_REPLICAS', '0'],
+    ['NATS_REPLICAS', '6'],
+    ['NATS_REPLICAS', '2.5'],
+    ['NATS_REPLICAS', 'three'],
     ['NATS_STREAM', 'blog.events'],
     ['NATS_STREAM', 'a b'],
     ['NATS_STREAM', 'x'.repeat(65)],

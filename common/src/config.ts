@@ -47,7 +47,41 @@ export const env = {
       .default(defaultValue),
   /** Which transport carries the events: the HTTP event-bus (the course's), or NATS JetStream. */
   eventTransport: () => z.enum(['http', 'nats'], { error: 'must be http or nats' }).default('http'),
-  natsUrl: (defaultUrl: string) => natsUrl.default(defaultUrl),
+  /**
+   * One NATS server, or several comma-separated (the nodes of a cluster): each is checked, and a bad one is
+   * named. What comes out is the list joined by commas, without blanks.
+   */
+  natsUrl: (defaultUrl: string) =>
+    z
+      .string()
+      .default(defaultUrl)
+      .transform((value, ctx) => {
+        const urls = value
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter(Boolean);
+        if (urls.length === 0) {
+          ctx.addIssue({ code: 'custom', message: 'must name at least one NATS server' });
+          return z.NEVER;
+        }
+        for (const url of urls) {
+          const checked = natsUrl.safeParse(url);
+          if (!checked.success) {
+            const message = checked.error.issues[0]?.message ?? 'is not a NATS URL';
+            ctx.addIssue({ code: 'custom', message: urls.length > 1 ? `"${url}" ${message}` : message });
+            return z.NEVER;
+          }
+        }
+        return urls.join(',');
+      }),
+  /** The stream's replication (NATS_REPLICAS): JetStream keeps each event on this many nodes. */
+  natsReplicas: () =>
+    z.coerce
+      .number({ error: 'must be a number from 1 to 5' })
+      .int('must be a whole number from 1 to 5')
+      .min(1, 'must be a number from 1 to 5')
+      .max(5, 'must be a number from 1 to 5')
+      .default(1),
   /** A JetStream stream name that is also one token of a subject (`<stream>.events`). */
   natsStream: (defaultValue: string) =>
     z
@@ -114,13 +148,14 @@ export function readConfig<Shape extends z.ZodRawShape>(
 }
 
 /**
- * EVENT_TRANSPORT, NATS_URL, NATS_STREAM, and EVENT_BUS_TOKEN, which both transports send: read by every
+ * EVENT_TRANSPORT, NATS_URL, NATS_STREAM, NATS_REPLICAS, and EVENT_BUS_TOKEN, which both transports send: read by every
  * service and the bus (docs/event-bus.md).
  */
 export const transportConfig = () => ({
   EVENT_TRANSPORT: env.eventTransport(),
   NATS_URL: env.natsUrl(defaults.natsUrl),
   NATS_STREAM: env.natsStream(defaults.natsStream),
+  NATS_REPLICAS: env.natsReplicas(),
   EVENT_BUS_TOKEN: env.token(),
 });
 

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from './logger.js';
@@ -6,21 +7,35 @@ import { ensureStream } from './nats-stream.js';
 import { TransportError } from './transport.js';
 
 export interface NatsTransportOptions {
-  /** `nats://`, `tls://`, `ws://` or `wss://` (NATS_URL). */
+  /**
+   * `nats://`, `tls://`, `ws://` or `wss://` (NATS_URL); several, comma-separated, are the nodes of one
+   * cluster: the client connects to any of them and moves to another when its server goes.
+   */
   url: string;
-  /** The stream's name (NATS_STREAM); its one subject is `<stream>.events`. */
+  /** The stream's name (NATS_STREAM); its subjects are `<stream>.events` and `<stream>.events.>`. */
   stream: string;
+  /** How many nodes keep each event (NATS_REPLICAS, 1 by default); a stream made with another count is updated. */
+  replicas?: number;
   /** Consumer failures and refused messages are logged here; nothing is logged without it. */
   log?: Logger;
   /** How long a publish, a JetStream API call or a replay may take before it fails. */
   timeoutMs?: number;
-  /** The connection's name, as the NATS server's monitoring shows it. */
+  /** The connection's name, as the NATS server's monitoring shows it (`replicaName`). */
   name?: string;
   /**
    * EVENT_BUS_TOKEN: presented to the server, which then serves only clients that have it. nats.js takes it
    * as this option only (a token in the URL is ignored).
    */
   token?: string;
+}
+
+/**
+ * `<name>-<HOSTNAME>`, as consumer and connection names allow it: what tells the replicas of a service apart
+ * (HOSTNAME is the pod's name in Kubernetes; the machine's name elsewhere).
+ */
+export function replicaName(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const host = (env.HOSTNAME || hostname() || 'host').replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 63);
+  return `${name}-${host}`;
 }
 
 /** The connection and the JetStream clients made on it. */
@@ -40,6 +55,7 @@ export class NatsClient {
   readonly subject: string;
   readonly log: Logger | undefined;
   readonly timeoutMs: number;
+  readonly replicas: number;
   private readonly name: string | undefined;
   private readonly token: string | undefined;
   /** The connection, once made; a failed first attempt is forgotten, so the next call tries again. */
@@ -52,6 +68,7 @@ export class NatsClient {
     this.url = options.url;
     this.stream = options.stream;
     this.subject = `${options.stream}.events`;
+    this.replicas = options.replicas ?? 1;
     this.log = options.log;
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.name = options.name;
@@ -111,7 +128,8 @@ export class NatsClient {
   }
 
   private async open(): Promise<JetStreamHandles> {
-    const ws = /^wss?:/i.test(this.url);
+    const servers = this.url.split(',');
+    const ws = servers.some((url) => /^wss?:/i.test(url));
     if (ws && typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
       throw new TransportError(
         `${this.url}: a ws:// or wss:// NATS_URL needs Node 22 or later (WebSocket)`,
@@ -121,7 +139,7 @@ export class NatsClient {
     }
     const { connect, wsconnect, jetstreamManager } = await loadNats();
     const nc = await (ws ? wsconnect : connect)({
-      servers: this.url,
+      servers,
       name: this.name,
       token: this.token,
       timeout: this.timeoutMs,
@@ -134,7 +152,7 @@ export class NatsClient {
     });
     try {
       const jsm = await jetstreamManager(nc, { timeout: this.timeoutMs });
-      await ensureStream(jsm, this.stream, this.subject, this.log);
+      await ensureStream(jsm, this.streamSettings());
       this.connected = true;
       void this.watch(nc, jsm);
       return { nc, js: jsm.jetstream(), jsm };
@@ -142,6 +160,10 @@ export class NatsClient {
       await nc.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  private streamSettings() {
+    return { stream: this.stream, subject: this.subject, replicas: this.replicas, log: this.log };
   }
 
   /** Follows the connection's state; after a reconnect, makes sure the stream is still there. */
@@ -154,7 +176,7 @@ export class NatsClient {
         this.connected = true;
         this.log?.info({ url: this.url }, 'NATS connection back');
         // A server that came back with an empty store has lost the stream: the first client makes it again.
-        ensureStream(jsm, this.stream, this.subject, this.log).catch((err: Error) =>
+        ensureStream(jsm, this.streamSettings()).catch((err: Error) =>
           this.log?.error({ err: err.message }, 'could not make sure the stream exists'),
         );
       }

@@ -1,191 +1,187 @@
-import type { ConsumerInfo, ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { Consumer, ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { backoffDelay } from './backoff.js';
 import { incomingEventSchema, validateEvent, type StoredEvent } from './events.js';
-import type { NatsClient } from './nats-connection.js';
+import { replicaName, type NatsClient } from './nats-connection.js';
 import { loadNats } from './nats-libraries.js';
-import { storedEvent } from './nats-stream.js';
+import { shortId, storedEvent } from './nats-stream.js';
 import { sleep } from './transport.js';
 
-/** How many messages a service's consumer asks the server for at a time, to hold ready for it. */
+/** How many messages a replica's consumer asks the server for at a time, to hold ready for it. */
 const CONSUME_BUFFER = 200;
-/** The most messages handed to a consumer's handler in one call (one `receive`, one ack). */
+/** The most messages handed to the handler in one call (one `receive`, one outbox flush). */
 const DELIVERY_BATCH = 200;
 /**
- * Redelivery after a failed handler, and a new try after a failed consumer: 100 ms doubling up to 10 s,
- * as the HTTP bus's RETRY_MAX_MS default.
+ * How long one pull waits on the server. The server sends heartbeats at half of it, and two missed ones
+ * make the client check its consumer and make it again elsewhere: a dead NATS node is noticed in seconds.
  */
-const REDELIVERY_BACKOFF = { firstMs: 100, maxMs: 10_000 };
+const PULL_EXPIRES_MS = 2000;
+/** A consumer no one reads (its replica is gone) is deleted by the server after this long. */
+const REPLICA_CONSUMER_IDLE_MS = 60_000;
+/** A durable named after the service (an older version's) is deleted once no one has read it for this long. */
+export const LEGACY_DURABLE_IDLE_MS = 10 * 60_000;
+/** A new consumer after a failed handler or a failed consumer: 100 ms doubling up to 10 s. */
+const RESTART_BACKOFF = { firstMs: 100, maxMs: 10_000 };
 
 export type EventHandler = (events: StoredEvent[]) => Promise<void>;
 
 /**
- * A service's durable pull consumer of the stream (see `NatsTransport.consume`): `run` delivers every
- * event to `handle` until the client is closed, through any outage, and `stop` ends its message iterator.
+ * One replica's view of the stream (see `NatsTransport.consume`): an ordered consumer of its own, read
+ * from the first seq not yet handled, without acknowledgements. `run` delivers every event to `handle`, in
+ * order, until the client is closed, through any outage; `stop` ends it.
  */
-export class DurableConsumer {
-  /** The message iterator while one runs, closed by `stop`. */
-  private messages: ConsumerMessages | undefined;
+export class ReplicaConsumer {
+  /** What the consumers' names start with: `<service>-<HOSTNAME>`. */
+  readonly namePrefix: string;
+  /** The first seq not yet handled: where a new consumer starts. */
+  private nextSeq: number;
+  private current: { consumer: Consumer; messages: ConsumerMessages } | undefined;
 
   constructor(
     private readonly client: NatsClient,
-    private readonly name: string,
+    private readonly service: string,
     private readonly handle: EventHandler,
-    private readonly startSeq: number,
-  ) {}
+    startSeq: number,
+  ) {
+    this.namePrefix = replicaName(service);
+    this.nextSeq = startSeq;
+  }
 
   async run(): Promise<void> {
+    let legacyChecked = false;
     for (let attempt = 0; !this.client.closed; attempt++) {
       try {
+        if (!legacyChecked) legacyChecked = await this.limitLegacyDurable();
         await this.consumeOnce(() => (attempt = 0));
       } catch (err) {
         if (this.client.closed) return;
-        const retryInMs = backoffDelay(attempt, REDELIVERY_BACKOFF);
+        const retryInMs = backoffDelay(attempt, RESTART_BACKOFF);
         this.client.log?.warn(
-          { err: (err as Error).message, consumer: this.name, retryInMs },
-          'consumer failed',
+          { err: (err as Error).message, consumer: this.namePrefix, nextSeq: this.nextSeq, retryInMs },
+          'consumer stopped: a new one reads again from the first seq not handled',
         );
         await sleep(retryInMs);
       }
     }
   }
 
+  /** Ends the message loop and deletes the consumer (the server would after REPLICA_CONSUMER_IDLE_MS). */
   async stop(): Promise<void> {
-    await this.messages?.close().catch(() => undefined);
+    const current = this.current;
+    this.current = undefined;
+    if (!current) return;
+    await current.messages.close().catch(() => undefined);
+    // Not waited for: with NATS away it would wait for a timeout, and the server deletes it anyway.
+    current.consumer.delete().catch(() => undefined);
   }
 
-  /** Makes sure the consumer exists and delivers its messages until they end; `started` once they flow. */
+  /** One ordered consumer from `nextSeq`, its messages handed over until they end or `handle` throws. */
   private async consumeOnce(started: () => void): Promise<void> {
-    const { js, jsm } = await this.client.jetStream();
-    await ensureConsumer(this.client, jsm, this.name, this.startSeq);
-    const consumer = await js.consumers.get(this.client.stream, this.name);
-    // abort_on_missing_resource: if the stream or consumer vanished (a NATS with a new, empty store), the
-    // loop ends and this creates them again, rather than waiting forever. The client calls back for each
-    // message as it reads them off the connection, all of a read at once, so the queue holds every message
-    // that came while the batch before was being handled.
+    const { js } = await this.client.jetStream();
+    // A name of its own each time: one left on a dead node must not be taken for this one.
+    const consumer = await js.consumers.get(this.client.stream, {
+      name_prefix: `${this.namePrefix}-${shortId()}`,
+      opt_start_seq: this.nextSeq,
+      inactive_threshold: REPLICA_CONSUMER_IDLE_MS,
+    });
+    // The client calls back for each message as it reads them off the connection, all of a read at once,
+    // so the queue holds every message that came while the batch before was being handled. It makes the
+    // consumer again by itself from the last seq it received when one goes missing or its node dies.
     const queue = new DeliveryQueue();
     const messages = await consumer.consume({
       max_messages: CONSUME_BUFFER,
-      abort_on_missing_resource: true,
+      expires: PULL_EXPIRES_MS,
       callback: queue.push,
     });
     void messages.closed().then(
       (err) => queue.end(err ?? undefined),
       (err: unknown) => queue.end(err),
     );
-    this.messages = messages;
-    if (this.client.closed) await messages.close();
+    void watchHealth(messages, queue);
+    this.current = { consumer, messages };
+    if (this.client.closed) await this.stop();
     started();
     try {
       for await (const batch of queue.batches(DELIVERY_BATCH)) {
-        // Closed: what is left is delivered again to the next process, after the ack wait.
-        if (this.client.closed) break;
+        if (this.client.closed) return;
         await this.deliver(batch);
       }
+      if (!this.client.closed) throw new Error('the consumer stopped delivering');
     } finally {
-      this.messages = undefined;
+      await this.stop();
     }
   }
 
   /**
-   * Hands the batch's events to `handle`; a message that is not a JSON event is terminated. Once `handle`
-   * resolved, one ack of the highest seq covers the batch; if it threw, every message is `nak`ed.
+   * Hands the batch's events to `handle`; a message that is not a JSON event is left out, logged. Once
+   * `handle` resolved, everything up to the batch's last seq is handled (it fills any gap before applying
+   * an event). If it throws, this ends the consumer, and a new one reads again from the first seq not handled.
    */
   private async deliver(batch: JsMsg[]): Promise<void> {
     const events: StoredEvent[] = [];
-    const taken: JsMsg[] = [];
     for (const msg of batch) {
       const event = storedEvent(msg);
       const { issues } = validateEvent(incomingEventSchema, event);
-      if (issues.length > 0) {
-        this.client.log?.error(
-          { consumer: this.name, seq: msg.seq, issues, body: msg.string().slice(0, 300) },
-          'a message of the stream is not a JSON event: terminated, it will not be delivered again',
-        );
-        settle(() => msg.term());
+      if (issues.length === 0) {
+        events.push(event);
         continue;
       }
-      events.push(event);
-      taken.push(msg);
+      this.client.log?.error(
+        { consumer: this.namePrefix, seq: msg.seq, issues, body: msg.string().slice(0, 300) },
+        'a message of the stream is not a JSON event: skipped',
+      );
     }
-    if (taken.length === 0) return;
-    try {
-      await this.handle(events);
-    } catch (err) {
-      this.deliverAgainLater(taken, err);
-      return;
+    if (events.length > 0) {
+      try {
+        await this.handle(events);
+      } catch (err) {
+        this.client.log?.warn(
+          { err: (err as Error).message, seqs: `${events[0]!.seq}..${events.at(-1)!.seq}`, count: events.length },
+          'events not handled, read again later',
+        );
+        throw err;
+      }
     }
-    // Acknowledging all: one ack of the highest seq covers the batch and every seq below it. That is
-    // right because `handle` (the subscriber's receive) fills any gap before applying an event: once it
-    // resolved, every event up to the batch's highest seq is applied and its reactions stored.
-    const highest = taken.reduce((max, msg) => (msg.seq > max.seq ? msg : max));
-    settle(() => highest.ack());
+    this.nextSeq = Math.max(this.nextSeq, batch.at(-1)!.seq + 1);
   }
 
-  /** Nothing of a failed batch counts: each message is `nak`ed with a delay growing with its deliveries. */
-  private deliverAgainLater(taken: JsMsg[], err: unknown): void {
-    const delays = taken.map((msg) => backoffDelay(msg.info.deliveryCount - 1, REDELIVERY_BACKOFF));
-    this.client.log?.warn(
-      {
-        err: (err as Error).message,
-        consumer: this.name,
-        seqs: `${taken[0]!.seq}..${taken.at(-1)!.seq}`,
-        count: taken.length,
-        retryInMs: Math.min(...delays),
-      },
-      'events not handled, delivered again later',
+  /**
+   * A durable consumer named after the service is what older versions read. It is no longer read here:
+   * it is given an inactivity limit, so JetStream deletes it once the last older process stops reading it.
+   * True once done (or there is none).
+   */
+  private async limitLegacyDurable(): Promise<boolean> {
+    const { jsm } = await this.client.jetStream();
+    const { nanos } = await loadNats();
+    const legacy = await durableInfo(jsm, this.client.stream, this.service);
+    const limit = nanos(LEGACY_DURABLE_IDLE_MS);
+    if (!legacy?.config.durable_name) return true;
+    const current = legacy.config.inactive_threshold;
+    if (current !== undefined && current > 0 && current <= limit) return true;
+    await jsm.consumers.update(this.client.stream, this.service, { inactive_threshold: limit });
+    this.client.log?.info(
+      { consumer: this.service, inactiveMinutes: LEGACY_DURABLE_IDLE_MS / 60_000 },
+      'a durable consumer of an older version: JetStream deletes it once no one has read it for that long',
     );
-    taken.forEach((msg, index) => settle(() => msg.nak(delays[index])));
+    return true;
   }
 }
 
 /**
- * A durable pull consumer that acknowledges all (an ack covers every seq up to it) and, when made now,
- * starts at `startSeq`. One made by an earlier version, acknowledging explicitly, is deleted and made
- * again so (a consumer's ack policy cannot be changed in place); nothing is lost, since the caller has
- * handled everything before `startSeq`. One that already acknowledges all is used as it is.
+ * Ends the delivery when the consumer stops answering: heartbeats missed (its NATS node died, or the client
+ * cannot reach it) or its stream gone. The client alone would ask the dead node about its consumer until
+ * that node came back; a new consumer, from the first seq not handled, is placed on a node that runs.
  */
-async function ensureConsumer(
-  client: NatsClient,
-  jsm: JetStreamManager,
-  name: string,
-  startSeq: number,
-): Promise<void> {
-  const { AckPolicy, DeliverPolicy } = await loadNats();
-  const existing = await consumerInfo(jsm, client.stream, name);
-  if (existing?.config.ack_policy === AckPolicy.All) return;
-  if (existing) {
-    client.log?.info(
-      { consumer: name, ackPolicy: existing.config.ack_policy, startSeq },
-      'the consumer acknowledges explicitly: made again to acknowledge all, from the first seq not yet handled',
-    );
-    await jsm.consumers.delete(client.stream, name).catch(async (err: unknown) => {
-      // Another process of the service may have just done the same.
-      if ((await consumerInfo(jsm, client.stream, name))?.config.ack_policy !== AckPolicy.Explicit) return;
-      throw err;
-    });
-  }
-  try {
-    await jsm.consumers.add(client.stream, {
-      durable_name: name,
-      ack_policy: AckPolicy.All,
-      ...(startSeq > 1
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }
-        : { deliver_policy: DeliverPolicy.All }),
-      // Never give up on an event: a handler fails only while something it needs is down.
-      max_deliver: -1,
-    });
-  } catch (err) {
-    // Made meanwhile by another process of the service, from its own start: that one is used.
-    if ((await consumerInfo(jsm, client.stream, name))?.config.ack_policy !== AckPolicy.All) throw err;
+async function watchHealth(messages: ConsumerMessages, queue: DeliveryQueue): Promise<void> {
+  for await (const status of messages.status()) {
+    if (status.type === 'heartbeats_missed' || status.type === 'stream_not_found') {
+      queue.end(new Error(`the consumer stopped answering (${status.type})`));
+      return;
+    }
   }
 }
 
-/** The consumer's info, or undefined if there is no such consumer. */
-async function consumerInfo(
-  jsm: JetStreamManager,
-  stream: string,
-  name: string,
-): Promise<ConsumerInfo | undefined> {
+/** The durable consumer's info, or undefined if there is no such consumer. */
+async function durableInfo(jsm: JetStreamManager, stream: string, name: string) {
   const { JetStreamApiCodes, JetStreamApiError } = await loadNats();
   try {
     return await jsm.consumers.info(stream, name);
@@ -229,17 +225,5 @@ class DeliveryQueue {
       await new Promise<void>((resolve) => (this.wake = resolve));
       this.wake = undefined;
     }
-  }
-}
-
-/**
- * Sends an ack, nak or term. On a connection closing under it this throws; the server then delivers the
- * message again after its ack wait, which costs a duplicate and loses nothing.
- */
-function settle(send: () => void): void {
-  try {
-    send();
-  } catch {
-    // see above
   }
 }

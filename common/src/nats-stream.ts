@@ -1,15 +1,18 @@
 import type { Consumer, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { randomBytes } from 'node:crypto';
 import type { StoredEvent } from './events.js';
 import { EVENT_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
 import type { NatsClient } from './nats-connection.js';
 import { loadNats } from './nats-libraries.js';
-import { TransportError } from './transport.js';
+import { sleep, TransportError } from './transport.js';
 
 /** JetStream keeps an id for this long: a publish retried within it is stored once (an hour). */
 const DUPLICATE_WINDOW_MS = 60 * 60 * 1000;
 /** A replay's consumer is deleted when done; should that be lost, the server drops it after this idle time. */
 const REPLAY_CONSUMER_IDLE_MS = 30_000;
+/** What the name of a replay's consumer starts with: the gateway's `GET /subscribers` leaves them out. */
+export const REPLAY_CONSUMER_PREFIX = 'replay-';
 /** How many events one pull of a replay asks for, at most. */
 export const REPLAY_BATCH = 1000;
 /**
@@ -18,34 +21,94 @@ export const REPLAY_BATCH = 1000;
  */
 const REPLAY_PULL_BYTES = 1024 * 1024;
 
+/** What `ensureStream` makes sure of. */
+export interface StreamSettings {
+  stream: string;
+  /** `<stream>.events`; the stream also holds `<stream>.events.>` (the reactions, one subject each). */
+  subject: string;
+  /** How many nodes keep each message (NATS_REPLICAS). */
+  replicas: number;
+  log: Logger | undefined;
+}
+
 /**
  * Creates the stream if it is missing. Every client does this, so the start order does not matter; when
- * two race, JetStream answers the second as if it had created it (the same configuration). A stream
- * made earlier with another configuration is used as it is, if it holds our subject.
+ * two race, JetStream answers the second as if it had created it (the same configuration). A stream made
+ * earlier is used if it holds `<stream>.events`; it is updated in place if it lacks the reactions' subjects
+ * or keeps another number of replicas (NATS_REPLICAS), its other settings left as they are.
  */
-export async function ensureStream(
-  jsm: JetStreamManager,
-  stream: string,
-  subject: string,
-  log: Logger | undefined,
-): Promise<void> {
+export async function ensureStream(jsm: JetStreamManager, settings: StreamSettings): Promise<void> {
   const { StorageType, nanos } = await loadNats();
+  const { stream, subject, replicas, log } = settings;
+  const subjects = [subject, `${subject}.>`];
   const config = {
     name: stream,
-    subjects: [subject],
+    subjects,
     storage: StorageType.File,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    num_replicas: replicas,
   };
+  let existing;
   try {
     await jsm.streams.add(config);
+    await streamPlaced(jsm, settings);
+    return;
   } catch (err) {
-    const existing = await jsm.streams.info(stream).catch(() => undefined);
-    if (!existing?.config.subjects?.includes(subject)) throw err;
-    log?.warn(
-      { stream, err: (err as Error).message },
-      'the stream exists with another configuration: using it as it is',
-    );
+    existing = await jsm.streams.info(stream).catch(() => undefined);
+    if (!existing) throw replicationRefused(err, settings);
+    if (!existing.config.subjects?.includes(subject)) throw err;
   }
+  const missing = subjects.filter((wanted) => !existing.config.subjects?.includes(wanted));
+  if (missing.length === 0 && existing.config.num_replicas === replicas) return;
+  try {
+    await jsm.streams.update(stream, {
+      ...existing.config,
+      subjects: [...(existing.config.subjects ?? []), ...missing],
+      num_replicas: replicas,
+    });
+  } catch (err) {
+    // Another client may have just made the same change.
+    const now = await jsm.streams.info(stream).catch(() => undefined);
+    const done =
+      now?.config.num_replicas === replicas && subjects.every((wanted) => now.config.subjects?.includes(wanted));
+    if (!done) throw replicationRefused(err, settings);
+  }
+  log?.info(
+    { stream, addedSubjects: missing, replicas, replicasBefore: existing.config.num_replicas },
+    'the stream was updated in place: its subjects and replicas',
+  );
+  await streamPlaced(jsm, settings);
+}
+
+/** How long a client waits, at most, for a stream just made or changed to be on its nodes with a leader. */
+const STREAM_PLACED_WAIT_MS = 10_000;
+
+/**
+ * Waits (a while at most) until a stream just made or changed has a leader and its replicas: until then, a
+ * cluster answers its publishes with "no responders". A single server has it at once.
+ */
+async function streamPlaced(jsm: JetStreamManager, { stream, replicas }: StreamSettings): Promise<void> {
+  const deadline = Date.now() + STREAM_PLACED_WAIT_MS;
+  while (Date.now() < deadline) {
+    const info = await jsm.streams.info(stream).catch(() => undefined);
+    const cluster = info?.cluster;
+    if (info && (!cluster || (cluster.leader && (cluster.replicas?.length ?? 0) >= replicas - 1))) return;
+    await sleep(100);
+  }
+}
+
+/** A stream JetStream would not make or update as asked: most often more replicas than the cluster has nodes. */
+function replicationRefused(err: unknown, settings: StreamSettings): unknown {
+  // Only an answer of JetStream (an error code), not a timeout, says it refused.
+  const code = (err as { code?: unknown }).code;
+  if (settings.replicas === 1 || !(typeof code === 'number' && code > 0)) return err;
+  return new TransportError(
+    `NATS could not keep the stream ${settings.stream} on ${settings.replicas} nodes ` +
+      `(NATS_REPLICAS=${settings.replicas}): ${(err as Error).message}; ` +
+      'NATS_REPLICAS must not exceed the JetStream nodes of the cluster',
+    true,
+    'NATS',
+  );
 }
 
 /** The stream's last seq (0 when empty). */
@@ -76,6 +139,7 @@ export async function* readStream(
   let consumer;
   try {
     consumer = await js.consumers.get(client.stream, {
+      name_prefix: `${REPLAY_CONSUMER_PREFIX}${shortId()}`,
       opt_start_seq: afterSeq + 1,
       inactive_threshold: REPLAY_CONSUMER_IDLE_MS,
     });
@@ -104,6 +168,9 @@ export async function* readStream(
     consumer.delete().catch(() => undefined);
   }
 }
+
+/** A short random token for a consumer's name (letters and digits). */
+export const shortId = (): string => randomBytes(6).toString('hex');
 
 /** How far a replay has read: the last seq, how many events and bytes so far, the largest message. */
 interface ReadProgress {

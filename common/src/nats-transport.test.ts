@@ -1,14 +1,21 @@
 import { Writable } from 'node:stream';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsCluster, type NatsCluster } from '@blog/common/nats-cluster';
 import { uniqueStreamName } from '@blog/common/nats-server';
 import { natsAvailability } from '@blog/common/testing';
 import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
 import { settlesBefore, waitFor } from '../../test/support/wait-for.js';
 import type { StoredEvent } from './events.js';
 import { PAGE_MAX_BYTES } from './limits.js';
-import { NatsTransport } from './nats-transport.js';
+import { loadNats } from './nats-libraries.js';
+import {
+  LEGACY_DURABLE_IDLE_MS,
+  NatsTransport,
+  replicaName,
+  REPLAY_CONSUMER_PREFIX,
+} from './nats-transport.js';
 import { TransportError } from './transport.js';
 
 // NatsTransport against a real nats-server (JetStream, file storage): BLOG_NATS_URL if CI started one,
@@ -31,7 +38,7 @@ afterEach(async () => {
 });
 
 /** A logger whose lines the test can read. */
-function capturedLog() {
+function capturedLog(level = 'warn') {
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -39,26 +46,35 @@ function capturedLog() {
       done();
     },
   });
-  return { log: pino({ level: 'warn' }, sink), lines };
+  return { log: pino({ level }, sink), lines };
 }
 
-/** The stream's durable consumers: acknowledged seq (`cursor`), unacknowledged events, redeliveries. */
-async function durableConsumers(transport: NatsTransport) {
+/** The stream's consumers, as the server shows them: name, durable or not, delivered seq, pending. */
+async function consumersOf(transport: NatsTransport) {
   const { jsm } = await transport.client.jetStream();
   const found = [];
   for await (const info of jsm.consumers.list(transport.stream)) {
-    if (!info.config.durable_name) continue;
-    const { num_pending: pending, num_ack_pending: ackPending } = info;
+    if (info.name.startsWith(REPLAY_CONSUMER_PREFIX)) continue;
     found.push({
       name: info.name,
-      cursor: info.ack_floor.stream_seq,
-      lag: pending + ackPending,
-      ackPending,
-      failures: info.num_redelivered,
+      durable: Boolean(info.config.durable_name),
+      delivered: info.delivered.stream_seq,
+      pending: info.num_pending,
+      ackPolicy: info.config.ack_policy,
+      leader: info.cluster?.leader,
     });
   }
   return found;
 }
+
+/** A handler that records the seqs it is given, in order. */
+function recorder() {
+  const seqs: number[] = [];
+  const handle = async (events: StoredEvent[]) => void seqs.push(...events.map((event) => event.seq));
+  return { seqs, handle };
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 const shared = natsAvailability();
 
@@ -195,59 +211,79 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     expect((await a.fetchAfter(0, 10)).events).toHaveLength(2);
   });
 
-  it('consume delivers every event in order once acknowledged, and resumes after the last ack', async () => {
+  it('delivers every event from the seq given, in order, through an ordered consumer of the replica', async () => {
     const stream = uniqueStreamName('consume');
     const transport = transportOn(nats().url, stream);
     for (let i = 1; i <= 5; i++) await transport.publish({ type: 'T', data: { i } });
-    const seen: number[] = [];
-    transport.consume('query', async (events) => {
-      seen.push(...events.map((event) => event.seq));
-    });
-    await waitFor(() => seen.length === 5);
+    const { seqs, handle } = recorder();
+    transport.consume('query', handle);
+    await waitFor(() => seqs.length === 5);
     await transport.publish({ type: 'T', data: { i: 6 } });
-    await waitFor(() => seen.length === 6);
-    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
-    await waitFor(async () => (await durableConsumers(transport))[0]?.cursor === 6);
-    expect(await durableConsumers(transport)).toEqual([
-      { name: 'query', cursor: 6, lag: 0, ackPending: 0, failures: 0 },
-    ]);
+    await waitFor(() => seqs.length === 6);
+    expect(seqs).toEqual(range(1, 6));
+    // Named after the service and the replica, acknowledging nothing, kept by the server for no one else.
+    const [consumer, ...others] = await consumersOf(transport);
+    expect(others).toEqual([]);
+    expect(consumer).toMatchObject({ durable: false, ackPolicy: 'none', delivered: 6, pending: 0 });
+    expect(consumer!.name).toMatch(new RegExp(`^${replicaName('query')}-[0-9a-f]+_\\d+$`));
     await transport.close();
 
-    // Another process, the same durable consumer: only what came since.
+    // Another process: nothing was kept for it, it reads from where it is told.
     const again = transportOn(nats().url, stream);
     await again.publish({ type: 'T', data: { i: 7 } });
-    const later: number[] = [];
-    again.consume('query', async (events) => {
-      later.push(...events.map((event) => event.seq));
-    });
-    await waitFor(() => later.length === 1);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(later).toEqual([7]);
+    const later = recorder();
+    again.consume('query', later.handle, 4);
+    await waitFor(() => later.seqs.length === 4);
+    expect(later.seqs).toEqual(range(4, 7));
   });
 
-  it('delivers again an event whose handler failed, until it succeeds', async () => {
+  it('gives two replicas of one projection on one stream every event each, in order', async () => {
+    const stream = uniqueStreamName('replicas');
+    const [a, b] = [transportOn(nats().url, stream), transportOn(nats().url, stream)];
+    const [seenByA, seenByB] = [recorder(), recorder()];
+    a.consume('query', seenByA.handle);
+    b.consume('query', seenByB.handle);
+    await waitFor(async () => (await consumersOf(a)).length === 2);
+    await Promise.all(range(1, 100).map((i) => (i % 2 ? a : b).publish({ type: 'T', data: { i } })));
+    await waitFor(() => seenByA.seqs.length === 100 && seenByB.seqs.length === 100);
+    expect(seenByA.seqs).toEqual(range(1, 100));
+    expect(seenByB.seqs).toEqual(range(1, 100));
+  });
+
+  it('reads again from the first seq not handled after handle threw, and never before it', async () => {
     const { log, lines } = capturedLog();
     const transport = transportOn(nats().url, uniqueStreamName('redeliver'), log);
-    for (let i = 1; i <= 4; i++) await transport.publish({ type: 'T', data: { i } });
-    const attempts = new Map<number, number>();
+    await transport.publish({ type: 'T', data: { i: 1 } });
+    await transport.publish({ type: 'T', data: { i: 2 } });
+    const calls: number[][] = [];
     const handled: number[] = [];
-    // Events come in batches: a batch holding seq 2 fails (twice), and nothing of it counts.
+    let failures = 0;
     transport.consume('moderation', async (events) => {
-      for (const { seq } of events) attempts.set(seq, (attempts.get(seq) ?? 0) + 1);
-      if (events.some(({ seq }) => seq === 2) && attempts.get(2)! < 3)
+      const seqs = events.map(({ seq }) => seq);
+      calls.push(seqs);
+      // A batch holding seq 3 fails twice: nothing of it counts.
+      if (seqs.includes(3) && failures < 2) {
+        failures++;
         throw new Error('the database is busy');
-      handled.push(...events.map(({ seq }) => seq));
+      }
+      handled.push(...seqs);
     });
+    await waitFor(() => handled.length === 2);
+    await transport.publish({ type: 'T', data: { i: 3 } });
+    await transport.publish({ type: 'T', data: { i: 4 } });
     await waitFor(() => handled.length === 4);
-    expect(attempts.get(2)).toBe(3);
-    expect([...handled].sort()).toEqual([1, 2, 3, 4]);
-    expect(lines.filter((line) => line.msg === 'events not handled, delivered again later')).toHaveLength(2);
-    await waitFor(async () => (await durableConsumers(transport))[0]?.lag === 0);
+    expect(handled).toEqual([1, 2, 3, 4]);
+    // Each new consumer started at 3: 1 and 2, handled, never came again.
+    expect(calls.flat().filter((seq) => seq < 3)).toEqual([1, 2]);
+    expect(calls.filter((seqs) => seqs.includes(3))).toHaveLength(3);
+    expect(lines.filter((line) => line.msg === 'events not handled, read again later')).toHaveLength(2);
+    // The failed consumers were deleted: one is left.
+    await waitFor(async () => (await consumersOf(transport)).length === 1);
   });
 
-  it('hands the messages that came meanwhile to one handle call, in order, acknowledged by one ack', async () => {
+  it('hands the messages that came meanwhile to one handle call, in order', async () => {
     const transport = transportOn(nats().url, uniqueStreamName('batch'));
-    await Promise.all(Array.from({ length: 150 }, (_, i) => transport.publish({ type: 'T', data: { i } })));
+    await Promise.all(range(1, 150).map((i) => transport.publish({ type: 'T', data: { i } })));
     const calls: number[][] = [];
     // The first call is held until NATS has sent every message to this client: they wait in its queue.
     let releaseFirst!: () => void;
@@ -256,15 +292,13 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
       calls.push(events.map((event) => event.seq));
       if (calls.length === 1) await firstHeld;
     });
-    await waitFor(async () => (await durableConsumers(transport))[0]?.ackPending === 150);
+    await waitFor(async () => (await consumersOf(transport))[0]?.delivered === 150);
     releaseFirst();
     await waitFor(() => calls.flat().length === 150);
-    expect(calls.flat()).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    expect(calls.flat()).toEqual(range(1, 150));
     // What came while the first call ran is handed over together, not one message per call (the last few
     // may still have been on the wire when the first call ended).
     expect(calls.length).toBeLessThanOrEqual(3);
-    await waitFor(async () => (await durableConsumers(transport))[0]?.cursor === 150);
-    expect((await durableConsumers(transport))[0]).toMatchObject({ lag: 0, ackPending: 0 });
 
     // One event alone is handed over, never held back to fill a batch: nothing else will come.
     const before = calls.length;
@@ -273,10 +307,10 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     expect(calls[before]).toEqual([151]);
   });
 
-  it('delivers a failed batch again whole, and acknowledges nothing of it meanwhile', async () => {
+  it('reads a failed batch again whole, in order', async () => {
     const { log } = capturedLog();
     const transport = transportOn(nats().url, uniqueStreamName('batch-fail'), log);
-    await Promise.all(Array.from({ length: 20 }, (_, i) => transport.publish({ type: 'T', data: { i } })));
+    await Promise.all(range(1, 20).map((i) => transport.publish({ type: 'T', data: { i } })));
     const failed: number[][] = [];
     const handled: number[][] = [];
     let fail = true;
@@ -286,71 +320,59 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
       throw new Error('the database is busy');
     });
     await waitFor(() => failed.length === 1);
-    expect(failed[0]).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    const status = (await durableConsumers(transport))[0]!;
-    expect(status.cursor).toBe(0);
-    expect(status.lag).toBe(20);
+    expect(failed[0]).toEqual(range(1, 20));
     fail = false;
-    await waitFor(async () => (await durableConsumers(transport))[0]?.cursor === 20);
-    // Delivered again, every event of it, in order (in one batch or several, as they come back).
-    expect(handled.flat()).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    expect((await durableConsumers(transport))[0]).toMatchObject({ lag: 0, ackPending: 0 });
+    await waitFor(() => handled.flat().length === 20);
+    // Read again, every event of it, in order (in one batch or several, as they come back).
+    expect(handled.flat()).toEqual(range(1, 20));
   });
 
-  it('starts a new consumer at the seq given, and an existing one where it was', async () => {
-    const stream = uniqueStreamName('start-seq');
-    const transport = transportOn(nats().url, stream);
-    for (let i = 1; i <= 10; i++) await transport.publish({ type: 'T', data: { i } });
-    const seen: number[] = [];
-    transport.consume('query', async (events) => void seen.push(...events.map((event) => event.seq)), 8);
-    await waitFor(() => seen.length === 3);
-    await waitFor(async () => (await durableConsumers(transport))[0]?.cursor === 10);
-    expect(seen).toEqual([8, 9, 10]);
-    await transport.close();
-
-    // The consumer exists: the start seq given now changes nothing.
-    const again = transportOn(nats().url, stream);
-    await again.publish({ type: 'T', data: { i: 11 } });
-    const later: number[] = [];
-    again.consume('query', async (events) => void later.push(...events.map((event) => event.seq)), 2);
-    await waitFor(() => later.length === 1);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(later).toEqual([11]);
-  });
-
-  it('makes a consumer of an earlier version (explicit acks) again, acknowledging all, from the seq given', async () => {
-    const stream = uniqueStreamName('upgrade');
-    const transport = transportOn(nats().url, stream);
+  it('gives the durable consumer of an older version an inactivity limit, once, and reads with its own', async () => {
+    const { log, lines } = capturedLog('info');
+    const stream = uniqueStreamName('legacy');
+    const transport = transportOn(nats().url, stream, log);
     for (let i = 1; i <= 6; i++) await transport.publish({ type: 'T', data: { i } });
-    // As the earlier version made it, with 3 events acknowledged.
-    const { jetstreamManager, AckPolicy, DeliverPolicy } = await import('@nats-io/jetstream');
+    // As the older version made it, with 3 events acknowledged.
+    const { jetstreamManager, AckPolicy, DeliverPolicy, nanos } = await loadNats();
     const nc = await connect({ servers: nats().url });
     try {
       const jsm = await jetstreamManager(nc);
       await jsm.consumers.add(stream, {
         durable_name: 'query',
-        ack_policy: AckPolicy.Explicit,
+        ack_policy: AckPolicy.All,
         deliver_policy: DeliverPolicy.All,
         max_deliver: -1,
       });
       const old = await (await jsm.jetstream().consumers.get(stream, 'query')).fetch({ max_messages: 3 });
       for await (const msg of old) msg.ack();
-      const seen: number[] = [];
-      // The service replayed the stream up to 6: its consumer starts at 7.
-      transport.consume('query', async (events) => void seen.push(...events.map((event) => event.seq)), 7);
+      // The service replayed the stream up to 6: its view goes on from 7.
+      const seen = recorder();
+      transport.consume('query', seen.handle, 7);
       await waitFor(
-        async () => (await jsm.consumers.info(stream, 'query')).config.ack_policy === AckPolicy.All,
+        async () =>
+          (await jsm.consumers.info(stream, 'query')).config.inactive_threshold ===
+          nanos(LEGACY_DURABLE_IDLE_MS),
       );
       await transport.publish({ type: 'T', data: { i: 7 } });
-      await waitFor(() => seen.length === 1);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(seen).toEqual([7]);
+      await waitFor(() => seen.seqs.length === 1);
+      expect(seen.seqs).toEqual([7]);
+      // The durable is untouched otherwise: an older process still reading it finds it where it was.
+      expect((await jsm.consumers.info(stream, 'query')).ack_floor.stream_seq).toBe(3);
+
+      // A second replica finds it limited already and says nothing.
+      const second = transportOn(nats().url, stream, log);
+      const seenBySecond = recorder();
+      second.consume('query', seenBySecond.handle, 7);
+      await waitFor(() => seenBySecond.seqs.length === 1);
+      expect(
+        lines.filter((line) => /durable consumer of an older version/.test(String(line.msg))),
+      ).toHaveLength(1);
     } finally {
       await nc.close();
     }
   });
 
-  it('terminates a message that is not a JSON event, logging it, and goes on', async () => {
+  it('skips a message that is not a JSON event, logging it, and goes on', async () => {
     const { log, lines } = capturedLog();
     const stream = uniqueStreamName('garbage');
     const transport = transportOn(nats().url, stream, log);
@@ -370,13 +392,86 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     expect(handled.map((event) => event.seq)).toEqual([1, 4]);
     await waitFor(() => lines.filter((line) => /not a JSON event/.test(String(line.msg))).length === 2);
     expect(lines.find((line) => line.seq === 2)).toMatchObject({ level: 50, body: 'not json at all' });
-    await waitFor(async () => (await durableConsumers(transport))[0]?.lag === 0);
 
     // A replay still counts it (no holes) and shows what it is, for the subscriber to skip.
     const { events: replay } = await transport.fetchAfter(0, 10);
     expect(replay.map((event) => event.seq)).toEqual([1, 2, 3, 4]);
     expect(replay[1]).toMatchObject({ seq: 2, body: 'not json at all' });
     expect(replay[1]!.type).toBeUndefined();
+  });
+
+  it('stores a reaction once, ever: racing publishers, and one long after the duplicate window', async () => {
+    const stream = uniqueStreamName('once');
+    // The duplicate window alone would forget the id after a second.
+    const { jetstreamManager, nanos } = await loadNats();
+    const nc = await connect({ servers: nats().url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({
+        name: stream,
+        subjects: [`${stream}.events`, `${stream}.events.>`],
+        duplicate_window: nanos(1000),
+      });
+    } finally {
+      await nc.close();
+    }
+    const [a, b, c] = [
+      transportOn(nats().url, stream),
+      transportOn(nats().url, stream),
+      transportOn(nats().url, stream),
+    ];
+    await a.publish({ type: 'CommentCreated', data: { id: 'c1' }, id: 'trigger' });
+    const reaction = {
+      type: 'CommentModerated',
+      data: { id: 'c1', status: 'approved' },
+      id: 'trigger/CommentModerated',
+    };
+    const raced = await Promise.all([
+      a.publish(reaction, { once: true }),
+      b.publish(reaction, { once: true }),
+    ]);
+    expect(raced.map((stored) => stored.seq)).toEqual([2, 2]);
+    expect(raced.map((stored) => stored.duplicate).sort()).toEqual([false, true]);
+
+    // Past the duplicate window: a plain publish of the same id would be stored again; `once` is not.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await c.publish(reaction, { once: true })).toEqual({
+      seq: 2,
+      id: 'trigger/CommentModerated',
+      duplicate: true,
+    });
+    const { events } = await c.fetchAfter(0, 10);
+    expect(events.map((event) => event.id)).toEqual(['trigger', 'trigger/CommentModerated']);
+    expect(events[1]).toMatchObject({ type: 'CommentModerated', data: { id: 'c1', status: 'approved' } });
+    expect(c.onceSubject(reaction.id)).toMatch(new RegExp(`^${stream}\\.events\\.once\\.[0-9a-f]{64}$`));
+  });
+
+  it('adds the reactions subjects to a stream made with one subject, in place, keeping its events', async () => {
+    const stream = uniqueStreamName('upgrade');
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: nats().url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: stream, subjects: [`${stream}.events`] });
+      await jsm.jetstream().publish(`${stream}.events`, JSON.stringify({ type: 'T', data: {}, id: 'old' }));
+      const transport = transportOn(nats().url, stream);
+      expect(await transport.publish({ type: 'R', data: {}, id: 'r' }, { once: true })).toMatchObject({
+        seq: 2,
+      });
+      const info = await jsm.streams.info(stream);
+      expect(info.config.subjects).toEqual([`${stream}.events`, `${stream}.events.>`]);
+      expect((await transport.fetchAfter(0, 10)).events.map((event) => event.id)).toEqual(['old', 'r']);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('refuses NATS_REPLICAS above the nodes there are, saying so', async () => {
+    const transport = new NatsTransport({ url: nats().url, stream: uniqueStreamName('r3'), replicas: 3 });
+    transports.push(transport);
+    const refused = await transport.publish({ type: 'T', data: {} }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(TransportError);
+    expect((refused as Error).message).toMatch(/NATS_REPLICAS=3.*must not exceed the JetStream nodes/);
   });
 
   it('fails with a TransportError, fast, when NATS cannot be reached', async () => {
@@ -389,14 +484,17 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     );
   });
 
-  it('closes cleanly, consumers and all, and refuses calls once closed', async () => {
-    const transport = transportOn(nats().url);
+  it('closes cleanly, deleting its consumer, and refuses calls once closed', async () => {
+    const stream = uniqueStreamName('close');
+    const transport = transportOn(nats().url, stream);
+    const observer = transportOn(nats().url, stream);
     await transport.publish({ type: 'T', data: {} });
     transport.consume('posts', async () => undefined);
-    await waitFor(async () => (await durableConsumers(transport)).length === 1);
+    await waitFor(async () => (await consumersOf(observer)).length === 1);
     await transport.close();
     await transport.close();
     await expect(transport.publish({ type: 'T', data: {} })).rejects.toThrow(/closed/);
+    await waitFor(async () => (await consumersOf(observer)).length === 0);
   });
 });
 
@@ -445,5 +543,86 @@ describe.skipIf(own.skip)('NatsTransport while NATS crashes and comes back', () 
     expect(await transport.publish({ type: 'T', data: { i: 4 } })).toMatchObject({ seq: 4 });
     await waitFor(() => handled.length === 4, { timeoutMs: 15_000 });
     expect(handled).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe.skipIf(own.skip)('NatsTransport on a three-node JetStream cluster', () => {
+  let cluster: NatsCluster;
+  beforeAll(async () => {
+    cluster = await startNatsCluster({ nodes: 3 });
+  });
+  afterAll(() => cluster?.stop());
+  /** Brings back every node killed by a test, for the next one. */
+  afterEach(async () => {
+    const down = cluster.nodes.filter((node) => !node.running);
+    await Promise.all(down.map((node) => node.restart()));
+    if (down.length > 0) await cluster.ready();
+  });
+  const onCluster = (stream: string, replicas = 3) => {
+    const transport = new NatsTransport({ url: cluster.url, stream, replicas, timeoutMs: 10_000 });
+    transports.push(transport);
+    return transport;
+  };
+  /** Publishes, trying again while the cluster elects a new leader for the stream. */
+  const publishSoon = async (
+    transport: NatsTransport,
+    event: { type: string; data: Record<string, unknown>; id: string },
+  ) => {
+    let stored: { seq: number } | undefined;
+    await waitFor(
+      async () => (stored = await transport.publish(event).catch(() => undefined)) !== undefined,
+      { timeoutMs: 30_000, message: `${event.id} was never stored` },
+    );
+    return stored!;
+  };
+
+  it('takes a NATS_URL list; NATS_REPLICAS=3 keeps the stream on three nodes and writable with one down', async () => {
+    const stream = uniqueStreamName('r3');
+    // Made with one replica, as a single-node setup did; updated in place when a client asks for three.
+    const single = onCluster(stream, 1);
+    await single.publish({ type: 'T', data: {}, id: 'on-one' });
+    await single.close();
+    const transport = onCluster(stream, 3);
+    await transport.publish({ type: 'T', data: {}, id: 'on-three' });
+    const { jsm } = await transport.client.jetStream();
+    const info = await jsm.streams.info(stream);
+    expect(info.config.num_replicas).toBe(3);
+    expect(info.cluster?.replicas).toHaveLength(2);
+
+    // The stream's leader goes: the two others elect one and take writes.
+    const leader = cluster.nodes[Number(info.cluster!.leader!.slice(1))]!;
+    await leader.kill();
+    await publishSoon(transport, { type: 'T', data: {}, id: 'one-node-down' });
+    const { events } = await transport.fetchAfter(0, 10);
+    expect(events.map((event) => event.id)).toEqual(['on-one', 'on-three', 'one-node-down']);
+  });
+
+  it("keeps a replica receiving, with no gap and nothing twice, when its consumer's node is SIGKILLed", async () => {
+    const stream = uniqueStreamName('node-dies');
+    const publisher = onCluster(stream);
+    const replica = onCluster(stream);
+    for (let i = 1; i <= 5; i++) await publisher.publish({ type: 'T', data: { i }, id: `e${i}` });
+    const { seqs, handle } = recorder();
+    replica.consume('query', handle);
+    await waitFor(() => seqs.length === 5);
+    const [consumer] = await consumersOf(replica);
+    const node = cluster.nodes[Number(consumer!.leader!.slice(1))]!;
+    await node.kill();
+    for (let i = 6; i <= 15; i++) await publishSoon(publisher, { type: 'T', data: { i }, id: `e${i}` });
+    await waitFor(() => seqs.length >= 15, { timeoutMs: 60_000, message: 'the replica stopped receiving' });
+    expect(seqs).toEqual(range(1, 15));
+    // Made again on a node that runs.
+    const [now] = (await consumersOf(replica)).filter((c) => c.name !== consumer!.name);
+    expect(now?.leader).not.toBe(consumer!.leader);
+  });
+
+  it('stores a reaction once when replicas on different nodes race it', async () => {
+    const stream = uniqueStreamName('race');
+    const replicas = [onCluster(stream), onCluster(stream), onCluster(stream)];
+    const reaction = { type: 'CommentModerated', data: { id: 'c' }, id: 'c-created/CommentModerated' };
+    const stored = await Promise.all(replicas.map((replica) => replica.publish(reaction, { once: true })));
+    expect(new Set(stored.map((result) => result.seq))).toEqual(new Set([1]));
+    expect(stored.filter((result) => !result.duplicate)).toHaveLength(1);
+    expect((await replicas[0]!.fetchAfter(0, 10)).events).toHaveLength(1);
   });
 });

@@ -23,7 +23,7 @@ import {
 } from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { NatsTransport } from './nats-transport.js';
+import { NatsTransport, replicaName } from './nats-transport.js';
 import { Subscriber, type Projection } from './subscriber.js';
 import { TokenCheck } from './token.js';
 import { HttpTransport, unavailableMessage, type EventTransport } from './transport.js';
@@ -126,7 +126,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
       log.info({ port: config.PORT, ...where }, `${definition.name} listening`);
       void subscriber.start().then((handledSeq) => {
         if (stopping || handledSeq === undefined) return;
-        // A consumer made now starts after what the catch-up handled, not at the log's first event.
+        // Delivery goes on from what the catch-up handled, not from the log's first event.
         transport.consume?.(
           definition.name,
           (events) => subscriber.receive(events).then(() => undefined),
@@ -154,8 +154,10 @@ function transportFor(
     ? new NatsTransport({
         url: config.NATS_URL,
         stream: config.NATS_STREAM,
+        replicas: config.NATS_REPLICAS,
         log,
-        name,
+        // Which replica: NATS's monitoring shows the connection under this name.
+        name: replicaName(name),
         token: config.EVENT_BUS_TOKEN,
       })
     : new HttpTransport(config.EVENT_BUS_URL, { token: config.EVENT_BUS_TOKEN });

@@ -290,7 +290,8 @@ export class Subscriber<State> {
     // Published together, they reach the bus as one request (the transport groups them).
     const results = await Promise.allSettled(
       [...this.outbox.values()].map(async ({ reaction }) => {
-        const { seq } = await this.transport.publish(reaction);
+        // Every replica decides every reaction: `once` stores the first and answers the others with it.
+        const { seq } = await this.transport.publish(reaction, { once: true });
         this.log.debug({ type: reaction.type, id: reaction.id, seq }, 'reaction published');
         this.outbox.delete(reaction.id);
       }),

@@ -13,23 +13,34 @@ import { bearerHeader } from './token.js';
 export interface EventTransport {
   /**
    * Resolves once the event is durably stored; publishing the same `id` twice stores it once. Events
-   * published one after the other are stored in that order.
+   * published one after the other are stored in that order. With `once`, that holds for ever, whoever
+   * publishes it: what a reaction needs, decided by every replica of a service.
    */
-  publish(event: OutgoingEvent): Promise<{ seq: number; id: string }>;
+  publish(event: OutgoingEvent, options?: PublishOptions): Promise<{ seq: number; id: string }>;
   /**
    * A page of the log after `afterSeq`: at most `limit` events, fewer once they fill PAGE_MAX_BYTES (never
    * none while there is one). Only an empty page says the log has nothing more (see `EventPage`).
    */
   fetchAfter(afterSeq: number, limit: number): Promise<EventPage>;
   /**
-   * Delivery run by the transport itself (NATS): `handle` gets every event of the log, in order, in
-   * batches, and a batch counts as delivered once it resolved; if it throws, the whole batch is delivered
-   * again. `handle` must fill gaps (as the subscriber's `receive` does): once it resolved, every event up
-   * to the batch's highest seq counts as delivered. A consumer made for the first time starts at
-   * `startSeq` (default 1). Absent for HTTP, where the bus POSTs to `/events`.
+   * Delivery run by the transport itself (NATS): `handle` gets every event of the log from `startSeq`
+   * (default 1) on, in order, in batches, each replica (each process) for itself; a batch counts as
+   * delivered once it resolved; if it throws, delivery starts again from the batch's first event, after
+   * a growing delay. `handle` must fill gaps (as the subscriber's `receive` does): once it resolved, every
+   * event up to the batch's highest seq counts as delivered. `consumerName` is the service's name. Absent
+   * for HTTP, where the bus POSTs to `/events`.
    */
   consume?(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>, startSeq?: number): void;
   close(): void | Promise<void>;
+}
+
+/** How `publish` stores an event. */
+export interface PublishOptions {
+  /**
+   * The id may be stored only once, ever (not only within a transport's duplicate window): a publisher
+   * that comes second, even much later, resolves with the one stored.
+   */
+  once?: boolean;
 }
 
 /** What `fetchAfter` resolves with. */
@@ -113,7 +124,8 @@ export class HttpTransport implements EventTransport {
    * together as one array (one commit on the bus): no delay when idle, one request per round trip under
    * load instead of one per event.
    */
-  publish(event: OutgoingEvent): Promise<{ seq: number; id: string }> {
+  publish(event: OutgoingEvent, _options?: PublishOptions): Promise<{ seq: number; id: string }> {
+    // `once` changes nothing here: the bus keeps every id it stored for ever (a unique column in SQLite).
     return new Promise((resolve, reject) => {
       // The id is fixed now, so a retry after a lost answer is stored once.
       const withId = { ...event, id: event.id ?? randomUUID() };

@@ -1,20 +1,28 @@
-import { NatsTransport, readConfig, transportConfig, unavailableMessage, type Logger } from '@blog/common';
+import {
+  NatsTransport,
+  readConfig,
+  replicaName,
+  transportConfig,
+  unavailableMessage,
+  type Logger,
+} from '@blog/common';
 import type { BusLog, PublishedHook } from './log.js';
 import { consumerStatus } from './nats-subscribers.js';
 
 /**
  * The bus with EVENT_TRANSPORT=nats (docs/event-bus.md): a gateway to the JetStream stream, so course-style
- * tools keep working. The log is the stream, nothing is kept here, and JetStream delivers to the services'
- * durable consumers, so there are no delivery loops and no dead letters: a message a consumer cannot ever
- * take (not a JSON event) is terminated and logged by that consumer.
+ * tools keep working. The log is the stream, nothing is kept here (so any number of gateways can run at
+ * once), and each replica of each service reads the stream with its own consumer, so there are no delivery
+ * loops and no dead letters: a message no service can take (not a JSON event) is skipped and logged by each.
  */
 export function natsLog(source: NodeJS.ProcessEnv | undefined, log: Logger, published: PublishedHook) {
   const config = readConfig(transportConfig(), source);
   const transport = new NatsTransport({
     url: config.NATS_URL,
     stream: config.NATS_STREAM,
+    replicas: config.NATS_REPLICAS,
     log,
-    name: 'event-bus',
+    name: replicaName('event-bus'),
     token: config.EVENT_BUS_TOKEN,
   });
 

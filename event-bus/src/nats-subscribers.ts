@@ -1,28 +1,42 @@
-import type { NatsClient } from '@blog/common';
+import { REPLAY_CONSUMER_PREFIX, type NatsClient } from '@blog/common';
 
-/** One durable consumer as `GET /subscribers` shows it. */
+/** One consumer of the stream as `GET /subscribers` shows it. */
 export interface ConsumerStatus {
+  /** `<service>-<HOSTNAME>-...` for a replica's view; the service's name for a legacy durable. */
   name: string;
-  /** The highest stream seq below which everything is acknowledged (the consumer's ack floor). */
+  /**
+   * `replica`: a replica's ordered consumer, read by that process only and deleted once it is gone.
+   * `legacy`: a durable named after a service, read by an older version, deleted once nothing reads it.
+   */
+  kind: 'replica' | 'legacy';
+  /** What the consumer has taken: the last seq delivered (a replica), or the acknowledged seq (a durable). */
   cursor: number;
-  /** Events not yet acknowledged: not yet delivered, plus delivered and awaiting their ack. */
+  /** Events not yet taken: `pending` plus `ackPending`. */
   lag: number;
+  /** Events of the stream not yet delivered to it. */
   pending: number;
+  /** Delivered and awaiting their ack (a legacy durable only; a replica acknowledges nothing). */
   ackPending: number;
-  /** Events delivered more than once and still unacknowledged: a handler failing on them. */
+  /** Events delivered more than once and still unacknowledged (a legacy durable only). */
   failures: number;
 }
 
-/** The durable consumers of the stream, by name (the replays' ordered consumers are not listed). */
+/**
+ * The consumers of the stream that services read, by name: each replica's view and any legacy durable.
+ * Replays' consumers (short-lived, read by `fetchAfter`) are left out. Nothing here is kept between calls,
+ * so any number of gateways answer the same.
+ */
 export async function consumerStatus(client: NatsClient): Promise<ConsumerStatus[]> {
   const { jsm } = await client.jetStream();
   const statuses: ConsumerStatus[] = [];
   try {
     for await (const info of jsm.consumers.list(client.stream)) {
-      if (!info.config.durable_name) continue;
+      const legacy = Boolean(info.config.durable_name);
+      if (!legacy && info.name.startsWith(REPLAY_CONSUMER_PREFIX)) continue;
       statuses.push({
         name: info.name,
-        cursor: info.ack_floor.stream_seq,
+        kind: legacy ? 'legacy' : 'replica',
+        cursor: legacy ? info.ack_floor.stream_seq : info.delivered.stream_seq,
         lag: info.num_pending + info.num_ack_pending,
         pending: info.num_pending,
         ackPending: info.num_ack_pending,

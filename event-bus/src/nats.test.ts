@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NatsTransport } from '@blog/common';
+import { NatsTransport, replicaName } from '@blog/common';
+import type { AckPolicy } from '@nats-io/jetstream';
 import { uniqueStreamName } from '@blog/common/nats-server';
 import { natsAvailability } from '@blog/common/testing';
 import { useNats, useOwnNatsServer } from '../../test/support/nats.js';
@@ -26,22 +27,54 @@ describe.skipIf(shared.skip)('the NATS gateway', () => {
 
   const { bus, publish } = busRouteTests(() => createNatsBus({ env: envFor(nats().url) }));
 
-  it("lists the stream's durable consumers with their acknowledged seq and lag", async () => {
-    const subscribers = async () => (await request(bus().app).get('/subscribers').expect(200)).body;
+  it("lists each replica's consumer and any legacy durable, and the same from every gateway", async () => {
+    const subscribers = async (app = bus().app) =>
+      (await request(app).get('/subscribers').expect(200)).body as { name: string; cursor: number }[];
     expect(await subscribers()).toEqual([]);
     await publish([
       { type: 'T', data: {} },
       { type: 'T', data: {} },
     ]).expect(200);
-    const service = new NatsTransport({ url: nats().url, stream: bus().transport.stream });
+    const stream = bus().transport.stream;
+    // An older version's durable, which acknowledged 1 of the 2 events.
+    const { jsm } = await bus().transport.client.jetStream();
+    await jsm.consumers.add(stream, { durable_name: 'legacy', ack_policy: 'all' as AckPolicy });
+    const replicas = [
+      new NatsTransport({ url: nats().url, stream }),
+      new NatsTransport({ url: nats().url, stream }),
+    ];
+    // A second gateway on the same stream: nothing of the answer is kept in one of them.
+    const other = createNatsBus({ env: envFor(nats().url, stream) });
     try {
-      service.consume('query', async () => undefined);
-      await waitFor(async () => (await subscribers())[0]?.cursor === 2);
-      expect(await subscribers()).toEqual([
-        { name: 'query', cursor: 2, lag: 0, pending: 0, ackPending: 0, failures: 0 },
-      ]);
+      for (const replica of replicas) replica.consume('query', async () => undefined);
+      await waitFor(async () => (await subscribers()).filter((s) => s.cursor === 2).length === 2);
+      const listed = await subscribers();
+      expect(listed).toHaveLength(3);
+      expect(listed.find((s) => s.name === 'legacy')).toEqual({
+        name: 'legacy',
+        kind: 'legacy',
+        cursor: 0,
+        lag: 2,
+        pending: 2,
+        ackPending: 0,
+        failures: 0,
+      });
+      const views = listed.filter((s) => s.name !== 'legacy');
+      for (const view of views) {
+        expect(view).toEqual({
+          name: expect.stringMatching(new RegExp(`^${replicaName('query')}-`)),
+          kind: 'replica',
+          cursor: 2,
+          lag: 0,
+          pending: 0,
+          ackPending: 0,
+          failures: 0,
+        });
+      }
+      expect(new Set(views.map((view) => view.name)).size).toBe(2);
+      expect(await subscribers(other.app)).toEqual(listed);
     } finally {
-      await service.close();
+      await Promise.all([...replicas.map((replica) => replica.close()), other.stop()]);
     }
   });
 
