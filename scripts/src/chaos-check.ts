@@ -1,6 +1,6 @@
 /**
  * The verdict of `npm run chaos`: what the acknowledged writes imply, compared with what the bus's log and
- * the services' views hold once the system is quiet. Pure, so it is unit-tested with fabricated views.
+ * every replica's view hold once the system is quiet. Pure, so it is unit-tested with fabricated views.
  */
 
 export interface AckedPost {
@@ -27,15 +27,21 @@ interface ViewComment {
   status: string;
 }
 
+export type QueryView = Record<string, { id: string; title: string; comments: ViewComment[] }>;
+export type PostsView = Record<string, { id: string; title: string }>;
+/** Comments by post id. */
+export type CommentsView = Record<string, ViewComment[]>;
+
+/** Each view is by replica (`query`, or `query-0`, `query-1`...). */
 export interface Observed {
   /** The bus's whole log, `GET /events`. */
   events: LogEvent[];
   /** query's `GET /posts`. */
-  query: Record<string, { id: string; title: string; comments: ViewComment[] }>;
+  query: Record<string, QueryView>;
   /** posts' `GET /posts`. */
-  posts: Record<string, { id: string; title: string }>;
+  posts: Record<string, PostsView>;
   /** comments' `GET /posts/:id/comments`, for every post of the log. */
-  comments: Record<string, ViewComment[]>;
+  comments: Record<string, CommentsView>;
   /** The bus's `GET /dead-letters`. */
   deadLetters: unknown[];
 }
@@ -55,6 +61,7 @@ export function findDiscrepancies(expected: Expected, observed: Observed): strin
     ...checkPosts(expected.posts, observed),
     ...checkComments(expected.comments, observed),
     ...checkNothingPending(observed),
+    ...checkAgreement(observed),
     ...observed.deadLetters.map((letter) => `dead letter: ${JSON.stringify(letter).slice(0, 300)}`),
   ];
 }
@@ -105,36 +112,38 @@ function countByTypeAndTarget(events: LogEvent[]) {
   };
 }
 
-/** Every acknowledged post in both views, with its title; and no post in a view that the log lacks. */
+/** Every acknowledged post in every view, with its title; and no post in a view that the log lacks. */
 function checkPosts(acked: AckedPost[], observed: Observed): string[] {
   const problems: string[] = [];
+  const views = [...Object.entries(observed.posts), ...Object.entries(observed.query)];
   for (const post of acked) {
-    if (observed.posts[post.id]?.title !== post.title) problems.push(`posts: post ${post.id} missing`);
-    if (observed.query[post.id]?.title !== post.title) problems.push(`query: post ${post.id} missing`);
+    for (const [view, posts] of views) {
+      if (posts[post.id]?.title !== post.title) problems.push(`${view}: post ${post.id} missing`);
+    }
   }
   const inLog = new Set(
     observed.events.filter((e) => e.type === 'PostCreated').map((e) => String(e.data.id)),
   );
-  for (const [view, ids] of [
-    ['posts', Object.keys(observed.posts)],
-    ['query', Object.keys(observed.query)],
-  ] as const) {
-    for (const id of ids) if (!inLog.has(id)) problems.push(`${view}: post ${id} is not in the log`);
+  for (const [view, posts] of views) {
+    for (const id of Object.keys(posts))
+      if (!inLog.has(id)) problems.push(`${view}: post ${id} is not in the log`);
   }
   return problems;
 }
 
-/** Every acknowledged comment exactly once, under its post, with its content and final status, in both views. */
+/** Every acknowledged comment exactly once, under its post, with its content and final status, in every view. */
 function checkComments(acked: AckedComment[], observed: Observed): string[] {
   const problems: string[] = [];
+  const views = [
+    ...Object.entries(observed.query).map(
+      ([view, posts]) => [view, (id: string) => posts[id]?.comments] as const,
+    ),
+    ...Object.entries(observed.comments).map(([view, byPost]) => [view, (id: string) => byPost[id]] as const),
+  ];
   for (const comment of acked) {
     const want = { id: comment.id, content: comment.content, status: finalStatus(comment.content) };
-    const views = [
-      ['query', observed.query[comment.postId]?.comments ?? []],
-      ['comments', observed.comments[comment.postId] ?? []],
-    ] as const;
-    for (const [view, list] of views) {
-      const found = list.filter((c) => c.id === comment.id);
+    for (const [view, commentsOf] of views) {
+      const found = (commentsOf(comment.postId) ?? []).filter((c) => c.id === comment.id);
       if (found.length !== 1) {
         problems.push(`${view}: comment ${comment.id} on post ${comment.postId} found ${found.length} times`);
       } else if (found[0]!.content !== want.content || found[0]!.status !== want.status) {
@@ -145,9 +154,11 @@ function checkComments(acked: AckedComment[], observed: Observed): string[] {
     }
   }
   const createdInLog = observed.events.filter((e) => e.type === 'CommentCreated').length;
-  const inQuery = Object.values(observed.query).reduce((sum, post) => sum + post.comments.length, 0);
-  if (inQuery !== createdInLog) {
-    problems.push(`query: ${inQuery} comments in all, the log created ${createdInLog}`);
+  for (const [view, posts] of Object.entries(observed.query)) {
+    const inQuery = Object.values(posts).reduce((sum, post) => sum + post.comments.length, 0);
+    if (inQuery !== createdInLog) {
+      problems.push(`${view}: ${inQuery} comments in all, the log created ${createdInLog}`);
+    }
   }
   return problems;
 }
@@ -155,12 +166,35 @@ function checkComments(acked: AckedComment[], observed: Observed): string[] {
 /** Acknowledged or not, every comment the log holds must have reached its final status everywhere. */
 function checkNothingPending(observed: Observed): string[] {
   const problems: string[] = [];
-  for (const post of Object.values(observed.query)) {
-    for (const c of post.comments)
-      if (c.status === 'pending') problems.push(`query: comment ${c.id} pending`);
+  for (const [view, posts] of Object.entries(observed.query)) {
+    for (const post of Object.values(posts)) {
+      for (const c of post.comments)
+        if (c.status === 'pending') problems.push(`${view}: comment ${c.id} pending`);
+    }
   }
-  for (const list of Object.values(observed.comments)) {
-    for (const c of list) if (c.status === 'pending') problems.push(`comments: comment ${c.id} pending`);
+  for (const [view, byPost] of Object.entries(observed.comments)) {
+    for (const list of Object.values(byPost)) {
+      for (const c of list) if (c.status === 'pending') problems.push(`${view}: comment ${c.id} pending`);
+    }
+  }
+  return problems;
+}
+
+/** The replicas of a service hold the same view, post by post (at most 5 differences named per replica). */
+function checkAgreement(observed: Observed): string[] {
+  const problems: string[] = [];
+  for (const replicas of [observed.query, observed.posts, observed.comments]) {
+    const [first, ...others] = Object.entries(replicas as Record<string, Record<string, unknown>>);
+    if (!first) continue;
+    for (const [view, byPost] of others) {
+      const ids = new Set([...Object.keys(first[1]), ...Object.keys(byPost)]);
+      const differ = [...ids].filter((id) => JSON.stringify(first[1][id]) !== JSON.stringify(byPost[id]));
+      if (differ.length === 0) continue;
+      problems.push(
+        `${view} and ${first[0]} differ on ${differ.length} posts: ${differ.slice(0, 5).join(', ')}` +
+          (differ.length > 5 ? ', ...' : ''),
+      );
+    }
   }
   return problems;
 }

@@ -1,21 +1,30 @@
 import type { ChaosOptions } from './chaos-options.js';
 import type { Random } from './harness.js';
 import { delay, withTimeout } from '@blog/common/process';
-import { SERVICE_NAMES, type ProcessName } from './process/names.js';
+import { SUBSCRIBER_NAMES, type ProcessName } from './process/names.js';
 import type { System } from './process/system-types.js';
 
 const RESTART_TIMEOUT_MS = 30_000;
 /**
  * What to kill, drawn from this list: what holds the only state on disk twice as often, the bus or (on
- * nats) the nats-server, whose gateway then counts as one more service; a nats-server we did not start
- * (NATS_URL) is left alone.
+ * nats) the nats-server, whose gateway then counts as one more service; in a cluster, each node as often
+ * as each service's replica; a nats-server we did not start (NATS_URL) is left alone.
  */
 function killWeights(system: System): readonly ProcessName[] {
-  if (!system.nats) return ['event-bus', ...SERVICE_NAMES];
-  return system.nats.ours ? ['nats', 'nats', ...SERVICE_NAMES] : SERVICE_NAMES;
+  const services: ProcessName[] = [
+    'event-bus',
+    ...SUBSCRIBER_NAMES.flatMap((service) => system.replicas[service].map((replica) => replica.name)),
+  ];
+  if (!system.nats) return ['event-bus', ...services];
+  if (!system.nats.ours) return services;
+  const nodes = system.nats.nodes;
+  return [...(nodes.length === 1 ? [nodes[0]!, nodes[0]!] : nodes), ...services];
 }
-/** Services down at the same time, at most. */
+/** Processes down at the same time, at most. */
 const MAX_DOWN = 2;
+/** NATS servers down at once, at most: a cluster of three keeps its stream writable with two. */
+const MAX_NATS_DOWN = 1;
+const isNats = (name: ProcessName) => name === 'nats' || name.startsWith('nats-');
 
 export interface Kill {
   service: ProcessName;
@@ -30,7 +39,8 @@ export interface Kill {
 /**
  * Kills a service with SIGKILL every so often until the deadline, and restarts each one after a random
  * pause without waiting for it, so a slow restart does not hold up the next kill and two outages can
- * overlap (at most `MAX_DOWN` services down at once). The pauses between kills are drawn so that `minKills`
+ * overlap (at most `MAX_DOWN` processes down at once, of which one NATS server: the next is killed once
+ * the last is back). The pauses between kills are drawn so that `minKills`
  * fit in 90% of the time; when the schedule falls behind, the pause before the next kill is skipped.
  */
 export async function killUntil(
@@ -52,7 +62,8 @@ export async function killUntil(
     const service = random.pick(weights);
     const due = ((Date.now() - startedAt) / durationMs) * options.minKills;
     if (kills.length >= due) await delay(gapMs);
-    while (down.size >= MAX_DOWN || down.has(service)) await delay(50);
+    const natsDown = () => [...down].filter(isNats).length >= MAX_NATS_DOWN;
+    while (down.size >= MAX_DOWN || down.has(service) || (isNats(service) && natsDown())) await delay(50);
     if (Date.now() >= deadline) break;
     const kill: Kill = { service, atMs: Date.now() - startedAt, downMs: Math.round(downMs), restartMs: null };
     kills.push(kill);

@@ -6,7 +6,8 @@ export const USAGE = `Usage: npm run chaos [-- options]
 
 Starts the five services (real processes, free ports, a fresh temporary event log), writes posts and
 comments at a bounded rate while killing services with SIGKILL and restarting them, then checks that every
-acknowledged write is there exactly once with its final status. Exit code 1 on any discrepancy.
+acknowledged write is there exactly once with its final status, in every replica's view, and that no
+answer was a 5xx other than 503. Exit code 1 on any discrepancy.
 
 Options:
   --seed N          the seed of every random choice (default: drawn from the clock, printed)
@@ -15,6 +16,11 @@ Options:
   --rate N          writes started per second, at most (default 25)
   --transport T     http (the event-bus) or nats (NATS JetStream: the nats-server is killed too; it
                     runs its own unless NATS_URL is set); default: EVENT_TRANSPORT, else http
+  --replicas N      processes of each of posts, comments, query and moderation (default 1; above 1
+                    needs nats): writes go to every replica of posts and comments in turn, any replica
+                    may be killed, and every replica's view is checked, then one more query replica's
+  --nats-nodes N    nats-servers in one JetStream cluster, killed one at a time (default 1; above 1
+                    needs nats and no NATS_URL); the stream is kept on min(3, N) of them
   --json            print the results as JSON on stdout (the report goes to stderr)
   --help            this text`;
 
@@ -25,6 +31,8 @@ export interface ChaosOptions {
   rate: number;
   json: boolean;
   transport: Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'>;
+  replicas: number;
+  natsNodes: number;
 }
 
 export function parseOptions(argv: string[]): ChaosOptions {
@@ -36,6 +44,8 @@ export function parseOptions(argv: string[]): ChaosOptions {
       'min-kills': { type: 'string', default: '20' },
       rate: { type: 'string', default: '25' },
       transport: { type: 'string' },
+      replicas: { type: 'string', default: '1' },
+      'nats-nodes': { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
     },
     USAGE,
@@ -45,12 +55,25 @@ export function parseOptions(argv: string[]): ChaosOptions {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: a whole number, ${min} or more`);
     return n;
   };
+  const transport = transportOptions(values.transport);
+  const replicas = whole('replicas', values.replicas, 1);
+  const natsNodes = whole('nats-nodes', values['nats-nodes'], 1);
+  if (replicas > 1 && transport.transport !== 'nats') {
+    throw new Error(
+      '--replicas above 1 needs --transport nats: the HTTP bus delivers to one address per service',
+    );
+  }
+  if (natsNodes > 1 && (transport.transport !== 'nats' || transport.natsUrl !== undefined)) {
+    throw new Error('--nats-nodes above 1 needs --transport nats and no NATS_URL: chaos runs the cluster');
+  }
   return {
     seed: values.seed === undefined ? Date.now() % 2 ** 31 : whole('seed', values.seed, 0),
     durationS: whole('duration', values.duration, 1),
     minKills: whole('min-kills', values['min-kills'], 0),
     rate: whole('rate', values.rate, 1),
     json: values.json,
-    transport: transportOptions(values.transport),
+    transport,
+    replicas,
+    natsNodes,
   };
 }

@@ -3,23 +3,27 @@
  * SIGKILLs at random (the bus included), each service restarted after a random pause. At the end, once the
  * bus has delivered everything, every write that got its 201 must be there exactly once with its final
  * status, and the log must hold no event twice (scripts/src/chaos-check.ts). docs/reliability.md.
- * With `--transport nats` the services run on NATS JetStream, and the nats-server is killed too.
+ * With `--transport nats` the services run on NATS JetStream, and the nats-server is killed too; with
+ * `--replicas` and `--nats-nodes`, several processes of each service on a JetStream cluster, every replica's
+ * view checked, then that of one more query replica started at the end.
  *
- *   node scripts/dist/chaos.js [--seed N] [--duration S] [--min-kills N] [--rate N] [--transport T] [--json]
+ *   node scripts/dist/chaos.js [--seed N] [--duration S] [--min-kills N] [--rate N] [--transport T]
+ *     [--replicas N] [--nats-nodes N] [--json]
  *
  * The seed fixes every random choice (what to write, what to kill, how long to wait); the timing of a real
  * run on a shared machine still differs, so a replay makes the same choices, not the same interleaving.
  */
-import { findDiscrepancies } from './chaos-check.js';
 import { killUntil, type Kill } from './chaos-kills.js';
 import { parseOptions, USAGE, type ChaosOptions } from './chaos-options.js';
-import { observe, waitForQuiet } from './chaos-observe.js';
-import { unexpectedAnswers, writeUntil, type WriteTally } from './chaos-writes.js';
+import { observeSettled, waitForQuiet } from './chaos-observe.js';
+import { readUntil, unexpectedAnswers, writeUntil, type WriteTally } from './chaos-writes.js';
 import { closeAgent, eventBusToken, round, runScript, say, seededRandom } from './harness.js';
 import { startSystem } from './process/system.js';
 import type { System } from './process/system-types.js';
 
 const QUIET_TIMEOUT_MS = 60_000;
+/** How long the views may take, once quiet, to show every write (a replica's consumer made again). */
+const SETTLE_TIMEOUT_MS = 30_000;
 
 interface Results {
   seed: number;
@@ -27,6 +31,8 @@ interface Results {
   minKills: number;
   rate: number;
   transport: string;
+  replicas: number;
+  natsNodes: number;
   replay: string;
   writes: {
     attempted: number;
@@ -38,14 +44,23 @@ interface Results {
   kills: Kill[];
   killsByService: Record<string, number>;
   restarts: number;
+  /** Every answer during the run, writes and reads, by route then status or network error. */
+  answers: WriteTally['answers'];
   quietAfterMs: number | null;
+  /** From quiet to every view right (null: never within SETTLE_TIMEOUT_MS). */
+  settledAfterMs: number | null;
+  /** The query replica started once the rest was checked (with `--replicas` above 1): what was wrong in it. */
+  lateReplica: { name: string; readyMs: number; discrepancies: number } | null;
   events: number;
   discrepancies: string[];
 }
 
 function report(r: Results): string {
+  const scale =
+    r.replicas > 1 || r.natsNodes > 1 ? `, ${r.replicas} replicas, ${r.natsNodes} NATS nodes` : '';
+  const late = r.lateReplica;
   const lines = [
-    `seed ${r.seed}, ${r.durationS} s, at most ${r.rate} writes/s, transport ${r.transport}`,
+    `seed ${r.seed}, ${r.durationS} s, at most ${r.rate} writes/s, transport ${r.transport}${scale}`,
     `writes: ${r.writes.attempted} attempted, ${r.writes.acknowledgedPosts} posts and ` +
       `${r.writes.acknowledgedComments} comments acknowledged (201), not acknowledged: ` +
       `${JSON.stringify(r.writes.notAcknowledged)}, ${r.writes.resentAfterRefused} sends repeated after ECONNREFUSED`,
@@ -57,7 +72,21 @@ function report(r: Results): string {
         `  at ${round(k.atMs / 1000)} s: ${k.service} killed, down ${k.downMs} ms, ` +
         (k.restartMs === null ? 'did NOT come back' : `ready ${k.restartMs} ms after its restart`),
     ),
+    ...Object.entries(r.answers).map(
+      ([route, byStatus]) => `answers to ${route}: ${JSON.stringify(byStatus)}`,
+    ),
     r.quietAfterMs === null ? 'quiet: NOT reached' : `quiet ${r.quietAfterMs} ms after the last write`,
+    r.settledAfterMs === null
+      ? `views: NOT all right within ${SETTLE_TIMEOUT_MS / 1000} s`
+      : `every view right ${r.settledAfterMs} ms after quiet (checking included)`,
+    ...(late
+      ? [
+          `${late.name} started at the end: ready in ${late.readyMs} ms, ` +
+            (late.discrepancies === 0
+              ? 'the same view'
+              : `NOT the same view (${late.discrepancies} discrepancies)`),
+        ]
+      : []),
     `log: ${r.events} events`,
     r.discrepancies.length === 0
       ? 'discrepancies: 0'
@@ -67,29 +96,43 @@ function report(r: Results): string {
   return lines.join('\n');
 }
 
-/** Writes and kills at once until the deadline, then waits for quiet and checks what the system holds. */
+/** Writes, reads and kills at once until the deadline, then waits for quiet and checks what the system holds. */
 async function run(system: System, options: ChaosOptions, replay: string): Promise<Results> {
   const startedAt = Date.now();
   const deadline = startedAt + options.durationS * 1000;
+  const reads: Pick<WriteTally, 'answers'> = { answers: {} };
   // Two generators from the one seed, so the writes' choices do not shift the kills' and back.
   const [tally, kills] = await Promise.all([
     writeUntil(system, seededRandom(options.seed), options.rate, deadline),
     killUntil(system, seededRandom(options.seed ^ 0x5bd1e995), options, startedAt, deadline),
+    readUntil(system, reads, deadline),
   ]);
+  Object.assign(tally.answers, reads.answers);
   say(`writing and killing done; waiting for the bus to deliver everything`);
   const quietAfterMs = await waitForQuiet(system, QUIET_TIMEOUT_MS);
-  const observed = await observe(system);
+  let settled = await observeSettled(system, tally, SETTLE_TIMEOUT_MS);
+  const settledAfterMs = settled.settledAfterMs;
+  let lateReplica: Results['lateReplica'] = null;
+  if (options.replicas > 1) {
+    const starting = Date.now();
+    const { name } = await system.addReplica('query');
+    say(`${name} started; checking that it shows the same`);
+    const readyMs = Date.now() - starting;
+    settled = await observeSettled(system, tally, SETTLE_TIMEOUT_MS);
+    const itsOwn = settled.discrepancies.filter((d) => d.startsWith(`${name}:`) || d.startsWith(`${name} `));
+    lateReplica = { name, readyMs, discrepancies: itsOwn.length };
+  }
   const discrepancies = [
     ...(quietAfterMs === null ? [`the system was not quiet within ${QUIET_TIMEOUT_MS / 1000} s`] : []),
     ...(kills.length < options.minKills
       ? [`only ${kills.length} kills, fewer than ${options.minKills}`]
       : []),
     ...kills.filter((k) => k.restartMs === null).map((k) => `${k.service} did not come back after its kill`),
-    ...unexpectedAnswers(tally.notAcknowledged),
+    ...unexpectedAnswers(tally),
     ...(tally.answersWithoutTheirComment > 0
       ? [`${tally.answersWithoutTheirComment} comment 201 answers lacked the new comment`]
       : []),
-    ...findDiscrepancies(tally, observed),
+    ...settled.discrepancies,
   ];
   return {
     seed: options.seed,
@@ -97,6 +140,8 @@ async function run(system: System, options: ChaosOptions, replay: string): Promi
     minKills: options.minKills,
     rate: options.rate,
     transport: options.transport.transport ?? 'http',
+    replicas: options.replicas,
+    natsNodes: options.natsNodes,
     replay,
     writes: writesOf(tally),
     kills,
@@ -104,8 +149,11 @@ async function run(system: System, options: ChaosOptions, replay: string): Promi
       system.status().map(({ name }) => [name, kills.filter((k) => k.service === name).length]),
     ),
     restarts: system.status().reduce((sum, s) => sum + s.restarts, 0),
+    answers: tally.answers,
     quietAfterMs,
-    events: observed.events.length,
+    settledAfterMs,
+    lateReplica,
+    events: settled.observed.events.length,
     discrepancies,
   };
 }
@@ -129,10 +177,16 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const transport = options.transport.transport ?? 'http';
-  const replay = `npm run chaos -- --seed ${options.seed} --duration ${options.durationS} --min-kills ${options.minKills} --rate ${options.rate} --transport ${transport}`;
+  const scale =
+    options.replicas > 1 || options.natsNodes > 1
+      ? ` --replicas ${options.replicas} --nats-nodes ${options.natsNodes}`
+      : '';
+  const replay = `npm run chaos -- --seed ${options.seed} --duration ${options.durationS} --min-kills ${options.minKills} --rate ${options.rate} --transport ${transport}${scale}`;
   say(`chaos: seed ${options.seed} (${replay})`);
   const system = await startSystem({
     ...options.transport,
+    replicas: options.replicas,
+    natsNodes: options.natsNodes,
     eventBusToken: eventBusToken(),
     quiet: true,
     host: '127.0.0.1',
