@@ -97,3 +97,67 @@ describe.skipIf(natsAvailability({ needs: 'binary' }).skip)('npm run bench -- --
     expect(stderr).toContain('MiB of JetStream store');
   });
 });
+
+// Replicas on a JetStream cluster: each replica count in turn, its writes spread over the replicas.
+describe.skipIf(natsAvailability({ needs: 'binary' }).skip)(
+  'npm run bench -- --transport nats --nats-nodes 3 --replicas 1,2',
+  () => {
+    it(
+      'measures latency, throughput and CPU for 1 and 2 replicas on one cluster',
+      { timeout: 240_000 },
+      async () => {
+        const out = path.join(outDir, 'results-replicas.json');
+        const { code, stdout, stderr } = await runQuickBench(out, [
+          '--transport',
+          'nats',
+          '--nats-nodes',
+          '3',
+          '--replicas',
+          '1,2',
+        ]);
+        expect(code, `the bench failed:\n${stderr.slice(-3000)}`).toBe(0);
+        const results = JSON.parse(stdout) as {
+          natsNodes: number;
+          streamReplicas: number;
+          runs: {
+            replicas: number;
+            stream: string;
+            latency: { fromRequestMs: { count: number; p50: number; p99: number } };
+            throughput: {
+              perSecond: number;
+              complete: boolean;
+              cpu: { msPerComment: Record<string, number> };
+            };
+            errors: Record<string, number>;
+          }[];
+        };
+        expect(results).toMatchObject({ natsNodes: 3, streamReplicas: 3 });
+        expect(results.runs.map((run) => run.replicas)).toEqual([1, 2]);
+        expect(new Set(results.runs.map((run) => run.stream)).size).toBe(2);
+        for (const run of results.runs) {
+          expect(run.latency.fromRequestMs.count).toBe(40);
+          expect(run.latency.fromRequestMs.p50).toBeGreaterThan(0);
+          expect(run.throughput.perSecond).toBeGreaterThan(0);
+          expect(run.throughput.complete).toBe(true);
+          for (const [name, count] of Object.entries(run.errors)) expect(count, name).toBe(0);
+          // Every kind of process was measured, the replicas summed per service (CPU time comes in 10 ms
+          // ticks: a process that did little in a short phase may show none).
+          const cpu = run.throughput.cpu.msPerComment;
+          for (const name of [
+            'posts',
+            'comments',
+            'query',
+            'moderation',
+            'event-bus',
+            'nats-server',
+            'bench',
+          ])
+            expect(cpu[name], name).toBeGreaterThanOrEqual(0);
+          expect(cpu.total).toBeGreaterThan(0);
+          expect(Object.keys(cpu).some((name) => /-\d+$/.test(name))).toBe(false);
+        }
+        expect(stderr).toContain('| replicas of each service');
+      },
+    );
+  },
+);

@@ -18,12 +18,19 @@ function processCpuMs(pid: number | undefined): number | undefined {
 
 export type CpuSnapshot = Record<string, number>;
 
-/** The CPU time used so far by each service the bench started, and by the bench itself. */
-export function cpuSnapshot(system: System | undefined): CpuSnapshot {
+/**
+ * The CPU time used so far by each service the bench started, by the other processes given (name → pid,
+ * such as nats-servers it runs itself), and by the bench itself.
+ */
+export function cpuSnapshot(
+  system: System | undefined,
+  others: Record<string, number | undefined> = {},
+): CpuSnapshot {
   const snapshot: CpuSnapshot = {};
-  for (const service of system?.status() ?? []) {
-    const ms = processCpuMs(service.pid);
-    if (ms !== undefined) snapshot[service.name] = ms;
+  const pids = [...(system?.status() ?? []).map((s) => [s.name, s.pid] as const), ...Object.entries(others)];
+  for (const [name, pid] of pids) {
+    const ms = processCpuMs(pid);
+    if (ms !== undefined) snapshot[name] = ms;
   }
   const own = process.cpuUsage();
   snapshot.bench = (own.user + own.system) / 1000;
@@ -46,4 +53,18 @@ export function cpuPerComment(
   }
   perComment.total = round(total / comments, 2);
   return perComment;
+}
+
+/**
+ * The CPU milliseconds each process used between two snapshots, summed by what it runs: a service's
+ * replicas (`query-0`, `query-1`) as `query`, every nats-server (`nats`, `nats-0`...) as `nats-server`.
+ */
+export function cpuUsedByService(before: CpuSnapshot, after: CpuSnapshot): Record<string, number> {
+  const used: Record<string, number> = {};
+  for (const [name, ms] of Object.entries(after)) {
+    const bare = name.replace(/-\d+$/, '');
+    const service = bare === 'nats' ? 'nats-server' : bare;
+    used[service] = (used[service] ?? 0) + ms - (before[name] ?? 0);
+  }
+  return used;
 }

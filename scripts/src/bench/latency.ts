@@ -1,6 +1,6 @@
 /** The latency phase: one comment at a time, from its `201` to its final status in query. */
 import { round, sleep } from '../harness.js';
-import type { Settings, Urls } from './options.js';
+import { inTurn, type Settings, type Targets } from './options.js';
 import { REQUEST_TIMEOUT_MS, createPost, post } from './requests.js';
 import { distribution, moderated, now, type Distribution } from './stats.js';
 import { LiveView, QueryView, type QueryComment } from './views.js';
@@ -27,18 +27,19 @@ export interface LatencyResult {
 }
 
 export async function measureLatency(
-  urls: Urls,
+  targets: Targets,
   settings: Settings['latency'],
   observer: Observer,
   pollIntervalMs: number,
   onSample?: (sample: WallTimes) => void,
 ): Promise<LatencyResult> {
-  const view = new QueryView(urls.query);
-  const live = observer === 'push' ? await LiveView.connect(urls.query) : undefined;
+  const views = targets.query.map((url) => new QueryView(url));
+  const lives =
+    observer === 'push' ? await Promise.all(targets.query.map((url) => LiveView.connect(url))) : [];
   try {
-    return await measureLatencyWith(view, live, urls, settings, pollIntervalMs, onSample);
+    return await measureLatencyWith({ targets, views, lives }, settings, pollIntervalMs, onSample);
   } finally {
-    live?.close();
+    for (const live of lives) live.close();
   }
 }
 
@@ -50,27 +51,39 @@ interface Samples {
   wrongStatus: number;
 }
 
+/** Where the samples go: the replicas written to in turn, and each query replica's view (read in turn). */
+interface Readers {
+  targets: Targets;
+  views: QueryView[];
+  /** One per query replica when seen pushed; none when polled. */
+  lives: LiveView[];
+}
+
 async function measureLatencyWith(
-  view: QueryView,
-  live: LiveView | undefined,
-  urls: Urls,
+  { targets, views, lives }: Readers,
   settings: Settings['latency'],
   pollIntervalMs: number,
   onSample?: (sample: WallTimes) => void,
 ): Promise<LatencyResult> {
   const samples: Samples = { afterCreated: [], fromRequest: [], create: [], wrongStatus: 0 };
+  const nextPosts = inTurn(targets.posts);
+  const nextComments = inTurn(targets.comments);
+  const polls = () => views.reduce((sum, view) => sum + view.polls, 0);
   let postId = '';
   const total = settings.warmup + settings.samples;
-  const pollsBefore = view.polls;
+  const pollsBefore = polls();
   for (let i = 0; i < total; i++) {
     // A fresh post every so often keeps the observed view small.
     if (i % settings.commentsPerPost === 0)
-      postId = await createPost(urls, `latency ${i / settings.commentsPerPost}`);
+      postId = await createPost({ posts: nextPosts() }, `latency ${i / settings.commentsPerPost}`);
     const content = i % settings.everyNthOrange === 2 ? `latency ${i}: an orange` : `latency ${i}: fine`;
-    const { id, sent, created } = await createComment(urls, postId, content);
-    const { status, visible } = live
-      ? await pushedFinal(live, id, created)
-      : await polledFinal(view, postId, id, created, pollIntervalMs);
+    const { id, sent, created } = await createComment(nextComments(), postId, content);
+    // Each sample is read from the next query replica.
+    const reader = i % views.length;
+    const { status, visible } =
+      lives.length > 0
+        ? await pushedFinal(lives[reader]!, id, created)
+        : await polledFinal(views[reader]!, postId, id, created, pollIntervalMs);
     onSample?.({
       sent: wall(sent),
       created: wall(created),
@@ -85,27 +98,27 @@ async function measureLatencyWith(
     }
   }
   return {
-    observer: live ? 'push' : 'poll',
+    observer: lives.length > 0 ? 'push' : 'poll',
     settings: { ...settings, pollIntervalMs },
     afterCreatedMs: distribution(samples.afterCreated),
     fromRequestMs: distribution(samples.fromRequest),
     createMs: distribution(samples.create),
-    pollsPerSample: round((view.polls - pollsBefore) / total, 1),
+    pollsPerSample: round((polls() - pollsBefore) / total, 1),
     wrongStatus: samples.wrongStatus,
   };
 }
 
 /** `POST /posts/:id/comments`: the new comment's id, and when the POST was sent and its 201 arrived. */
 async function createComment(
-  urls: Urls,
+  commentsUrl: string,
   postId: string,
   content: string,
 ): Promise<{ id: string; sent: number; created: number }> {
   const sent = now();
-  const reply = await post(`${urls.comments}/posts/${postId}/comments`, { content });
+  const reply = await post(`${commentsUrl}/posts/${postId}/comments`, { content });
   const created = now();
   if (reply.status !== 201)
-    throw new Error(`POST /posts/${postId}/comments answered ${reply.status}: ${reply.body}`);
+    throw new Error(`POST ${commentsUrl}/posts/${postId}/comments answered ${reply.status}: ${reply.body}`);
   const comments = JSON.parse(reply.body) as QueryComment[];
   const id = comments.find((c) => c.content === content)?.id;
   if (!id) throw new Error(`the 201 of POST /posts/${postId}/comments does not list the new comment`);

@@ -17,8 +17,11 @@
  *      (through the local router, with the posts the phases before made; run after the rate phase).
  * It prints a markdown table with the targets and the course's figures beside ours, and writes everything
  * as JSON to `.bench/results.json` (`results-quick.json` for `--quick`, `results-partial.json` for a run
- * with --only, --hops, --cpu-prof or --poll-interval, so those never overwrite the standard results; a
- * `--transport nats` run adds `-nats` to the name).
+ * with --only, --hops, --cpu-prof, --poll-interval or --nats-nodes, so those never overwrite the standard
+ * results; a `--transport nats` run adds `-nats` to the name).
+ *
+ * `--replicas 1,2` (on NATS) is a mode of its own (replicas.ts): the latency and throughput phases for each
+ * replica count, one after the other on the same nats-servers, written to `.bench/results-replicas-nats.json`.
  *
  * Every load goes to 127.0.0.1 only, and every phase is bounded in time.
  */
@@ -32,6 +35,8 @@ import { FULL, parseOptions, QUICK, USAGE, type Options } from './options.js';
 import { runPhases, type Run } from './phases.js';
 import { enableProfiler, profilerEnv, summarizeProfiles } from './profiles.js';
 import { formatReport } from './report.js';
+import { formatReplicasReport } from './replicas-report.js';
+import { measureReplicas, stopReplicaRun, type ReplicasResults } from './replicas.js';
 import { closeRequests } from './requests.js';
 import { buildResults, type Results } from './results.js';
 import { now } from './stats.js';
@@ -52,6 +57,7 @@ async function main(): Promise<void> {
   };
   const stopAll = async () => {
     await run.system?.stop();
+    await stopReplicaRun();
     closeRequests();
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -61,6 +67,11 @@ async function main(): Promise<void> {
     });
   }
   try {
+    if (options.replicas) {
+      const results = await measureReplicas(options, loadBefore);
+      writeResults(options, results, formatReplicasReport(results));
+      return;
+    }
     await startSystemIfNeeded(run);
     const { measured, subscribers } = await runPhases(run);
     const results = buildResults(options, measured, {
@@ -75,7 +86,7 @@ async function main(): Promise<void> {
           : null,
       totalSeconds: round((now() - began) / 1000, 1),
     });
-    writeResults(options, results);
+    writeResults(options, results, formatReport(results));
   } finally {
     await stopAll();
   }
@@ -106,6 +117,7 @@ async function startSystemIfNeeded(run: Run): Promise<void> {
   say(`Starting the five services (LOG_LEVEL=${options.logLevel}, a fresh temporary event log${on})...`);
   const system = await startSystem({
     ...options.transport,
+    natsNodes: options.natsNodes,
     eventBusToken: eventBusToken(),
     quiet: true,
     host: '127.0.0.1',
@@ -129,10 +141,9 @@ async function startSystemIfNeeded(run: Run): Promise<void> {
 }
 
 /** The JSON to its file, and the report to stdout (to stderr with --json, which prints the JSON instead). */
-function writeResults(options: Options, results: Results): void {
+function writeResults(options: Options, results: Results | ReplicasResults, report: string): void {
   mkdirSync(path.dirname(options.out), { recursive: true });
   writeFileSync(options.out, `${JSON.stringify(results, null, 2)}\n`);
-  const report = formatReport(results);
   if (options.json) {
     process.stderr.write(report);
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

@@ -65,6 +65,15 @@ Options:
                        print where each one spends its time
   --hops               time each hop of the latency phase's comments from the services' log lines
                        (runs them at LOG_LEVEL=debug)
+  --nats-nodes N       with --transport nats: run N nats-servers in one JetStream cluster (the stream
+                       kept on min(3, N) of them); default 1 (the start-up phase keeps a server of its own)
+  --replicas LIST      with --transport nats: compare replica counts (e.g. 1,2) in one run, one after the
+                       other on the same nats-servers, each on a fresh stream: for each count, that many
+                       processes of posts, comments, query and moderation, then the latency phase (seen
+                       pushed, reading each query replica in turn) and the throughput phase (final in
+                       every query replica), writes going to each replica in turn as an Ingress spreads
+                       them; with the CPU each service and the nats-servers used per comment. Writes
+                       .bench/results-replicas-nats.json (results-replicas-quick-nats.json for --quick)
   --posts URL --comments URL --query URL --bus URL
                        measure a system already running there instead (127.0.0.1 only); the start-up
                        phase still spawns its own event-bus and query on free ports
@@ -81,7 +90,14 @@ export interface Options {
   pollIntervalMs: number;
   cpuProfDir: string | undefined;
   hops: boolean;
+  /** --nats-nodes: the nats-servers, in one cluster above 1. */
+  natsNodes: number;
+  /** --replicas: the replica counts to compare (the scale-out mode), or undefined (the standard phases). */
+  replicas: number[] | undefined;
 }
+
+/** The most processes per service --replicas starts: each is a Node process on the same machine. */
+const MAX_REPLICAS = 8;
 
 export const PHASES = ['latency', 'rate', 'throughput', 'replay', 'client'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -91,6 +107,28 @@ export interface Urls {
   comments: string;
   query: string;
   bus: string;
+}
+
+/**
+ * Every replica the load phases reach, by service. Requests go to each in turn, as an Ingress spreads them
+ * (round robin per request); a system of one of each is one URL per service.
+ */
+export interface Targets {
+  posts: readonly string[];
+  comments: readonly string[];
+  query: readonly string[];
+}
+
+export const targetsOf = (urls: Urls): Targets => ({
+  posts: [urls.posts],
+  comments: [urls.comments],
+  query: [urls.query],
+});
+
+/** The next of `urls` at each call, in turn. */
+export function inTurn(urls: readonly string[]): () => string {
+  let next = 0;
+  return () => urls[next++ % urls.length]!;
 }
 
 export function parseOptions(argv: string[]): Options {
@@ -106,6 +144,8 @@ export function parseOptions(argv: string[]): Options {
       'poll-interval': { type: 'string', default: '0' },
       'cpu-prof': { type: 'string' },
       hops: { type: 'boolean', default: false },
+      'nats-nodes': { type: 'string', default: '1' },
+      replicas: { type: 'string' },
       posts: { type: 'string' },
       comments: { type: 'string' },
       query: { type: 'string' },
@@ -113,17 +153,7 @@ export function parseOptions(argv: string[]): Options {
     },
     USAGE,
   );
-  const given = (['posts', 'comments', 'query', 'bus'] as const).filter((name) => values[name] !== undefined);
-  let urls: Urls | undefined;
-  if (given.length > 0) {
-    if (given.length < 4) throw new Error('--posts, --comments, --query and --bus go together');
-    urls = {
-      posts: loopbackUrl('posts', values.posts!),
-      comments: loopbackUrl('comments', values.comments!),
-      query: loopbackUrl('query', values.query!),
-      bus: loopbackUrl('bus', values.bus!),
-    };
-  }
+  const urls = givenUrls(values);
   const phases = new Set<Phase>();
   for (const name of (values.only ?? PHASES.join(',')).split(',').map((p) => p.trim())) {
     if (!(PHASES as readonly string[]).includes(name)) {
@@ -135,15 +165,32 @@ export function parseOptions(argv: string[]): Options {
   if (!Number.isFinite(pollIntervalMs) || pollIntervalMs < 0) {
     throw new Error('--poll-interval: a number of milliseconds, 0 or more');
   }
+  const transport = transportOptions(values.transport);
+  const scale = scaleOptions(values['nats-nodes'], values.replicas, transport);
   // A run that is not the standard one does not overwrite the standard results.
   const partial =
-    phases.size < PHASES.length || pollIntervalMs > 0 || values['cpu-prof'] !== undefined || values.hops;
-  const transport = transportOptions(values.transport);
+    phases.size < PHASES.length ||
+    pollIntervalMs > 0 ||
+    values['cpu-prof'] !== undefined ||
+    values.hops ||
+    (!scale.replicas && scale.natsNodes > 1);
   if (values.hops && transport.transport === 'nats') {
     throw new Error("--hops reads the HTTP bus's log lines: it has no meaning with --transport nats");
   }
+  if ((scale.replicas || scale.natsNodes > 1) && urls) {
+    throw new Error(
+      '--replicas and --nats-nodes start their own system: not with --posts/--comments/--query/--bus',
+    );
+  }
+  if (scale.replicas && partial) {
+    throw new Error(
+      '--replicas runs its own two phases: not with --only, --poll-interval, --cpu-prof or --hops',
+    );
+  }
+  const kind = values.quick ? '-quick' : partial ? '-partial' : '';
   const name =
-    (values.quick ? 'results-quick' : partial ? 'results-partial' : 'results') +
+    (scale.replicas ? 'results-replicas' : 'results') +
+    kind +
     (transport.transport === 'nats' ? '-nats' : '');
   return {
     transport,
@@ -156,6 +203,49 @@ export function parseOptions(argv: string[]): Options {
     phases,
     pollIntervalMs,
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']),
+    ...scale,
+  };
+}
+
+/** --nats-nodes and --replicas: whole numbers, on NATS servers the bench runs itself. */
+function scaleOptions(
+  nodesValue: string,
+  replicasValue: string | undefined,
+  transport: Options['transport'],
+): Pick<Options, 'natsNodes' | 'replicas'> {
+  const natsNodes = Number(nodesValue);
+  if (!Number.isInteger(natsNodes) || natsNodes < 1 || natsNodes > 5) {
+    throw new Error(`--nats-nodes: a whole number from 1 to 5, not "${nodesValue}"`);
+  }
+  const replicas = replicasValue?.split(',').map((item) => Number(item.trim()));
+  if (
+    replicas &&
+    (replicas.length === 0 || replicas.some((n) => !Number.isInteger(n) || n < 1 || n > MAX_REPLICAS))
+  ) {
+    throw new Error(
+      `--replicas: replica counts from 1 to ${MAX_REPLICAS}, comma-separated, not "${replicasValue}"`,
+    );
+  }
+  const scaled = natsNodes > 1 || replicas !== undefined;
+  if (scaled && transport.transport !== 'nats') {
+    throw new Error('--nats-nodes and --replicas need --transport nats: the HTTP bus is a single process');
+  }
+  if (scaled && transport.natsUrl !== undefined) {
+    throw new Error('--nats-nodes and --replicas run their own nats-servers: unset NATS_URL');
+  }
+  return { natsNodes, replicas };
+}
+
+/** --posts, --comments, --query and --bus: all four, or none (the bench starts the system). */
+function givenUrls(values: Partial<Record<keyof Urls, string>>): Urls | undefined {
+  const given = (['posts', 'comments', 'query', 'bus'] as const).filter((name) => values[name] !== undefined);
+  if (given.length === 0) return undefined;
+  if (given.length < 4) throw new Error('--posts, --comments, --query and --bus go together');
+  return {
+    posts: loopbackUrl('posts', values.posts!),
+    comments: loopbackUrl('comments', values.comments!),
+    query: loopbackUrl('query', values.query!),
+    bus: loopbackUrl('bus', values.bus!),
   };
 }
 

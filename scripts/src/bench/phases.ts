@@ -8,7 +8,7 @@ import { measureClient } from './client-page.js';
 import { cpuPerComment, cpuSnapshot } from './cpu.js';
 import type { LogLine } from './hops.js';
 import { measureLatency, type WallTimes } from './latency.js';
-import type { Options, Settings, Urls } from './options.js';
+import { targetsOf, type Options, type Settings, type Urls } from './options.js';
 import { measureRate } from './rate.js';
 import { measureReplay } from './replay.js';
 import { get } from './requests.js';
@@ -73,12 +73,14 @@ async function latencyPhase(run: Run, urls: Urls): Promise<Pick<Measured, 'laten
   say(`latency: ${s.warmup} warm-up + ${s.samples} comments, one at a time, seen pushed`);
   let before = cpuSnapshot(run.system);
   run.collecting = run.options.hops;
-  const pushed = await measureLatency(urls, s, 'push', 0, (sample) => run.wallSamples.push(sample));
+  const pushed = await measureLatency(targetsOf(urls), s, 'push', 0, (sample) =>
+    run.wallSamples.push(sample),
+  );
   run.collecting = false;
   const latency = { ...pushed, cpuMsPerComment: cpuPerComment(before, cpuSnapshot(run.system), total) };
   say(`latency: the same again, seen by polling GET /posts`);
   before = cpuSnapshot(run.system);
-  const polled = await measureLatency(urls, s, 'poll', run.options.pollIntervalMs);
+  const polled = await measureLatency(targetsOf(urls), s, 'poll', run.options.pollIntervalMs);
   const latencyPolled = { ...polled, cpuMsPerComment: cpuPerComment(before, cpuSnapshot(run.system), total) };
   return { latency, latencyPolled };
 }
@@ -87,7 +89,7 @@ async function throughputPhase(run: Run, urls: Urls): Promise<Measured['throughp
   const s = run.settings.throughput;
   say(`throughput: ${s.writers} writers on ${s.posts} posts for ${s.durationMs / 1000} s`);
   const before = cpuSnapshot(run.system);
-  const result = await measureThroughput(urls, s);
+  const result = await measureThroughput(targetsOf(urls), s);
   return { ...result, cpuMsPerComment: cpuPerComment(before, cpuSnapshot(run.system), result.final) };
 }
 

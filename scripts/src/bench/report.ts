@@ -38,8 +38,7 @@ export function formatTable(r: Results): string {
   const m = r.machine;
   const header = [
     `${r.date} · ${r.command} · ${r.mode} run in ${d.totalSeconds} s`,
-    `machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGB} GB, node ${m.node}, ${m.platform}; ` +
-      `load average ${m.loadBefore} before, ${m.loadAfter} after`,
+    machineLine(m),
     `system: ${r.system}, transport ${r.transport}, LOG_LEVEL=${r.logLevel}`,
   ];
   const errors = `errors: ${Object.entries(r.errors)
@@ -48,8 +47,13 @@ export function formatTable(r: Results): string {
   return [...header, '', ...markdownTable(rows), '', ...notes, errors].join('\n');
 }
 
+/** The machine a run ran on, and its load: others' work on it skews every figure. */
+export const machineLine = (m: Results['machine']) =>
+  `machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGB} GB, node ${m.node}, ${m.platform}; ` +
+  `load average ${m.loadBefore} before, ${m.loadAfter} after`;
+
 /** The rows as a markdown table, each column as wide as its widest cell; the first row is the header. */
-function markdownTable(rows: string[][]): string[] {
+export function markdownTable(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
   const line = (row: string[]) => `| ${row.map((cell, col) => cell.padEnd(widths[col]!)).join(' | ')} |`;
   return [line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)];

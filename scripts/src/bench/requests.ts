@@ -30,7 +30,7 @@ export async function postJson<T>(url: string, json: unknown, expected = 201): P
   return JSON.parse(reply.body) as T;
 }
 
-export async function createPost(urls: Urls, title: string): Promise<string> {
+export async function createPost(urls: Pick<Urls, 'posts'>, title: string): Promise<string> {
   const created = await postJson<{ id: string }>(`${urls.posts}/posts/create`, { title });
   return created.id;
 }

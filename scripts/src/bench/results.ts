@@ -90,20 +90,8 @@ export interface RunFacts {
 }
 
 export function buildResults(options: Options, measured: Measured, facts: RunFacts): Results {
-  const cpus = os.cpus();
   return {
-    date: new Date().toISOString(),
-    command: ['node scripts/dist/bench/main.js', ...process.argv.slice(2)].join(' '),
-    mode: options.quick ? 'quick' : 'full',
-    machine: {
-      cpus: cpus.length,
-      cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-      memoryGB: round(os.totalmem() / 2 ** 30, 1),
-      node: process.version,
-      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-      loadBefore: round(facts.loadBefore, 2),
-      loadAfter: round(os.loadavg()[0] ?? 0, 2),
-    },
+    ...runFacts(options, facts.loadBefore),
     system: options.urls ? 'given URLs' : 'started by the bench (scripts/src/process/system.ts)',
     transport: options.urls ? 'as configured' : (options.transport.transport ?? 'http'),
     logLevel: options.urls ? 'as configured' : options.logLevel,
@@ -118,6 +106,28 @@ export function buildResults(options: Options, measured: Measured, facts: RunFac
       profiles: facts.profiles,
       hops: facts.hops,
       totalSeconds: facts.totalSeconds,
+    },
+  };
+}
+
+/** When, how and on what a run ran: the first keys of every results file. */
+export function runFacts(
+  options: Options,
+  loadBefore: number,
+): Pick<Results, 'date' | 'command' | 'mode' | 'machine'> {
+  const cpus = os.cpus();
+  return {
+    date: new Date().toISOString(),
+    command: ['node scripts/dist/bench/main.js', ...process.argv.slice(2)].join(' '),
+    mode: options.quick ? 'quick' : 'full',
+    machine: {
+      cpus: cpus.length,
+      cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+      memoryGB: round(os.totalmem() / 2 ** 30, 1),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      loadBefore: round(loadBefore, 2),
+      loadAfter: round(os.loadavg()[0] ?? 0, 2),
     },
   };
 }

@@ -1,7 +1,10 @@
-/** The throughput phase: concurrent writers for a fixed time, then until every comment is final in query. */
+/**
+ * The throughput phase: concurrent writers for a fixed time, then until every comment is final in query
+ * (in every replica of query, each request of the writers going to the next replica of its service).
+ */
 import { randomUUID } from 'node:crypto';
 import { round, sleep } from '../harness.js';
-import type { Settings, Urls } from './options.js';
+import { inTurn, type Settings, type Targets } from './options.js';
 import { createPost, post } from './requests.js';
 import { distribution, now, pool, type Distribution } from './stats.js';
 import { QueryView } from './views.js';
@@ -17,7 +20,7 @@ export interface ThroughputResult {
   errorCount: number;
   /** 201s per second while the writers ran. */
   createdPerSecond: number;
-  /** From the first POST to the last comment final in query. */
+  /** From the first POST to the last comment final in query (in the last of its replicas). */
   elapsedMs: number;
   /** From the writers' end to the last comment final in query. */
   drainMs: number;
@@ -26,21 +29,30 @@ export interface ThroughputResult {
 }
 
 export async function measureThroughput(
-  urls: Urls,
+  targets: Targets,
   settings: Settings['throughput'],
 ): Promise<ThroughputResult> {
   const run = randomUUID().slice(0, 8);
   const prefix = `tput ${run} `;
+  const nextPosts = inTurn(targets.posts);
   const postIds = await pool(
     Array.from({ length: settings.posts }, (_, i) => i),
     8,
-    (i) => createPost(urls, `throughput ${run} ${i}`),
+    (i) => createPost({ posts: nextPosts() }, `throughput ${run} ${i}`),
   );
   const start = now();
-  const written = await write(urls, postIds, prefix, settings);
+  const written = await write(targets.comments, postIds, prefix, settings);
   const writersDone = now();
-  // Then until every comment of this run is final in query.
-  const drained = await drain(urls, postIds, prefix, written.created, writersDone + settings.drainTimeoutMs);
+  // Then until every comment of this run is final in every replica of query.
+  const deadline = writersDone + settings.drainTimeoutMs;
+  const drains = await Promise.all(
+    targets.query.map((url) => drain(url, postIds, prefix, written.created, deadline)),
+  );
+  const drained = {
+    final: Math.min(...drains.map((d) => d.final)),
+    complete: drains.every((d) => d.complete),
+    lastVisible: Math.max(...drains.map((d) => d.lastVisible)),
+  };
   const lastVisible = drained.lastVisible;
   const elapsedMs = lastVisible - start;
   const errorCount = Object.values(written.errors).reduce((sum, n) => sum + n, 0);
@@ -60,7 +72,13 @@ export async function measureThroughput(
 }
 
 /** `settings.writers` concurrent writers, each posting one comment after another until the time is up. */
-async function write(urls: Urls, postIds: string[], prefix: string, settings: Settings['throughput']) {
+async function write(
+  commentsUrls: readonly string[],
+  postIds: string[],
+  prefix: string,
+  settings: Settings['throughput'],
+) {
+  const nextComments = inTurn(commentsUrls);
   let counter = 0;
   let created = 0;
   const errors: Record<string, number> = {};
@@ -74,7 +92,7 @@ async function write(urls: Urls, postIds: string[], prefix: string, settings: Se
       const sent = now();
       try {
         // The 201 carries the post's whole comments array: read, not parsed (the content identifies ours).
-        const reply = await post(`${urls.comments}/posts/${postId}/comments`, { content });
+        const reply = await post(`${nextComments()}/posts/${postId}/comments`, { content });
         if (reply.status === 201) {
           created++;
           createMs.push(now() - sent);
@@ -88,9 +106,9 @@ async function write(urls: Urls, postIds: string[], prefix: string, settings: Se
   return { created, errors, createMs };
 }
 
-/** Polls query until every comment of the run (`prefix`) is final, or the deadline passes. */
-async function drain(urls: Urls, postIds: string[], prefix: string, created: number, deadline: number) {
-  const view = new QueryView(urls.query);
+/** Polls a query until every comment of the run (`prefix`) is final, or the deadline passes. */
+async function drain(queryUrl: string, postIds: string[], prefix: string, created: number, deadline: number) {
+  const view = new QueryView(queryUrl);
   for (;;) {
     await view.poll();
     const polled = now();
