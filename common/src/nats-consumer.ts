@@ -51,6 +51,7 @@ export class ReplicaConsumer {
     for (let attempt = 0; !this.client.closed; attempt++) {
       try {
         if (!legacyChecked) legacyChecked = await this.limitLegacyDurable();
+        // The delay grows while nothing gets handled, and starts again from 100 ms once a batch is.
         await this.consumeOnce(() => (attempt = 0));
       } catch (err) {
         if (this.client.closed) return;
@@ -74,8 +75,11 @@ export class ReplicaConsumer {
     current.consumer.delete().catch(() => undefined);
   }
 
-  /** One ordered consumer from `nextSeq`, its messages handed over until they end or `handle` throws. */
-  private async consumeOnce(started: () => void): Promise<void> {
+  /**
+   * One ordered consumer from `nextSeq`, its messages handed over until they end or `handle` throws;
+   * `handled` after each batch handled.
+   */
+  private async consumeOnce(handled: () => void): Promise<void> {
     const { js } = await this.client.jetStream();
     // A name of its own each time: one left on a dead node must not be taken for this one.
     const consumer = await js.consumers.get(this.client.stream, {
@@ -99,11 +103,11 @@ export class ReplicaConsumer {
     void watchHealth(messages, queue);
     this.current = { consumer, messages };
     if (this.client.closed) await this.stop();
-    started();
     try {
       for await (const batch of queue.batches(DELIVERY_BATCH)) {
         if (this.client.closed) return;
         await this.deliver(batch);
+        handled();
       }
       if (!this.client.closed) throw new Error('the consumer stopped delivering');
     } finally {
@@ -135,7 +139,11 @@ export class ReplicaConsumer {
         await this.handle(events);
       } catch (err) {
         this.client.log?.warn(
-          { err: (err as Error).message, seqs: `${events[0]!.seq}..${events.at(-1)!.seq}`, count: events.length },
+          {
+            err: (err as Error).message,
+            seqs: `${events[0]!.seq}..${events.at(-1)!.seq}`,
+            count: events.length,
+          },
           'events not handled, read again later',
         );
         throw err;

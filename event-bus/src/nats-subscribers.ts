@@ -19,6 +19,11 @@ export interface ConsumerStatus {
   ackPending: number;
   /** Events delivered more than once and still unacknowledged (a legacy durable only). */
   failures: number;
+  /**
+   * Pull requests open on it: a running replica keeps one nearly all the time (each lasts 2 s), so 0 for
+   * more than a moment says nothing reads it (a replica killed, its consumer not yet deleted by the server).
+   */
+  waiting: number;
 }
 
 /**
@@ -41,6 +46,7 @@ export async function consumerStatus(client: NatsClient): Promise<ConsumerStatus
         pending: info.num_pending,
         ackPending: info.num_ack_pending,
         failures: info.num_redelivered,
+        waiting: info.num_waiting,
       });
     }
   } catch (err) {
