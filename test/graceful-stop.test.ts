@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HttpClient } from '@blog/common';
-import { ManagedProcess } from '@blog/common/process';
+import type { ManagedProcess } from '@blog/common/process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts } from '../scripts/src/process/ports.js';
+import { blogProcess } from './support/blog-process.js';
 import { settlesBefore, waitFor } from './support/wait-for.js';
 
 /**
@@ -15,7 +15,6 @@ import { settlesBefore, waitFor } from './support/wait-for.js';
  * losing what was acknowledged, live streams end, and the process exits 0.
  */
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Far longer than the test waits: whatever ends the delay here is the second signal, not the time. */
 const LONG_DELAY_MS = 600_000;
 
@@ -24,30 +23,16 @@ const api = new HttpClient();
 const processes: ManagedProcess[] = [];
 let urls: { bus: string; posts: string; query: string };
 
-function blogProcess(dir: string, port: number, env: Record<string, string>) {
-  const url = `http://127.0.0.1:${port}`;
-  const child = new ManagedProcess({
-    name: dir,
-    command: process.execPath,
-    args: ['dist/index.js'],
-    cwd: path.join(ROOT, dir),
-    env: {
-      ...process.env,
-      EVENT_TRANSPORT: 'http',
-      LOG_LEVEL: 'warn',
-      ...env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-    },
-    ready: `${url}/readyz`,
-  });
-  processes.push(child);
-  return child;
-}
-
 let bus: ManagedProcess;
 let posts: ManagedProcess;
 let query: ManagedProcess;
+
+/** A process of the blog on the HTTP bus, kept to be stopped at the end. */
+function start(dir: string, port: number, env: NodeJS.ProcessEnv): ManagedProcess {
+  const child = blogProcess(dir, port, { EVENT_TRANSPORT: 'http', LOG_LEVEL: 'warn', ...env }).process;
+  processes.push(child);
+  return child;
+}
 
 beforeAll(async () => {
   const [busPort, postsPort, queryPort] = (await freePorts(3)) as [number, number, number];
@@ -56,16 +41,13 @@ beforeAll(async () => {
     posts: `http://127.0.0.1:${postsPort}`,
     query: `http://127.0.0.1:${queryPort}`,
   };
-  bus = blogProcess('event-bus', busPort, {
+  bus = start('event-bus', busPort, {
     DATA_DIR: dataDir,
     SUBSCRIBERS: `posts=${urls.posts}/events,query=${urls.query}/events`,
     SHUTDOWN_DELAY_MS: String(LONG_DELAY_MS),
   });
-  posts = blogProcess('posts', postsPort, {
-    EVENT_BUS_URL: urls.bus,
-    SHUTDOWN_DELAY_MS: String(LONG_DELAY_MS),
-  });
-  query = blogProcess('query', queryPort, { EVENT_BUS_URL: urls.bus });
+  posts = start('posts', postsPort, { EVENT_BUS_URL: urls.bus, SHUTDOWN_DELAY_MS: String(LONG_DELAY_MS) });
+  query = start('query', queryPort, { EVENT_BUS_URL: urls.bus });
   await bus.start();
   await Promise.all([posts.start(), query.start()]);
 });

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { HttpClient } from '@blog/common';
 import { uniqueStreamName } from '@blog/common/nats-server';
-import { ManagedProcess, type ExitInfo } from '@blog/common/process';
+import type { ExitInfo, ManagedProcess } from '@blog/common/process';
 import { natsAvailability, natsForTests } from '@blog/common/testing';
 import {
   readPodLifecycles,
@@ -18,17 +18,18 @@ import {
 } from '@blog/router';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePorts } from '../scripts/src/process/ports.js';
+import { blogProcess } from './support/blog-process.js';
 import { waitFor } from './support/wait-for.js';
 
 /**
- * A `kubectl rollout restart` of every Deployment, one after the other, done locally: real processes on a
- * real nats-server, `ROLLING_REPLICAS` replicas of each service (each its own port and HOSTNAME), the bus
- * as the NATS gateway, and the router in front with every replica of a Service as its endpoints, probed
- * as the manifests say. Every Deployment is restarted at once, and each replaces its replicas one at a
- * time as a Deployment with maxSurge 1 and maxUnavailable 0 does it: the new one starts, the router finds it ready, the old one is marked terminating, the preStop time
- * passes, then SIGTERM, and the old one must exit 0. Meanwhile several clients write posts and comments
- * through the router, as browsers would through the Ingress; not one may see an error, and every
- * acknowledged write must end up in query with its comments in their final status.
+ * `kubectl rollout restart deployment`, done locally: real processes on a real nats-server,
+ * `ROLLING_REPLICAS` replicas of each service (each its own port and HOSTNAME), the bus as the NATS
+ * gateway, and the router in front with every replica of a Service as its endpoints, probed as the
+ * manifests say. Every Deployment is restarted at once, and each replaces its replicas one at a time as
+ * maxSurge 1 and maxUnavailable 0 do: the new one starts, the router finds it ready, the old one is marked
+ * terminating, the preStop time passes, then SIGTERM, and the old one must exit 0. Meanwhile several
+ * clients write posts and comments through the router, as browsers would through the Ingress; not one may
+ * see an error, and every acknowledged write must end up in query with its comments in their final status.
  *
  * The probes' and the preStop's times are the manifests' divided by TIME_SCALE, so the whole rollout
  * fits in `npm test`.
@@ -87,22 +88,18 @@ function scaledProbe(name: ServiceName) {
   };
 }
 
-/** A process of the blog, from its built `dist/`, ready (as a startupProbe) once it answers /healthz. */
+/** A process of the blog, ready (as a startupProbe) once it answers /healthz. */
 async function spawnProcess(dir: string, hostname: string, env: NodeJS.ProcessEnv, stopTimeoutMs: number) {
-  const [port] = await freePorts(1);
-  const url = `http://127.0.0.1:${port}`;
-  const child = new ManagedProcess({
-    name: hostname,
-    command: process.execPath,
-    args: ['dist/index.js'],
-    cwd: path.join(ROOT, dir),
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', HOSTNAME: hostname },
-    ready: `${url}/healthz`,
-    stopTimeoutMs,
-  });
-  processes.push(child);
-  await child.start();
-  return { url, process: child };
+  const [port] = (await freePorts(1)) as [number];
+  const child = blogProcess(
+    dir,
+    port,
+    { ...env, HOSTNAME: hostname },
+    { name: hostname, stopTimeoutMs, readyPath: '/healthz' },
+  );
+  processes.push(child.process);
+  await child.process.start();
+  return child;
 }
 
 /** The writes of one client through the router, until `until` aborts; errors are kept, not thrown. */
