@@ -135,7 +135,11 @@ export class ReplicaConsumer {
         await this.handle(events);
       } catch (err) {
         this.client.log?.warn(
-          { err: (err as Error).message, seqs: `${events[0]!.seq}..${events.at(-1)!.seq}`, count: events.length },
+          {
+            err: (err as Error).message,
+            seqs: `${events[0]!.seq}..${events.at(-1)!.seq}`,
+            count: events.length,
+          },
           'events not handled, read again later',
         );
         throw err;

@@ -70,7 +70,8 @@ export async function ensureStream(jsm: JetStreamManager, settings: StreamSettin
     // Another client may have just made the same change.
     const now = await jsm.streams.info(stream).catch(() => undefined);
     const done =
-      now?.config.num_replicas === replicas && subjects.every((wanted) => now.config.subjects?.includes(wanted));
+      now?.config.num_replicas === replicas &&
+      subjects.every((wanted) => now.config.subjects?.includes(wanted));
     if (!done) throw replicationRefused(err, settings);
   }
   log?.info(

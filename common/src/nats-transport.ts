@@ -7,7 +7,12 @@ import { ReplicaConsumer, type EventHandler } from './nats-consumer.js';
 import { readStream, REPLAY_BATCH, streamHead } from './nats-stream.js';
 import type { EventPage, EventTransport, PublishOptions } from './transport.js';
 
-export { NatsClient, replicaName, type JetStreamHandles, type NatsTransportOptions } from './nats-connection.js';
+export {
+  NatsClient,
+  replicaName,
+  type JetStreamHandles,
+  type NatsTransportOptions,
+} from './nats-connection.js';
 export { LEGACY_DURABLE_IDLE_MS } from './nats-consumer.js';
 export { REPLAY_CONSUMER_PREFIX } from './nats-stream.js';
 
