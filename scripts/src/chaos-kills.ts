@@ -20,8 +20,11 @@ function killWeights(system: System): readonly ProcessName[] {
   const nodes = system.nats.nodes;
   return [...(nodes.length === 1 ? [nodes[0]!, nodes[0]!] : nodes), ...services];
 }
-/** Processes down at the same time, at most. */
-const MAX_DOWN = 2;
+/**
+ * Processes down at the same time, at most: one more when every service has a replica to spare, whose
+ * restarts (a catch-up each) would otherwise hold the schedule back.
+ */
+const maxDown = (system: System) => (system.replicas.query.length > 1 ? 3 : 2);
 /** NATS servers down at once, at most: a cluster of three keeps its stream writable with two. */
 const MAX_NATS_DOWN = 1;
 const isNats = (name: ProcessName) => name === 'nats' || name.startsWith('nats-');
@@ -39,7 +42,7 @@ export interface Kill {
 /**
  * Kills a service with SIGKILL every so often until the deadline, and restarts each one after a random
  * pause without waiting for it, so a slow restart does not hold up the next kill and two outages can
- * overlap (at most `MAX_DOWN` processes down at once, of which one NATS server: the next is killed once
+ * overlap (at most `maxDown` processes down at once, of which one NATS server: the next is killed once
  * the last is back). The pauses between kills are drawn so that `minKills`
  * fit in 90% of the time; when the schedule falls behind, the pause before the next kill is skipped.
  */
@@ -63,7 +66,8 @@ export async function killUntil(
     const due = ((Date.now() - startedAt) / durationMs) * options.minKills;
     if (kills.length >= due) await delay(gapMs);
     const natsDown = () => [...down].filter(isNats).length >= MAX_NATS_DOWN;
-    while (down.size >= MAX_DOWN || down.has(service) || (isNats(service) && natsDown())) await delay(50);
+    while (down.size >= maxDown(system) || down.has(service) || (isNats(service) && natsDown()))
+      await delay(50);
     if (Date.now() >= deadline) break;
     const kill: Kill = { service, atMs: Date.now() - startedAt, downMs: Math.round(downMs), restartMs: null };
     kills.push(kill);
