@@ -172,8 +172,8 @@ function transportFor(
 }
 
 /**
- * Ready once caught up and while the event log answers, until the stop begins; the log's answer is kept READINESS_CACHE_MS, so
- * frequent probes do not each cost the log a request.
+ * Ready once caught up and while the event log answers, until a stop begins; the log's answer is kept
+ * READINESS_CACHE_MS, so frequent probes do not each cost the log a request.
  */
 function cachedReadiness<State>(
   subscriber: Subscriber<State>,

@@ -121,6 +121,11 @@ export class EndpointPool {
     this.endpoints.splice(this.endpoints.indexOf(endpoint), 1);
   }
 
+  /** How many endpoints there are, ready or not, terminating included. */
+  get size(): number {
+    return this.endpoints.length;
+  }
+
   /** How many endpoints are in rotation. */
   get readyCount(): number {
     return this.endpoints.filter((endpoint) => endpoint.ready).length;

@@ -62,6 +62,8 @@ function responseHeaders(upstream: IncomingMessage): http.OutgoingHttpHeaders {
 /** Where a request may go: the endpoints in rotation, round robin (endpoints.ts), skipping those tried. */
 export interface Targets {
   next(tried?: ReadonlySet<URL>): URL | undefined;
+  /** How many endpoints there are, ready or not: with one, nothing is kept for a retry. */
+  readonly size: number;
 }
 
 /** Methods ingress-nginx passes to the next upstream even after the request was sent. */
@@ -69,11 +71,11 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** The most of a request body kept to send again to the next endpoint; a larger one is never retried. */
 const RETRY_BODY_MAX_BYTES = 1024 * 1024;
 
-/** The request body as read so far, kept (up to RETRY_BODY_MAX_BYTES) for a retry on another endpoint. */
-function keepBody(req: IncomingMessage) {
+/** The request body as read so far, kept (up to RETRY_BODY_MAX_BYTES) for a retry, if `retries`. */
+function keepBody(req: IncomingMessage, retries: boolean) {
   const chunks: Buffer[] = [];
   let bytes = 0;
-  let whole = true;
+  let whole = retries;
   const keep = (chunk: Buffer) => {
     bytes += chunk.length;
     if (bytes > RETRY_BODY_MAX_BYTES) {
@@ -82,7 +84,7 @@ function keepBody(req: IncomingMessage) {
       req.off('data', keep);
     } else chunks.push(chunk);
   };
-  req.on('data', keep);
+  if (retries) req.on('data', keep);
   return {
     get whole() {
       return whole;
@@ -120,7 +122,7 @@ export function proxyRequest(
   const first = targets.next();
   if (!first) return sendJson(res, 503, `${backendName} has no endpoint ready to serve`);
   const tried = new Set<URL>();
-  const body = keepBody(req);
+  const body = keepBody(req, targets.size > 1);
   let upstream: http.ClientRequest;
   const send = (target: URL) => {
     tried.add(target);
