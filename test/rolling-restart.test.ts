@@ -35,7 +35,7 @@ import { waitFor } from './support/wait-for.js';
  * fits in `npm test`.
  */
 
-const REPLICAS = Number(process.env.ROLLING_REPLICAS ?? 1);
+const REPLICAS = Number(process.env.ROLLING_REPLICAS ?? 2);
 const TIME_SCALE = 10;
 const WRITERS = 4;
 const INGRESS_HOST = 'posts.com';
