@@ -61,6 +61,11 @@ export async function runSystem(layout: SystemLayout, cleanUp: () => Promise<voi
   };
   const addReplica = async (service: SubscriberName): Promise<Replica> => {
     if (stopping) throw new Error('The system is stopped');
+    if (layout.transport !== 'nats') {
+      throw new Error(
+        'One more replica needs transport nats: the HTTP bus delivers to one address per subscriber',
+      );
+    }
     const replicas = layout.replicas[service];
     const name: ProcessName = `${service}-${replicas.length}`;
     const [port] = await freePorts(1);

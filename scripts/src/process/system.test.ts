@@ -108,6 +108,7 @@ describe('startSystem', () => {
       expect(posts.NATS_URL).toBeUndefined();
       expect(system.nats).toBeUndefined();
       await expect(system.kill('nats')).rejects.toThrow('There is no nats-server');
+      await expect(system.addReplica('query')).rejects.toThrow('One more replica needs transport nats');
       expect(system.logs('posts')[0]).toContain('posts listening');
       expect(system.status().every((s) => s.running)).toBe(true);
     } finally {
