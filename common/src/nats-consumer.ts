@@ -15,8 +15,14 @@ const DELIVERY_BATCH = 200;
  * make the client check its consumer and make it again elsewhere: a dead NATS node is noticed in seconds.
  */
 const PULL_EXPIRES_MS = 2000;
-/** A consumer no one reads (its replica is gone) is deleted by the server after this long. */
-const REPLICA_CONSUMER_IDLE_MS = 60_000;
+/** No message nor heartbeat for this long: the consumer is given up and a new one made. */
+const SILENCE_LIMIT_MS = 5000;
+/**
+ * A consumer no one reads (its replica was killed) is deleted by the server after this long. A running
+ * replica pulls every PULL_EXPIRES_MS at least; one cut off from NATS for longer finds its consumer gone
+ * when it is back, and makes a new one from the first seq it has not handled.
+ */
+const REPLICA_CONSUMER_IDLE_MS = 10_000;
 /** A durable named after the service (an older version's) is deleted once no one has read it for this long. */
 export const LEGACY_DURABLE_IDLE_MS = 10 * 60_000;
 /** A new consumer after a failed handler or a failed consumer: 100 ms doubling up to 10 s. */
@@ -89,18 +95,20 @@ export class ReplicaConsumer {
     });
     // The client calls back for each message as it reads them off the connection, all of a read at once,
     // so the queue holds every message that came while the batch before was being handled. It makes the
-    // consumer again by itself from the last seq it received when one goes missing or its node dies.
+    // consumer again by itself from the last seq it received if a message goes missing. A consumer or
+    // stream gone ends it (abort_on_missing_resource): the new one is made here, with its idle limit.
     const queue = new DeliveryQueue();
     const messages = await consumer.consume({
       max_messages: CONSUME_BUFFER,
       expires: PULL_EXPIRES_MS,
+      abort_on_missing_resource: true,
       callback: queue.push,
     });
     void messages.closed().then(
       (err) => queue.end(err ?? undefined),
       (err: unknown) => queue.end(err),
     );
-    void watchHealth(messages, queue);
+    const stopWatching = watchHealth(messages, queue);
     this.current = { consumer, messages };
     if (this.client.closed) await this.stop();
     try {
@@ -111,6 +119,7 @@ export class ReplicaConsumer {
       }
       if (!this.client.closed) throw new Error('the consumer stopped delivering');
     } finally {
+      stopWatching();
       await this.stop();
     }
   }
@@ -175,17 +184,31 @@ export class ReplicaConsumer {
 }
 
 /**
- * Ends the delivery when the consumer stops answering: heartbeats missed (its NATS node died, or the client
- * cannot reach it) or its stream gone. The client alone would ask the dead node about its consumer until
- * that node came back; a new consumer, from the first seq not handled, is placed on a node that runs.
+ * Ends the delivery when the consumer stops answering: no message nor heartbeat for SILENCE_LIMIT_MS (its
+ * NATS node died, or this client cannot reach NATS), heartbeats missed, or its stream gone. The client alone
+ * would ask the dead node about its consumer until that node came back; a new consumer, from the first seq
+ * not handled, is placed on a node that runs. Returns what stops the watch.
  */
-async function watchHealth(messages: ConsumerMessages, queue: DeliveryQueue): Promise<void> {
-  for await (const status of messages.status()) {
-    if (status.type === 'heartbeats_missed' || status.type === 'stream_not_found') {
-      queue.end(new Error(`the consumer stopped answering (${status.type})`));
-      return;
+function watchHealth(messages: ConsumerMessages, queue: DeliveryQueue): () => void {
+  let lastSign = Date.now();
+  let lastCheck = lastSign;
+  const silent = (why: string) => queue.end(new Error(`the consumer stopped answering (${why})`));
+  queue.onMessage = () => (lastSign = Date.now());
+  void (async () => {
+    for await (const status of messages.status()) {
+      lastSign = Date.now();
+      if (status.type === 'heartbeats_missed' || status.type === 'stream_not_found') silent(status.type);
     }
-  }
+  })();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    // A check that comes late had this process busy, not NATS silent: the signs may be waiting unread.
+    if (now - lastCheck > 2 * PULL_EXPIRES_MS) lastSign = now;
+    lastCheck = now;
+    if (now - lastSign > SILENCE_LIMIT_MS) silent(`nothing for ${SILENCE_LIMIT_MS / 1000} s`);
+  }, PULL_EXPIRES_MS / 2);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** The durable consumer's info, or undefined if there is no such consumer. */
@@ -208,8 +231,11 @@ class DeliveryQueue {
   private readonly messages: JsMsg[] = [];
   private wake: (() => void) | undefined;
   private ended: { err: unknown } | undefined;
+  /** Told of each message as it comes (the health watch). */
+  onMessage: (() => void) | undefined;
 
   readonly push = (msg: JsMsg): void => {
+    this.onMessage?.();
     this.messages.push(msg);
     this.wake?.();
   };

@@ -326,7 +326,8 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
       throw new Error('the database is busy');
     });
     await waitFor(() => failed.length === 1);
-    expect(failed[0]).toEqual(range(1, 20));
+    // What had come when the first call was made (all 20, or the first of them).
+    expect(failed[0]).toEqual(range(1, failed[0]!.length));
     fail = false;
     await waitFor(() => handled.flat().length === 20);
     // Read again, every event of it, in order (in one batch or several, as they come back).
