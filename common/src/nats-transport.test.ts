@@ -15,8 +15,9 @@ import {
   NatsTransport,
   replicaName,
   REPLAY_CONSUMER_PREFIX,
+  type PublishResult,
 } from './nats-transport.js';
-import { TransportError } from './transport.js';
+import { TransportError, type PublishOptions } from './transport.js';
 
 // NatsTransport against a real nats-server (JetStream, file storage): BLOG_NATS_URL if CI started one,
 // else one of this file's own. The tests that kill NATS start their own server, always.
@@ -574,11 +575,12 @@ describe.skipIf(own.skip)('NatsTransport on a three-node JetStream cluster', () 
   const publishSoon = async (
     transport: NatsTransport,
     event: { type: string; data: Record<string, unknown>; id: string },
+    options: PublishOptions = {},
   ) => {
-    let stored: { seq: number } | undefined;
+    let stored: PublishResult | undefined;
     await waitFor(
-      async () => (stored = await transport.publish(event).catch(() => undefined)) !== undefined,
-      { timeoutMs: 30_000, message: `${event.id} was never stored` },
+      async () => (stored = await transport.publish(event, options).catch(() => undefined)) !== undefined,
+      { timeoutMs: 60_000, message: `${event.id} was never stored` },
     );
     return stored!;
   };
@@ -636,9 +638,12 @@ describe.skipIf(own.skip)('NatsTransport on a three-node JetStream cluster', () 
     const stream = uniqueStreamName('race');
     const replicas = [onCluster(stream), onCluster(stream), onCluster(stream)];
     const reaction = { type: 'CommentModerated', data: { id: 'c' }, id: 'c-created/CommentModerated' };
-    const stored = await Promise.all(replicas.map((replica) => replica.publish(reaction, { once: true })));
+    // Tried again while a loaded cluster settles: a retry may meet its own first try, stored.
+    const stored = await Promise.all(
+      replicas.map((replica) => publishSoon(replica, reaction, { once: true })),
+    );
     expect(new Set(stored.map((result) => result.seq))).toEqual(new Set([1]));
-    expect(stored.filter((result) => !result.duplicate)).toHaveLength(1);
+    expect(stored.filter((result) => !result.duplicate).length).toBeLessThanOrEqual(1);
     expect((await replicas[0]!.fetchAfter(0, 10)).events).toHaveLength(1);
   });
 });
