@@ -3,6 +3,7 @@ import { startNatsCluster, type NatsCluster } from './nats-cluster.js';
 import { loadNats } from './nats-libraries.js';
 import { uniqueStreamName } from './nats-server.js';
 import { natsAvailability } from './testing/nats.js';
+import { pollUntil } from './process/readiness.js';
 
 // Three real nats-servers in one cluster: a stream replicated on all three takes writes while one is down,
 // and the node that comes back catches up.
@@ -24,8 +25,16 @@ describe.skipIf(nats.skip)(`a three-node NATS cluster (${nats.reason})`, () => {
       const jsm = await jetstreamManager(nc);
       const stream = uniqueStreamName();
       await jsm.streams.add({ name: stream, subjects: [`${stream}.events`], num_replicas: 3 });
+      // A new stream takes writes once its replicas have elected a leader (until then: no responders).
+      await pollUntil(
+        'the stream got no leader',
+        async () => {
+          if (!(await jsm.streams.info(stream)).cluster?.leader) throw new Error('no leader yet');
+        },
+        { timeoutMs: 30_000 },
+      );
       const js = jsm.jetstream();
-      await js.publish(`${stream}.events`, 'before');
+      await js.publish(`${stream}.events`, 'before', { timeout: 10_000 });
       await cluster.nodes[0]!.kill();
       const during = await js.publish(`${stream}.events`, 'during', { timeout: 10_000 });
       expect(during.seq).toBe(2);
