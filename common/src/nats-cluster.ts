@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadNats } from './nats-libraries.js';
-import { findNatsServerBinary, freePort, natsServerProcess, type NatsServer } from './nats-server.js';
+import {
+  findNatsServerBinary,
+  freePort,
+  natsServerHandle,
+  natsServerProcess,
+  type NatsServer,
+} from './nats-server.js';
 import { pollUntil } from './process/readiness.js';
 
 /**
@@ -45,7 +51,7 @@ export async function startNatsCluster(
         mode: 0o600,
       },
     );
-    return clusterNode(natsServerProcess(binary, port, ['-c', configFile]), port, storeDir);
+    return natsServerHandle(natsServerProcess(binary, port, ['-c', configFile]), port, storeDir);
   });
   const cluster: NatsCluster = {
     url: nodes.map((node) => node.url).join(','),
@@ -84,30 +90,6 @@ function nodeConfig(node: {
   // The token's alphabet (common/src/token.ts) has no quote or backslash: it stands as is in the string.
   if (node.token) lines.push(`authorization { token: ${JSON.stringify(node.token)} }`);
   return `${lines.join('\n')}\n`;
-}
-
-function clusterNode(
-  server: ReturnType<typeof natsServerProcess>,
-  port: number,
-  storeDir: string,
-): NatsServer {
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    storeDir,
-    get running() {
-      return server.running;
-    },
-    get pid() {
-      return server.running ? server.pid : undefined;
-    },
-    kill: async () => void (await server.kill()),
-    async restart() {
-      await server.kill();
-      await server.start();
-    },
-    stop: async () => void (await server.kill()),
-  };
 }
 
 /** Polls until a JetStream API call succeeds through `url`: the cluster has a meta leader and serves streams. */

@@ -115,6 +115,19 @@ export async function startNatsServer(
     }
   }
 
+  return natsServerHandle(server, port, storeDir, () => {
+    if (ownStore) rmSync(storeDir, { recursive: true, force: true });
+    else removeNatsTokenFile(storeDir);
+  });
+}
+
+/** A started nats-server process as a `NatsServer`; `stop` kills it, then runs `cleanUp`. */
+export function natsServerHandle(
+  server: ManagedProcess,
+  port: number,
+  storeDir: string,
+  cleanUp: () => void = () => undefined,
+): NatsServer {
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
@@ -132,8 +145,7 @@ export async function startNatsServer(
     },
     async stop() {
       await server.kill();
-      if (ownStore) rmSync(storeDir, { recursive: true, force: true });
-      else removeNatsTokenFile(storeDir);
+      cleanUp();
     },
   };
 }
