@@ -6,6 +6,7 @@ import { busHeaders, say } from '../harness.js';
 import type { System } from '../process/system-types.js';
 import { measureClient } from './client-page.js';
 import { cpuPerComment, cpuSnapshot } from './cpu.js';
+import { floorLatency, floorThroughput, startFloor, type FloorChain } from './floor.js';
 import type { LogLine } from './hops.js';
 import { measureLatency, type WallTimes } from './latency.js';
 import { targetsOf, type Options, type Settings, type Urls } from './options.js';
@@ -25,6 +26,8 @@ export interface Run {
   logLines: LogLine[];
   wallSamples: WallTimes[];
   collecting: boolean;
+  /** The bare processes of the floor, while the run measures them. */
+  floor: FloorChain | undefined;
 }
 
 export interface Subscribers {
@@ -43,8 +46,20 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
     throughput: null,
     replay: null,
     client: null,
+    floor: null,
   };
-  if (urls && phases.has('latency')) Object.assign(measured, await latencyPhase(run, urls));
+  if (urls && (phases.has('latency') || phases.has('throughput'))) {
+    say("floor: the comment's HTTP exchanges done by bare node:http processes, measured beside each phase");
+    run.floor = await startFloor();
+    measured.floor = { latency: null, throughput: null };
+  }
+  if (urls && phases.has('latency')) {
+    Object.assign(measured, await latencyPhase(run, urls));
+    if (run.floor && measured.floor) {
+      say(`floor: the latency phase's comments through the bare processes, seen pushed`);
+      measured.floor.latency = await floorLatency(run.floor, s.latency);
+    }
+  }
   if (urls && phases.has('rate')) {
     say(`GET /posts rate: ${s.rps.posts} posts with ${s.rps.commentsPerPost} comments each`);
     measured.rate = await measureRate(urls, s.rps);
@@ -56,6 +71,12 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
     if (measured.client.skipped) say(`client: page loads skipped: ${measured.client.skipped}`);
   }
   if (urls && phases.has('throughput')) measured.throughput = await throughputPhase(run, urls);
+  if (run.floor && measured.floor && phases.has('throughput')) {
+    say(`floor: the throughput phase's writers through the bare processes`);
+    measured.floor.throughput = await floorThroughput(run.floor, s.throughput);
+  }
+  await run.floor?.stop();
+  run.floor = undefined;
   const subscribers = urls ? await busSubscribers(urls.bus) : { deadLetters: 0, subscribers: null };
   await run.system?.stop();
   run.system = undefined;
