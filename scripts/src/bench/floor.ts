@@ -9,7 +9,7 @@
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess } from '@blog/common/process';
 import { freePorts } from '../process/ports.js';
-import { cpuPerComment, cpuSnapshot } from './cpu.js';
+import { cpuSnapshot, measuredWithCpu } from './cpu.js';
 import { FLOOR_PARTS, FLOOR_SUBSCRIBERS, type FloorConfig, type FloorPart } from './floor-chain.js';
 import { measureLatency, type LatencyResult } from './latency.js';
 import type { Settings, Targets } from './options.js';
@@ -73,22 +73,25 @@ export async function startFloor(): Promise<FloorChain> {
 }
 
 /** The latency phase's comments, one at a time, through the floor (seen pushed, as the system's). */
-export async function floorLatency(
+export function floorLatency(
   floor: FloorChain,
   settings: Settings['latency'],
 ): Promise<WithCpu<LatencyResult>> {
-  const before = floor.cpu();
-  const result = await measureLatency(floor.targets, settings, 'push', 0);
-  const comments = settings.warmup + settings.samples;
-  return { ...result, cpuMsPerComment: cpuPerComment(before, floor.cpu(), comments) };
+  return measuredWithCpu(
+    () => floor.cpu(),
+    () => measureLatency(floor.targets, settings, 'push', 0),
+    () => settings.warmup + settings.samples,
+  );
 }
 
 /** The throughput phase's writers, through the floor: the rate the comment's way allows on this machine. */
-export async function floorThroughput(
+export function floorThroughput(
   floor: FloorChain,
   settings: Settings['throughput'],
 ): Promise<WithCpu<ThroughputResult>> {
-  const before = floor.cpu();
-  const result = await measureThroughput(floor.targets, settings);
-  return { ...result, cpuMsPerComment: cpuPerComment(before, floor.cpu(), result.final) };
+  return measuredWithCpu(
+    () => floor.cpu(),
+    () => measureThroughput(floor.targets, settings),
+    (result) => result.final,
+  );
 }

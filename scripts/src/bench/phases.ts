@@ -5,7 +5,7 @@
 import { busHeaders, say } from '../harness.js';
 import type { System } from '../process/system-types.js';
 import { measureClient } from './client-page.js';
-import { cpuPerComment, cpuSnapshot } from './cpu.js';
+import { cpuSnapshot, measuredWithCpu } from './cpu.js';
 import { floorLatency, floorThroughput, startFloor, type FloorChain } from './floor.js';
 import type { LogLine } from './hops.js';
 import { measureLatency, type WallTimes } from './latency.js';
@@ -90,28 +90,33 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
 /** Latency twice: seen pushed by query's live stream, then seen by polling `GET /posts`. */
 async function latencyPhase(run: Run, urls: Urls): Promise<Pick<Measured, 'latency' | 'latencyPolled'>> {
   const s = run.settings.latency;
-  const total = s.warmup + s.samples;
+  const snapshot = () => cpuSnapshot(run.system);
+  const comments = () => s.warmup + s.samples;
   say(`latency: ${s.warmup} warm-up + ${s.samples} comments, one at a time, seen pushed`);
-  let before = cpuSnapshot(run.system);
   run.collecting = run.options.hops;
-  const pushed = await measureLatency(targetsOf(urls), s, 'push', 0, (sample) =>
-    run.wallSamples.push(sample),
+  const latency = await measuredWithCpu(
+    snapshot,
+    () => measureLatency(targetsOf(urls), s, 'push', 0, (sample) => run.wallSamples.push(sample)),
+    comments,
   );
   run.collecting = false;
-  const latency = { ...pushed, cpuMsPerComment: cpuPerComment(before, cpuSnapshot(run.system), total) };
   say(`latency: the same again, seen by polling GET /posts`);
-  before = cpuSnapshot(run.system);
-  const polled = await measureLatency(targetsOf(urls), s, 'poll', run.options.pollIntervalMs);
-  const latencyPolled = { ...polled, cpuMsPerComment: cpuPerComment(before, cpuSnapshot(run.system), total) };
+  const latencyPolled = await measuredWithCpu(
+    snapshot,
+    () => measureLatency(targetsOf(urls), s, 'poll', run.options.pollIntervalMs),
+    comments,
+  );
   return { latency, latencyPolled };
 }
 
 async function throughputPhase(run: Run, urls: Urls): Promise<Measured['throughput']> {
   const s = run.settings.throughput;
   say(`throughput: ${s.writers} writers on ${s.posts} posts for ${s.durationMs / 1000} s`);
-  const before = cpuSnapshot(run.system);
-  const result = await measureThroughput(targetsOf(urls), s);
-  return { ...result, cpuMsPerComment: cpuPerComment(before, cpuSnapshot(run.system), result.final) };
+  return measuredWithCpu(
+    () => cpuSnapshot(run.system),
+    () => measureThroughput(targetsOf(urls), s),
+    (result) => result.final,
+  );
 }
 
 /** The bus's view of its subscribers, and the dead letters among them. */
