@@ -59,7 +59,25 @@ interface FloorEvent {
 /** The most events in one publish or one delivery, as on the bus. */
 const MAX_BATCH = 200;
 const TIMEOUT_MS = 10_000;
+const RETRY_MS = 100;
 const client = new HttpClient();
+
+/**
+ * A POST, sent again until it is answered 2xx (nothing acknowledged is lost on the floor either); each
+ * failure is written to stderr, which the bench shows in its progress.
+ */
+async function postUntilAnswered(url: string, body: string): Promise<string> {
+  for (;;) {
+    try {
+      const reply = await client.request(url, { method: 'POST', body, timeoutMs: TIMEOUT_MS });
+      if (reply.status >= 200 && reply.status < 300) return reply.body;
+      process.stderr.write(`POST ${url} answered ${reply.status}: ${reply.body.slice(0, 200)}\n`);
+    } catch (err) {
+      process.stderr.write(`POST ${url} failed: ${(err as Error).message}\n`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+  }
+}
 
 type Handler = (req: http.IncomingMessage, body: string, res: http.ServerResponse) => void;
 
@@ -131,12 +149,8 @@ function runBus({ port, subscribers = [] }: FloorConfig): void {
         if (loop.types.has(event.type)) batch.push(event);
       }
       if (batch.length === 0) break;
-      const reply = await client.request(`${loop.url}/events`, {
-        method: 'POST',
-        body: JSON.stringify(batch),
-        timeoutMs: TIMEOUT_MS,
-      });
-      const reactions = (JSON.parse(reply.body) as { events?: FloorEvent[] }).events;
+      const reply = await postUntilAnswered(`${loop.url}/events`, JSON.stringify(batch));
+      const reactions = (JSON.parse(reply) as { events?: FloorEvent[] }).events;
       if (reactions) append(reactions);
     }
     loop.sending = false;
@@ -161,11 +175,7 @@ function runComments({ port, busUrl }: FloorConfig): void {
     publishing = true;
     while (waiting.length > 0) {
       const group = waiting.splice(0, MAX_BATCH);
-      await client.request(`${busUrl}/events`, {
-        method: 'POST',
-        body: `[${group.join(',')}]`,
-        timeoutMs: TIMEOUT_MS,
-      });
+      await postUntilAnswered(`${busUrl}/events`, `[${group.join(',')}]`);
     }
     publishing = false;
   };

@@ -7,7 +7,8 @@
  * is what the system costs above the network.
  */
 import { fileURLToPath } from 'node:url';
-import { ManagedProcess } from '@blog/common/process';
+import { describeExit, ManagedProcess } from '@blog/common/process';
+import { say } from '../harness.js';
 import { freePorts } from '../process/ports.js';
 import { cpuSnapshot, measuredWithCpu } from './cpu.js';
 import { FLOOR_PARTS, FLOOR_SUBSCRIBERS, type FloorConfig, type FloorPart } from './floor-chain.js';
@@ -53,6 +54,11 @@ export async function startFloor(): Promise<FloorChain> {
         readyTimeoutMs: 30_000,
         stopTimeoutMs: 5000,
         logLines: 50,
+        // A bare process writes only its failures: each one shows in the bench's progress.
+        onLine: (line) => say(`floor ${config.part}: ${line}`),
+        onExit: (exit, unexpected) => {
+          if (unexpected) say(`floor ${config.part} exited: ${describeExit(exit)}`);
+        },
       }),
   );
   const stop = async () => {
