@@ -40,6 +40,19 @@ describe('npm run bench -- --quick', () => {
     expect(results.machine.node).toBe(process.version);
 
     const names = [
+      'latencyFromPostP50Ms',
+      'latencyFromPostP99Ms',
+      'floorLatencyP50Ms',
+      'floorLatencyP99Ms',
+      'latencyP50ToFloor',
+      'latencyP99ToFloor',
+      'floorPerSec',
+      'throughputToFloor',
+      'cpuMsPerComment',
+      'floorCpuMsPerComment',
+      'cpuToFloor',
+      'latencyCpuMsPerComment',
+      'floorLatencyCpuMsPerComment',
       'latencyP50Ms',
       'latencyP99Ms',
       'latencyMaxMs',
@@ -73,8 +86,14 @@ describe('npm run bench -- --quick', () => {
     for (const [name, count] of Object.entries(results.errors)) expect(count, name).toBe(0);
     expect(results.details.replay.verified).toBe(true);
 
-    // The table goes to stderr with --json, and the same JSON to the file.
+    // The floor ran beside the system, through the same harness, and every comment came back final.
+    expect(results.errors.floorErrors).toBe(0);
+
+    // The table goes to stderr with --json, and the same JSON to the file; it leads with the figures
+    // from sending the POST, the floor beside them.
     expect(stderr).toContain('| figure');
+    expect(stderr).toContain('floor (bare node:http)');
+    expect(stderr).toMatch(/\| latency p50, POST sent → final status pushed by query/);
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(results);
   });
 });

@@ -68,3 +68,14 @@ export function cpuUsedByService(before: CpuSnapshot, after: CpuSnapshot): Recor
   }
   return used;
 }
+
+/** Runs `measure`, with the CPU ms each process of `snapshot` used per comment meanwhile. */
+export async function measuredWithCpu<T>(
+  snapshot: () => CpuSnapshot,
+  measure: () => Promise<T>,
+  comments: (result: T) => number,
+): Promise<T & { cpuMsPerComment: Record<string, number> | null }> {
+  const before = snapshot();
+  const result = await measure();
+  return { ...result, cpuMsPerComment: cpuPerComment(before, snapshot(), comments(result)) };
+}

@@ -46,7 +46,8 @@ const HOPS = [
   '  → CommentUpdated stored',
   '  → applied by query',
   '  → seen by the bench (the live stream)',
-  '201 received → seen (the latency figure)',
+  '201 received → seen (the detail from the 201)',
+  'POST sent → seen (the latency figure)',
 ];
 
 interface ServiceLog {
@@ -102,7 +103,7 @@ function sampleSpans(log: ServiceLog, rootId: string, sample: WallTimes): number
   const c = chain as number[];
   const spans = [t[1]! - t[0]!, t[2]! - t[1]!, t[3]! - t[2]!];
   for (let i = 1; i < c.length; i++) spans.push(c[i]! - c[i - 1]!);
-  spans.push(sample.visible - sample.created);
+  spans.push(sample.visible - sample.created, sample.visible - sample.sent);
   return spans;
 }
 

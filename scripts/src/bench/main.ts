@@ -8,10 +8,13 @@
  *
  * One run measures, in this order (the throughput phase comes last of the three on the running system, since
  * its thousands of comments would make every later `GET /posts` large):
- *   1. latency: one comment at a time, from its `201` to its final status (approved / rejected) in query;
+ *   1. latency: one comment at a time, from sending its POST (and from its `201`) to its final status
+ *      (approved / rejected) pushed by query, then the same through the floor (floor.ts: bare node:http
+ *      processes making the comment's HTTP exchanges with no work);
  *   2. query's `GET /posts` requests per second (autocannon) with 500 posts, beside a bare node:http server
  *      sending the same bytes, measured the same way;
- *   3. throughput: concurrent writers for a fixed time, then until every comment is final in query;
+ *   3. throughput: concurrent writers for a fixed time, then until every comment is final in query; then
+ *      the same through the floor;
  *   4. the time query takes from its spawn to `/readyz` 200 on a log of 100,000 events;
  *   5. the client: its JavaScript gzipped, and the time from navigation to the post list drawn in Chromium
  *      (through the local router, with the posts the phases before made; run after the rate phase).
@@ -54,9 +57,11 @@ async function main(): Promise<void> {
     logLines: [],
     wallSamples: [],
     collecting: false,
+    floor: undefined,
   };
   const stopAll = async () => {
     await run.system?.stop();
+    await run.floor?.stop();
     await stopReplicaRun();
     closeRequests();
   };

@@ -5,7 +5,8 @@
 import { busHeaders, say } from '../harness.js';
 import type { System } from '../process/system-types.js';
 import { measureClient } from './client-page.js';
-import { cpuPerComment, cpuSnapshot } from './cpu.js';
+import { cpuSnapshot, measuredWithCpu } from './cpu.js';
+import { floorLatency, floorThroughput, startFloor, type FloorChain } from './floor.js';
 import type { LogLine } from './hops.js';
 import { measureLatency, type WallTimes } from './latency.js';
 import { targetsOf, type Options, type Settings, type Urls } from './options.js';
@@ -25,6 +26,8 @@ export interface Run {
   logLines: LogLine[];
   wallSamples: WallTimes[];
   collecting: boolean;
+  /** The bare processes of the floor, while the run measures them. */
+  floor: FloorChain | undefined;
 }
 
 export interface Subscribers {
@@ -43,8 +46,20 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
     throughput: null,
     replay: null,
     client: null,
+    floor: null,
   };
-  if (urls && phases.has('latency')) Object.assign(measured, await latencyPhase(run, urls));
+  if (urls && (phases.has('latency') || phases.has('throughput'))) {
+    say("floor: the comment's HTTP exchanges done by bare node:http processes, measured beside each phase");
+    run.floor = await startFloor();
+    measured.floor = { latency: null, throughput: null };
+  }
+  if (urls && phases.has('latency')) {
+    Object.assign(measured, await latencyPhase(run, urls));
+    if (run.floor && measured.floor) {
+      say(`floor: the latency phase's comments through the bare processes, seen pushed`);
+      measured.floor.latency = await floorLatency(run.floor, s.latency);
+    }
+  }
   if (urls && phases.has('rate')) {
     say(`GET /posts rate: ${s.rps.posts} posts with ${s.rps.commentsPerPost} comments each`);
     measured.rate = await measureRate(urls, s.rps);
@@ -56,6 +71,12 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
     if (measured.client.skipped) say(`client: page loads skipped: ${measured.client.skipped}`);
   }
   if (urls && phases.has('throughput')) measured.throughput = await throughputPhase(run, urls);
+  if (run.floor && measured.floor && phases.has('throughput')) {
+    say(`floor: the throughput phase's writers through the bare processes`);
+    measured.floor.throughput = await floorThroughput(run.floor, s.throughput);
+  }
+  await run.floor?.stop();
+  run.floor = undefined;
   const subscribers = urls ? await busSubscribers(urls.bus) : { deadLetters: 0, subscribers: null };
   await run.system?.stop();
   run.system = undefined;
@@ -69,28 +90,33 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
 /** Latency twice: seen pushed by query's live stream, then seen by polling `GET /posts`. */
 async function latencyPhase(run: Run, urls: Urls): Promise<Pick<Measured, 'latency' | 'latencyPolled'>> {
   const s = run.settings.latency;
-  const total = s.warmup + s.samples;
+  const snapshot = () => cpuSnapshot(run.system);
+  const comments = () => s.warmup + s.samples;
   say(`latency: ${s.warmup} warm-up + ${s.samples} comments, one at a time, seen pushed`);
-  let before = cpuSnapshot(run.system);
   run.collecting = run.options.hops;
-  const pushed = await measureLatency(targetsOf(urls), s, 'push', 0, (sample) =>
-    run.wallSamples.push(sample),
+  const latency = await measuredWithCpu(
+    snapshot,
+    () => measureLatency(targetsOf(urls), s, 'push', 0, (sample) => run.wallSamples.push(sample)),
+    comments,
   );
   run.collecting = false;
-  const latency = { ...pushed, cpuMsPerComment: cpuPerComment(before, cpuSnapshot(run.system), total) };
   say(`latency: the same again, seen by polling GET /posts`);
-  before = cpuSnapshot(run.system);
-  const polled = await measureLatency(targetsOf(urls), s, 'poll', run.options.pollIntervalMs);
-  const latencyPolled = { ...polled, cpuMsPerComment: cpuPerComment(before, cpuSnapshot(run.system), total) };
+  const latencyPolled = await measuredWithCpu(
+    snapshot,
+    () => measureLatency(targetsOf(urls), s, 'poll', run.options.pollIntervalMs),
+    comments,
+  );
   return { latency, latencyPolled };
 }
 
 async function throughputPhase(run: Run, urls: Urls): Promise<Measured['throughput']> {
   const s = run.settings.throughput;
   say(`throughput: ${s.writers} writers on ${s.posts} posts for ${s.durationMs / 1000} s`);
-  const before = cpuSnapshot(run.system);
-  const result = await measureThroughput(targetsOf(urls), s);
-  return { ...result, cpuMsPerComment: cpuPerComment(before, cpuSnapshot(run.system), result.final) };
+  return measuredWithCpu(
+    () => cpuSnapshot(run.system),
+    () => measureThroughput(targetsOf(urls), s),
+    (result) => result.final,
+  );
 }
 
 /** The bus's view of its subscribers, and the dead letters among them. */

@@ -2,6 +2,7 @@
 import os from 'node:os';
 import { round } from '../harness.js';
 import type { ClientResult } from './client-page.js';
+import type { FloorResult } from './floor.js';
 import type { HopTiming } from './hops.js';
 import type { LatencyResult } from './latency.js';
 import { COURSE, TARGETS, type Options, type Phase } from './options.js';
@@ -21,15 +22,34 @@ export interface Measured {
   throughput: WithCpu<ThroughputResult> | null;
   replay: ReplayResult | null;
   client: ClientResult | null;
+  /** The same latency and throughput phases through bare node:http processes (floor.ts). */
+  floor: FloorResult | null;
 }
 
 export type Figures = {
+  /** Seen pushed by query, from sending the POST: the headline latency. */
+  latencyFromPostP50Ms: number;
+  latencyFromPostP99Ms: number;
+  /** The same through the floor, and the system's figure over the floor's. */
+  floorLatencyP50Ms: number;
+  floorLatencyP99Ms: number;
+  latencyP50ToFloor: number;
+  latencyP99ToFloor: number;
+  /** From the 201 (a detail now: the time after the POST's answer). */
   latencyP50Ms: number;
   latencyP99Ms: number;
   latencyMaxMs: number;
   latencyPolledP50Ms: number;
   latencyPolledP99Ms: number;
   throughputPerSec: number;
+  floorPerSec: number;
+  throughputToFloor: number;
+  /** CPU ms per comment of every process together, in the throughput phase and the latency phase. */
+  cpuMsPerComment: number;
+  floorCpuMsPerComment: number;
+  cpuToFloor: number;
+  latencyCpuMsPerComment: number;
+  floorLatencyCpuMsPerComment: number;
   queryRps: number;
   bareRps: number;
   queryToBareRatio: number;
@@ -68,6 +88,8 @@ export interface Results {
     bareNon2xx: number;
     replayNotVerified: number;
     deadLetters: number;
+    /** The floor's own: non-201 answers, comments not final, wrong statuses. */
+    floorErrors: number;
   };
   targets: typeof TARGETS;
   course: typeof COURSE;
@@ -132,15 +154,10 @@ export function runFacts(
   };
 }
 
-function figuresOf({
-  latency,
-  latencyPolled,
-  throughput,
-  rate,
-  replay,
-  client,
-}: Measured): Results['figures'] {
+function figuresOf(measured: Measured): Results['figures'] {
+  const { latency, latencyPolled, throughput, rate, replay, client } = measured;
   return {
+    ...headlineFigures(measured),
     latencyP50Ms: latency?.afterCreatedMs.p50 ?? null,
     latencyP99Ms: latency?.afterCreatedMs.p99 ?? null,
     latencyMaxMs: latency?.afterCreatedMs.max ?? null,
@@ -156,8 +173,35 @@ function figuresOf({
   };
 }
 
+/** The system over the floor (null when either is unknown). */
+const toFloor = (system: number | undefined, floor: number | undefined) =>
+  system === undefined || floor === undefined || floor <= 0 ? null : round(system / floor, 2);
+
+/** The figures from the user's side, the floor's beside them, and the CPU per comment. */
+function headlineFigures({ latency, throughput, floor }: Measured) {
+  const sent = latency?.fromRequestMs;
+  const floorSent = floor?.latency?.fromRequestMs;
+  const cpu = throughput?.cpuMsPerComment?.total;
+  const floorCpu = floor?.throughput?.cpuMsPerComment?.total;
+  return {
+    latencyFromPostP50Ms: sent?.p50 ?? null,
+    latencyFromPostP99Ms: sent?.p99 ?? null,
+    floorLatencyP50Ms: floorSent?.p50 ?? null,
+    floorLatencyP99Ms: floorSent?.p99 ?? null,
+    latencyP50ToFloor: toFloor(sent?.p50, floorSent?.p50),
+    latencyP99ToFloor: toFloor(sent?.p99, floorSent?.p99),
+    floorPerSec: floor?.throughput?.perSecond ?? null,
+    throughputToFloor: toFloor(throughput?.perSecond, floor?.throughput?.perSecond),
+    cpuMsPerComment: cpu ?? null,
+    floorCpuMsPerComment: floorCpu ?? null,
+    cpuToFloor: toFloor(cpu, floorCpu),
+    latencyCpuMsPerComment: latency?.cpuMsPerComment?.total ?? null,
+    floorLatencyCpuMsPerComment: floor?.latency?.cpuMsPerComment?.total ?? null,
+  };
+}
+
 function errorsOf(
-  { latency, latencyPolled, throughput, rate, replay }: Measured,
+  { latency, latencyPolled, throughput, rate, replay, floor }: Measured,
   deadLetters: number,
 ): Results['errors'] {
   return {
@@ -168,5 +212,10 @@ function errorsOf(
     bareNon2xx: rate ? rate.bare.non2xx + rate.bare.errors : 0,
     replayNotVerified: replay && !replay.verified ? 1 : 0,
     deadLetters,
+    floorErrors:
+      (floor?.latency?.wrongStatus ?? 0) +
+      (floor?.throughput
+        ? floor.throughput.errorCount + Math.max(0, floor.throughput.created - floor.throughput.final)
+        : 0),
   };
 }

@@ -1,0 +1,260 @@
+/**
+ * One process of the floor (floor.ts): the comment's way through the system, done by bare `node:http`
+ * processes that store nothing, validate nothing and log nothing. Each runs this module with its part:
+ *
+ *   node floor-chain.js '{"part":"bus","port":4000,"subscribers":[{"name":"comments","url":"http://..."}]}'
+ *
+ * - `comments` takes `POST /posts/:id/comments`, publishes a CommentCreated to the bus (publishes made
+ *   while one is on its way go together in the next request, as the services' transport does) and answers
+ *   201 once the bus delivers that event back to it (read your writes); it turns each CommentModerated
+ *   into a CommentUpdated, returned in its answer to the delivery. `POST /posts/create` gives a post id
+ *   (set-up only: no event).
+ * - `bus` numbers what is published and delivers to each subscriber only the types it acts on, one loop
+ *   per subscriber (one POST at a time, all that waits in one array of up to 200), and takes the reactions
+ *   a subscriber returns in its answer as published.
+ * - `moderation` returns a CommentModerated for each CommentCreated (rejected if it mentions an orange).
+ * - `query` writes each event it is delivered to its `GET /posts/live` streams (server-sent events, the
+ *   way query pushes), and keeps the comments' statuses for `GET /posts`, so the bench's harness reads it
+ *   as it reads query.
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { HttpClient } from '@blog/common';
+
+/** The processes of the floor, in the order a comment goes through them. */
+export const FLOOR_PARTS = ['comments', 'event-bus', 'moderation', 'query'] as const;
+export type FloorPart = (typeof FLOOR_PARTS)[number];
+
+/** The types each subscriber acts on, as the services list them: what the bus delivers to each at once. */
+export const FLOOR_SUBSCRIBERS: Record<Exclude<FloorPart, 'event-bus'>, readonly string[]> = {
+  comments: ['CommentCreated', 'CommentModerated'],
+  moderation: ['CommentCreated'],
+  query: ['CommentCreated', 'CommentUpdated'],
+};
+
+/**
+ * A comment's HTTP exchanges between processes, on the floor as in the system on the HTTP bus: the POST,
+ * the publish, one delivery per subscriber acting on each of its three events (3 + 1 + 1, the reactions
+ * riding in the answers), and query's two pushes (pending, then final) on the live stream.
+ */
+export const FLOOR_EXCHANGES = { requests: 7, pushes: 2 } as const;
+
+export interface FloorConfig {
+  part: FloorPart;
+  port: number;
+  /** comments: where it publishes. */
+  busUrl?: string;
+  /** bus: where it delivers. */
+  subscribers?: { name: string; url: string }[];
+}
+
+interface FloorEvent {
+  seq?: number;
+  id: string;
+  type: string;
+  data: { id: string; postId: string; content: string; status: string };
+}
+
+/** The most events in one publish or one delivery, as on the bus. */
+const MAX_BATCH = 200;
+const TIMEOUT_MS = 10_000;
+const RETRY_MS = 100;
+const client = new HttpClient();
+
+/**
+ * A POST, sent again until it is answered 2xx (nothing acknowledged is lost on the floor either); each
+ * failure is written to stderr, which the bench shows in its progress.
+ */
+async function postUntilAnswered(url: string, body: string): Promise<string> {
+  for (;;) {
+    try {
+      const reply = await client.request(url, { method: 'POST', body, timeoutMs: TIMEOUT_MS });
+      if (reply.status >= 200 && reply.status < 300) return reply.body;
+      process.stderr.write(`POST ${url} answered ${reply.status}: ${reply.body.slice(0, 200)}\n`);
+    } catch (err) {
+      process.stderr.write(`POST ${url} failed: ${(err as Error).message}\n`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+  }
+}
+
+type Handler = (req: http.IncomingMessage, body: string, res: http.ServerResponse) => void;
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function answer(res: http.ServerResponse, status: number, json: unknown): void {
+  const body = JSON.stringify(json);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** A node:http server on 127.0.0.1; `GET /readyz` answers 200, anything unrouted 404. */
+function serve(port: number, routes: Record<string, Handler>, prefixes: [string, Handler][] = []): void {
+  const server = http.createServer((req, res) => {
+    const key = `${req.method} ${req.url}`;
+    if (key === 'GET /readyz') return answer(res, 200, { ready: true });
+    const handler = routes[key] ?? prefixes.find(([prefix]) => key.startsWith(prefix))?.[1];
+    if (!handler) return answer(res, 404, { errors: [{ message: 'Not found' }] });
+    readBody(req).then(
+      (body) => handler(req, body, res),
+      () => res.destroy(),
+    );
+  });
+  server.keepAliveTimeout = 65_000; // as the services (common/src/http.ts)
+  server.listen(port, '127.0.0.1');
+}
+
+/** A delivery: the events as an array; the answer carries the reactions. */
+function deliveryRoute(react: (events: FloorEvent[]) => FloorEvent[]): Handler {
+  return (_req, body, res) => {
+    const reactions = react(JSON.parse(body) as FloorEvent[]);
+    answer(res, 200, reactions.length > 0 ? { events: reactions } : {});
+  };
+}
+
+const reaction = (trigger: FloorEvent, type: string, status: string): FloorEvent => ({
+  id: `${trigger.id}/${type}`,
+  type,
+  data: { ...trigger.data, status },
+});
+
+function runBus({ port, subscribers = [] }: FloorConfig): void {
+  const log: FloorEvent[] = [];
+  const loops = subscribers.map((subscriber) => ({
+    ...subscriber,
+    types: new Set(FLOOR_SUBSCRIBERS[subscriber.name as keyof typeof FLOOR_SUBSCRIBERS] ?? []),
+    next: 0,
+    sending: false,
+  }));
+  const append = (events: FloorEvent[]) => {
+    for (const event of events) log.push({ ...event, seq: log.length + 1 });
+    for (const loop of loops) void deliver(loop);
+  };
+  /** Everything after the loop's cursor that it acts on, one POST at a time. */
+  const deliver = async (loop: (typeof loops)[number]) => {
+    if (loop.sending) return;
+    loop.sending = true;
+    for (;;) {
+      const batch: FloorEvent[] = [];
+      while (loop.next < log.length && batch.length < MAX_BATCH) {
+        const event = log[loop.next++]!;
+        if (loop.types.has(event.type)) batch.push(event);
+      }
+      if (batch.length === 0) break;
+      const reply = await postUntilAnswered(`${loop.url}/events`, JSON.stringify(batch));
+      const reactions = (JSON.parse(reply) as { events?: FloorEvent[] }).events;
+      if (reactions) append(reactions);
+    }
+    loop.sending = false;
+  };
+  serve(port, {
+    'POST /events': (_req, body, res) => {
+      const parsed = JSON.parse(body) as FloorEvent | FloorEvent[];
+      const events = Array.isArray(parsed) ? parsed : [parsed];
+      const first = log.length + 1;
+      append(events);
+      answer(res, 201, { events: events.map((event, i) => ({ seq: first + i, id: event.id })) });
+    },
+  });
+}
+
+function runComments({ port, busUrl }: FloorConfig): void {
+  const delivered = new Map<string, () => void>();
+  const waiting: string[] = [];
+  let publishing = false;
+  /** One publish at a time; what waits meanwhile goes together next. */
+  const publishWaiting = async () => {
+    publishing = true;
+    while (waiting.length > 0) {
+      const group = waiting.splice(0, MAX_BATCH);
+      await postUntilAnswered(`${busUrl}/events`, `[${group.join(',')}]`);
+    }
+    publishing = false;
+  };
+  const createComment: Handler = (req, body, res) => {
+    const postId = req.url!.split('/')[2]!;
+    const { content } = JSON.parse(body) as { content: string };
+    const comment = { id: randomUUID(), postId, content, status: 'pending' };
+    const event: FloorEvent = { id: randomUUID(), type: 'CommentCreated', data: comment };
+    delivered.set(event.id, () => answer(res, 201, [{ id: comment.id, content, status: 'pending' }]));
+    waiting.push(JSON.stringify(event));
+    if (!publishing) void publishWaiting();
+  };
+  serve(
+    port,
+    {
+      'POST /posts/create': (_req, body, res) =>
+        answer(res, 201, { id: randomUUID(), title: (JSON.parse(body) as { title: string }).title }),
+      'POST /events': deliveryRoute((events) =>
+        events.flatMap((event) => {
+          if (event.type === 'CommentModerated')
+            return [reaction(event, 'CommentUpdated', event.data.status)];
+          delivered.get(event.id)?.();
+          delivered.delete(event.id);
+          return [];
+        }),
+      ),
+    },
+    [['POST /posts/', createComment]],
+  );
+}
+
+function runModeration({ port }: FloorConfig): void {
+  serve(port, {
+    'POST /events': deliveryRoute((events) =>
+      events.map((event) =>
+        reaction(event, 'CommentModerated', event.data.content.includes('orange') ? 'rejected' : 'approved'),
+      ),
+    ),
+  });
+}
+
+function runQuery({ port }: FloorConfig): void {
+  const streams = new Set<http.ServerResponse>();
+  const posts: Record<string, { id: string; title: string; comments: FloorEvent['data'][] }> = {};
+  const comments = new Map<string, FloorEvent['data']>();
+  serve(port, {
+    'GET /posts': (_req, _body, res) => answer(res, 200, posts),
+    'GET /posts/live': (req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+      res.write('event: snapshot\ndata: {}\n\n');
+      streams.add(res);
+      req.on('close', () => streams.delete(res));
+    },
+    'POST /events': deliveryRoute((events) => {
+      for (const event of events) {
+        const known = comments.get(event.data.id);
+        if (known) known.status = event.data.status;
+        else {
+          const comment = { ...event.data };
+          comments.set(comment.id, comment);
+          const post = (posts[comment.postId] ??= { id: comment.postId, title: '', comments: [] });
+          post.comments.push(comment);
+        }
+        const message = `data: ${JSON.stringify({ type: event.type, seq: event.seq, id: event.id, data: event.data })}\n\n`;
+        for (const stream of streams) stream.write(message);
+      }
+      return [];
+    }),
+  });
+}
+
+const PARTS: Record<FloorPart, (config: FloorConfig) => void> = {
+  comments: runComments,
+  'event-bus': runBus,
+  moderation: runModeration,
+  query: runQuery,
+};
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const config = JSON.parse(process.argv[2]!) as FloorConfig;
+  PARTS[config.part](config);
+}
