@@ -65,6 +65,8 @@ export class SubscriberLoop {
   private savedCursor: number;
   /** While events wait for company (see DEFER_MAX_MS): when they go anyway, and how far they were checked. */
   private deferral: { until: number; checkedSeq: number } | undefined;
+  /** While the log is quiet after passes the subscriber was not told of: when to tell it (`whenQuiet`). */
+  private quietUntil: number | undefined;
   /** After a batch went wrong, the events up to this seq are sent again one by one. */
   private singlesUntil = 0;
   private wakeUp: (() => void) | undefined;
@@ -139,8 +141,9 @@ export class SubscriberLoop {
     while (!this.stopped) {
       try {
         const delivery = this.next();
+        if (delivery) this.quietUntil = undefined;
         // Reading the log and starting to wait happen in the same tick, so no publish can slip in between.
-        if (!delivery) await this.idle();
+        if (!delivery) await this.whenQuiet();
         else if (delivery.rows.length === 0) await this.passOver(delivery.through!);
         else if (this.mayWait(delivery)) await this.idle(this.deferral!.until - Date.now());
         else await this.deliver(delivery);
@@ -150,6 +153,20 @@ export class SubscriberLoop {
         await this.backoff((err as Error).message);
       }
     }
+  }
+
+  /**
+   * Nothing after the cursor: waits for a publish. If the cursor passed over events the subscriber has not
+   * been told of, and nothing comes for DEFER_MAX_MS, tells it with the last of them (one POST per quiet
+   * spell), so its `appliedSeq` reaches the head whenever the log is quiet.
+   */
+  private async whenQuiet(): Promise<void> {
+    if (this.passedFrom === undefined) return this.idle();
+    this.quietUntil ??= Date.now() + this.deferMaxMs;
+    if (Date.now() < this.quietUntil) return this.idle(this.quietUntil - Date.now());
+    const last = this.store.after(this.cursor - 1, 1);
+    if (last.length === 0) return this.idle();
+    await this.deliver({ rows: last, batch: this.batches, through: this.cursor });
   }
 
   /** Waits for a publish (`wake`), or at most `timeoutMs`. */
