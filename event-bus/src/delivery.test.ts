@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { eventOfDeliveredSize } from '../../test/support/bus-routes.js';
 import { settlesBefore } from '../../test/support/wait-for.js';
 import { createBus } from './app.js';
-import { BATCH_MAX_EVENTS, DELIVERY_TIMEOUT_MS } from './delivery.js';
+import { BATCH_MAX_EVENTS, DELIVERY_TIMEOUT_MS, TELL_PASSES_AFTER_MS } from './delivery.js';
 
 // The bus for real: started on a free port with a temporary DATA_DIR, delivering over HTTP to small
 // node:http subscribers written here. Nothing of the bus is mocked.
@@ -452,14 +452,14 @@ describe('delivery', () => {
         headers: skippingAnswerHeaders(body),
       };
     });
-    const bus = await startBus({ sub: sub.url }, { deferMaxMs: 30 });
+    const bus = await startBus({ sub: sub.url });
     const loop = bus.bus.deliveries.loops[0]!;
     await bus.publish({ type: 'Wanted', data: { i: 1 } });
     await waitFor(() => loop.cursor === 1);
     // Stored in one go (as a publish of an array is), so they are passed over together.
     bus.bus.store.appendMany(range(2, 4).map((i) => ({ type: 'Other', data: { i } })));
     bus.bus.deliveries.wakeAll();
-    await waitFor(() => bus.bus.store.cursor('sub') === 4);
+    await waitFor(() => bus.bus.store.cursor('sub') === 4, 3 * TELL_PASSES_AFTER_MS);
     expect(sub.posts).toHaveLength(2);
     // One POST for the quiet spell: the last event passed over, covering everything since seq 1.
     expect(seqsOf(sub.events()).at(-1)).toBe(4);

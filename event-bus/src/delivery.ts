@@ -32,6 +32,12 @@ const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
  * does not need at once costs both processes CPU that the events it does need are waiting for.
  */
 export const DEFER_MAX_MS = 50;
+/**
+ * How long the log must be quiet before a subscriber is told of the events its cursor passed over (types
+ * it skips): its `appliedSeq` then reaches the head. Long enough that a log that is busy, or busy in
+ * bursts, costs no POST for it; short enough that a quiet system shows every service at the head.
+ */
+export const TELL_PASSES_AFTER_MS = 1000;
 /** How long a delivered cursor may wait before it is written to SQLite (one write for many deliveries). */
 const CURSOR_SAVE_DELAY_MS = 100;
 const FIRST_RETRY_MS = 100;
@@ -157,12 +163,12 @@ export class SubscriberLoop {
 
   /**
    * Nothing after the cursor: waits for a publish. If the cursor passed over events the subscriber has not
-   * been told of, and nothing comes for DEFER_MAX_MS, tells it with the last of them (one POST per quiet
+   * been told of, and nothing comes for TELL_PASSES_AFTER_MS, tells it with the last of them (one POST per quiet
    * spell), so its `appliedSeq` reaches the head whenever the log is quiet.
    */
   private async whenQuiet(): Promise<void> {
     if (this.passedFrom === undefined) return this.idle();
-    this.quietUntil ??= Date.now() + this.deferMaxMs;
+    this.quietUntil ??= Date.now() + TELL_PASSES_AFTER_MS;
     if (Date.now() < this.quietUntil) return this.idle(this.quietUntil - Date.now());
     const last = this.store.after(this.cursor - 1, 1);
     if (last.length === 0) return this.idle();
