@@ -23,8 +23,9 @@ export type IgnoreReason = 'unknown-target' | 'already-exists';
 export interface Projection<State> {
   initial(): State;
   /**
-   * The types `apply` and `react` act on. The bus may hold back events of other types for a moment and
-   * send them with the next one of these (docs/event-bus.md, "Types a subscriber acts on"). Left out: all.
+   * The types `apply` and `react` act on. The bus skips events of other types, or holds them back for a
+   * moment while `onApplied` has listeners (docs/event-bus.md, "Deliveries of the types a subscriber acts
+   * on"); a command's own event must be of one of them to carry its view. Left out: all.
    */
   types?: readonly KnownEventType[];
   apply(state: State, event: BlogEvent): IgnoreReason | void;
