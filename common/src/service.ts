@@ -208,17 +208,24 @@ async function answerDelivery<State>(
 ): Promise<JsonAnswer> {
   const events = parseDelivery(body);
   const replyAccepted = String(req.headers['x-events-reply']).toLowerCase() === 'accept';
-  const cursorHeader = Number(req.headers['x-events-cursor']);
-  const busCursor = Number.isSafeInteger(cursorHeader) && cursorHeader >= 0 ? cursorHeader : undefined;
-  const reactions = await subscriber.receive(events, { replyAccepted, busCursor });
-  // Tells the bus this subscriber takes batches, which seq it acknowledges, and how many reactions the
-  // answer carries for it to store (docs/event-bus.md).
+  const busCursor = seqHeader(req.headers['x-events-cursor']);
+  const through = seqHeader(req.headers['x-events-through']);
+  const reactions = await subscriber.receive(events, { replyAccepted, busCursor, through });
+  // Tells the bus this subscriber takes batches, which seq it acknowledges, whether it may skip the types
+  // it does not act on, and how many reactions the answer carries for it to store (docs/event-bus.md).
   const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
   const headers: Record<string, string> = { ...typesHeader, 'X-Events-Batch': 'accept' };
+  if (typesHeader['X-Events-Types'] && subscriber.skipsOtherTypes) headers['X-Events-Others'] = 'skip';
   if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
   if (reactions.length === 0) return { body: {}, headers };
   headers['X-Events-Reactions'] = String(reactions.length);
   return { body: { events: reactions }, headers };
+}
+
+/** A seq in a header of the bus (`X-Events-Cursor`, `X-Events-Through`); undefined if absent or malformed. */
+function seqHeader(header: string | string[] | undefined): number | undefined {
+  const seq = Number(header);
+  return header !== undefined && Number.isSafeInteger(seq) && seq >= 0 ? seq : undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { StoredEvent } from './events.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -197,5 +197,176 @@ describe('Subscriber.publishAndApply with a view', () => {
     const answer = await subscriber.publishAndApply(created, statusOfC1);
     expect(answer).toEqual({ seq: 2, id: expect.any(String) });
     expect(subscriber.state.size).toBe(0);
+  });
+});
+
+describe('Subscriber.receive with X-Events-Through', () => {
+  /** A log in memory that counts its reads, behind the transport interface. */
+  const countingLog = (events: StoredEvent[]) => {
+    const log = { events, reads: 0 };
+    const transport: EventTransport = {
+      publish: async (event) => {
+        const seq = log.events.length + 1;
+        log.events.push({ ...event, seq, id: event.id ?? `e${seq}` });
+        return { seq, id: event.id ?? `e${seq}` };
+      },
+      async fetchAfter(after, limit) {
+        log.reads++;
+        return { events: log.events.filter((e) => e.seq > after).slice(0, limit) };
+      },
+      close: () => undefined,
+    };
+    return { log, transport };
+  };
+  const comment = (seq: number): StoredEvent => ({
+    seq,
+    id: `e${seq}`,
+    type: 'CommentCreated',
+    data: { id: `c${seq}`, postId: 'p1', content: 'hi', status: 'pending' },
+  });
+  const subscriberOn = (transport: EventTransport) =>
+    new Subscriber(
+      { ...titles, types: ['PostCreated'] },
+      transport,
+      createLogger('posts', 'silent'),
+      createMetrics('posts'),
+    );
+
+  /** A service caught up with a log of one post, to which `later` is then added. */
+  const startedAtSeq1 = async (later: StoredEvent[]) => {
+    const { log, transport } = countingLog([post(1)]);
+    const subscriber = subscriberOn(transport);
+    await subscriber.start();
+    log.events.push(...later);
+    return { log, subscriber };
+  };
+
+  it('counts the seqs the bus passed over as applied, without reading them from the log', async () => {
+    // Given a service at seq 1, and a log whose seqs 2, 3 and 5 are of a type it does not act on
+    const { log, subscriber } = await startedAtSeq1([comment(2), comment(3), post(4), comment(5)]);
+    const readsAtStart = log.reads;
+
+    // When the bus delivers seq 4 alone, from its cursor 1 through seq 5
+    await subscriber.receive([post(4)], { busCursor: 1, through: 5 });
+
+    // Then 2, 3 and 5 count as applied, 4 is applied, and nothing was read from the log
+    expect(subscriber.appliedSeq).toBe(5);
+    expect(subscriber.state).toEqual(['T1', 'T4']);
+    expect(log.reads).toBe(readsAtStart);
+  });
+
+  it('reads from the log what lies below the bus cursor and it lacks, then passes over the rest', async () => {
+    // Given a service at seq 1 while the bus's cursor is at 3 (seq 2 and 3 dead-lettered, say)
+    const { log, subscriber } = await startedAtSeq1([post(2), post(3), comment(4), post(5)]);
+    const readsBefore = log.reads;
+
+    // When the bus delivers seq 5 from its cursor 3
+    await subscriber.receive([post(5)], { busCursor: 3, through: 5 });
+
+    // Then 2 and 3 are read and applied, 4 passed over, 5 applied
+    expect(subscriber.state).toEqual(['T1', 'T2', 'T3', 'T5']);
+    expect(subscriber.appliedSeq).toBe(5);
+    expect(log.reads).toBeGreaterThan(readsBefore);
+  });
+
+  it('still reads a gap from the log when the delivery does not say what was passed over', async () => {
+    const { subscriber } = await startedAtSeq1([post(2), post(3)]);
+    await subscriber.receive([post(3)], { busCursor: 1 });
+    expect(subscriber.state).toEqual(['T1', 'T2', 'T3']);
+  });
+});
+
+describe('Subscriber.publishAndApply, waiting for its delivery', () => {
+  const subscriberOn = (transport: EventTransport, types?: Projection<string[]>['types']) =>
+    new Subscriber({ ...titles, types }, transport, createLogger('posts', 'silent'), createMetrics('posts'));
+  /** A bus that stored someone else's event (seq 2) before the command's (seq 3), counting the reads. */
+  const busWithOneBefore = () => {
+    const state = { log: [post(1)], reads: 0 };
+    const transport: EventTransport = {
+      async publish(event) {
+        const id = event.id ?? 'no-id';
+        state.log.push(post(2), { ...event, seq: 3, id } as StoredEvent);
+        return { seq: 3, id };
+      },
+      async fetchAfter(after, limit) {
+        state.reads++;
+        return { events: state.log.filter((e) => e.seq > after).slice(0, limit) };
+      },
+      close: () => undefined,
+    };
+    return { state, transport };
+  };
+  const ownPost = { type: 'PostCreated', data: { id: 'p3', title: 'mine' } };
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+  it('waits for the delivery of its own event, however late, without reading the log', async () => {
+    // Given a command whose event is not the next one here
+    const { state, transport } = busWithOneBefore();
+    const subscriber = subscriberOn(transport);
+    await subscriber.start();
+    const readsAtStart = state.reads;
+    const command = subscriber.publishAndApply(ownPost);
+
+    // When the delivery comes later than a moment
+    await settle();
+    await subscriber.receive(state.log.slice(1));
+
+    // Then the command answers from it, and never read the log
+    expect(await command).toMatchObject({ seq: 3 });
+    expect(subscriber.state).toEqual(['T1', 'T2', 'mine']);
+    expect(state.reads).toBe(readsAtStart);
+  });
+
+  it('reads the log as soon as a delivery fails while it waits', async () => {
+    // Timers stand still: the command can only answer through the failed delivery, not a timeout.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      // Given a command waiting for its event, and a bus whose next read fails
+      const { state, transport } = busWithOneBefore();
+      let failNextRead = false;
+      const subscriber = subscriberOn({
+        ...transport,
+        fetchAfter: (after, limit) => {
+          if (failNextRead) {
+            failNextRead = false;
+            return Promise.reject(new Error('connect ECONNREFUSED'));
+          }
+          return transport.fetchAfter(after, limit);
+        },
+      });
+      await subscriber.start();
+      const command = subscriber.publishAndApply(ownPost);
+      await new Promise((resolve) => setImmediate(resolve));
+
+      // When a delivery fails (its gap cannot be read)
+      failNextRead = true;
+      state.log.push(post(4), post(5));
+      await expect(subscriber.receive([post(5)])).rejects.toThrow();
+
+      // Then the command reads its event from the log and answers
+      expect(await command).toMatchObject({ seq: 3 });
+      expect(subscriber.state.slice(0, 3)).toEqual(['T1', 'T2', 'mine']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('applies its own event in place when the bus passes over its seq', async () => {
+    // Given a service whose types leave out its own command's type, and a command waiting for seq 3
+    const { state, transport } = busWithOneBefore();
+    const subscriber = subscriberOn(transport, ['CommentCreated']);
+    await subscriber.start();
+    const readsAtStart = state.reads;
+    const command = subscriber.publishAndApply(ownPost);
+    await settle();
+
+    // When the bus says it passed over everything from its cursor 1 through seq 3
+    await subscriber.receive([], { busCursor: 1, through: 3 });
+
+    // Then the command's event is applied at its seq, without a read of the log
+    expect(await command).toMatchObject({ seq: 3 });
+    expect(subscriber.state).toEqual(['T1', 'mine']);
+    expect(subscriber.appliedSeq).toBe(3);
+    expect(state.reads).toBe(readsAtStart);
   });
 });

@@ -10,6 +10,7 @@ import {
 import { HttpError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import { CommandWaits } from './subscriber-waits.js';
 import { sleep, unavailableMessage, type EventTransport } from './transport.js';
 
 /** Why an event was acknowledged without changing anything (kept in a metric label and in the log). */
@@ -22,8 +23,9 @@ export type IgnoreReason = 'unknown-target' | 'already-exists';
 export interface Projection<State> {
   initial(): State;
   /**
-   * The types `apply` and `react` act on. The bus may hold back events of other types for a moment and
-   * send them with the next one of these (docs/event-bus.md, "Types a subscriber acts on"). Left out: all.
+   * The types `apply` and `react` act on. The bus skips events of other types, or holds them back for a
+   * moment while `onApplied` has listeners (docs/event-bus.md, "Deliveries of the types a subscriber acts
+   * on"); a command's own event must be of one of them to carry its view. Left out: all.
    */
   types?: readonly KnownEventType[];
   apply(state: State, event: BlogEvent): IgnoreReason | void;
@@ -42,14 +44,29 @@ export function derivedEventId(trigger: IncomingEvent, reactionType: string): st
   return `${triggerId}/${reactionType}`;
 }
 
+/** What the bus says with a delivery (docs/event-bus.md, "Reactions in the answer" and after). */
+export interface DeliveryHeaders {
+  /** `X-Events-Reply: accept`: the answer may carry the reactions. */
+  replyAccepted?: boolean;
+  /** `X-Events-Cursor`: the bus has every event up to it handled, and the reactions answered to them. */
+  busCursor?: number;
+  /** `X-Events-Through`: the seqs after `busCursor` up to it that are not delivered are skipped types. */
+  through?: number;
+}
+
 /** A delivery's `seq` past the head of the log: the bus never sends one, so it is refused (409). */
 const SEQ_NOT_IN_LOG = new HttpError(409, [{ message: 'This seq is not in the event log', field: 'seq' }]);
 
 const PAGE_SIZE = 10_000;
 /** The most reactions an answer to a delivery carries (the bus reads up to 8 MiB); more are published. */
 const MAX_REPLY_REACTIONS = 200;
-/** How long a command waits for the delivery of its own event before fetching it from the bus. */
-const WAIT_FOR_DELIVERY_MS = 5;
+/**
+ * How long a command waits for the delivery of its own event before reading it from the log, if no
+ * delivery failed meanwhile: the delivery is sent right behind the publish's answer, so it is late only
+ * when something is wrong (the bus went away after storing it, or the transport does not deliver).
+ */
+const COMMAND_DELIVERY_WAIT_MS = 1000;
+
 /** While the log is unreachable at start, catch-up is tried again after 100 ms doubling up to 5 s. */
 const CATCH_UP_BACKOFF = { firstMs: 100, maxMs: 5000 };
 
@@ -71,7 +88,9 @@ export class Subscriber<State> {
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   /** Commands waiting for their event to be applied, by seq. */
-  private readonly seqWaiters = new Set<{ seq: number; resolve: () => void }>();
+  private readonly commandWaits = new CommandWaits();
+  /** Commands' own events once stored, by id: applied in place of a pass over their seq (`passOver`). */
+  private readonly commandEvents = new Map<string, IncomingEvent & { seq: number }>();
   /** Commands' views of the state (publishAndApply), by the id of their event, each taken once. */
   private readonly viewsByEventId = new Map<string, () => void>();
   /** Told of every event once applied (see `onApplied`). */
@@ -114,6 +133,15 @@ export class Subscriber<State> {
 
   stop(): void {
     this.stopped = true;
+    this.commandWaits.stop();
+  }
+
+  /**
+   * Whether the bus may skip the types the projection does not act on (`X-Events-Others: skip`): not while
+   * someone is told of every event applied (`onApplied`).
+   */
+  get skipsOtherTypes(): boolean {
+    return this.projection.types !== undefined && this.appliedListeners.size === 0;
   }
 
   /**
@@ -126,14 +154,20 @@ export class Subscriber<State> {
    * in the outbox until it shows up in the log, or until the bus says (`busCursor`, the seq up to which it
    * has stored what this service answered) that it has it. Otherwise they are published here and the
    * array is empty.
+   *
+   * With `through` (`X-Events-Through`), every seq after `busCursor` up to it that is not among `events`
+   * is one the bus passed over, of a type this service does not act on: counted as applied, not fetched.
    */
   receive(
     events: IncomingEvent[],
-    { replyAccepted = false, busCursor }: { replyAccepted?: boolean; busCursor?: number } = {},
+    { replyAccepted = false, busCursor, through }: DeliveryHeaders = {},
   ): Promise<OutgoingEvent[]> {
-    return this.enqueue(async () => {
+    const received = this.enqueue(async () => {
       // Only the bus knows its cursor, and it never passes what this service acknowledged.
       if (busCursor !== undefined && busCursor <= this.appliedSeq) this.forgetStoredReactions(busCursor);
+      const passedThrough = busCursor !== undefined && through !== undefined ? through : undefined;
+      // What the bus's cursor passed but this service lacks (an event it refused, dead-lettered) is read.
+      if (passedThrough !== undefined && busCursor! > this.appliedSeq) await this.fetchUntil(busCursor!);
       for (const event of events) {
         if (event.seq === undefined) {
           this.applyOne(event);
@@ -143,23 +177,46 @@ export class Subscriber<State> {
           this.metrics.eventsIgnored.inc({ reason: 'duplicate' });
           continue;
         }
-        if (event.seq > this.appliedSeq + 1) await this.fetchUntil(event.seq - 1);
+        if (event.seq > this.appliedSeq + 1) {
+          if (passedThrough !== undefined && event.seq <= passedThrough) this.passOver(event.seq - 1);
+          else await this.fetchUntil(event.seq - 1);
+        }
         // The same answer whatever the head: it must not tell a sender where the log ends.
         if (event.seq > this.appliedSeq + 1) throw SEQ_NOT_IN_LOG;
         if (event.seq === this.appliedSeq + 1) this.applyOne(event);
       }
+      if (passedThrough !== undefined) this.passOver(passedThrough);
       if (replyAccepted && this.outbox.size <= MAX_REPLY_REACTIONS) {
         return [...this.outbox.values()].map((entry) => entry.reaction);
       }
       await this.flushOutbox();
       return [];
     });
+    // A command waiting for its event need not wait for a delivery that failed: it reads the log.
+    received.catch(() => this.commandWaits.missed());
+    return received;
+  }
+
+  /**
+   * Counts the seqs up to `toSeq` as applied: the bus passed over them, of types this service does not
+   * act on. A command's own event among them (its type is not one the bus sends here) is applied in its
+   * place, from what the command published.
+   */
+  private passOver(toSeq: number): void {
+    if (toSeq <= this.appliedSeq) return;
+    const own = [...this.commandEvents.values()].filter((e) => e.seq > this.appliedSeq && e.seq <= toSeq);
+    for (const event of own.sort((a, b) => a.seq - b.seq)) {
+      this.appliedSeq = event.seq - 1;
+      this.applyOne(event);
+    }
+    this.appliedSeq = toSeq;
+    this.commandWaits.applied(this.appliedSeq);
   }
 
   /**
    * Publishes a command's event and resolves once this service's state includes it (read your writes):
-   * at once if it is the very next event of the log; else from the delivery, which is on its way, or,
-   * if that takes more than a moment, by fetching the gap.
+   * at once if it is the very next event of the log; else from the delivery, which is on its way; the gap
+   * is read from the log only if a delivery failed meanwhile or none came (COMMAND_DELIVERY_WAIT_MS).
    *
    * A command answers the state its own event created, yet later events (a reaction to it) may be applied
    * before the caller reads the state. So `view` reads what the answer needs the moment that event is
@@ -178,11 +235,15 @@ export class Subscriber<State> {
       const stored = await this.transport.publish(withId).catch((err: Error) => {
         throw HttpError.unavailable(unavailableMessage(err), err);
       });
+      const own = { ...withId, ...stored };
+      this.commandEvents.set(own.id, own);
       const applied = this.enqueue(async () => {
-        if (this.appliedSeq === stored.seq - 1) this.applyOne({ ...withId, ...stored });
+        if (this.appliedSeq === stored.seq - 1) this.applyOne(own);
       })
-        .then(() => this.waitApplied(stored.seq, WAIT_FOR_DELIVERY_MS))
-        .then((done) => (done ? undefined : this.enqueue(() => this.fetchUntil(stored.seq))));
+        .then(() => this.commandWaits.wait(stored.seq, this.appliedSeq, COMMAND_DELIVERY_WAIT_MS))
+        .then((outcome) =>
+          outcome === 'missed' ? this.enqueue(() => this.fetchUntil(stored.seq)) : undefined,
+        );
       await applied.catch(() => {
         // Stored, so the command succeeded; the delivery will bring this service up to date shortly.
         this.log.warn({ seq: stored.seq, id: stored.id }, 'published, but not yet applied here');
@@ -190,6 +251,7 @@ export class Subscriber<State> {
       return taken ? { ...stored, view: taken.view } : stored;
     } finally {
       this.viewsByEventId.delete(withId.id);
+      this.commandEvents.delete(withId.id);
     }
   }
 
@@ -271,7 +333,7 @@ export class Subscriber<State> {
         else this.log.warn({ seq: stored.seq, id: stored.id }, 'skipped a malformed event of the log');
         this.appliedSeq = stored.seq;
       }
-      if (this.seqWaiters.size > 0) this.resolveWaiters();
+      this.commandWaits.applied(this.appliedSeq);
     }
   }
 
@@ -302,7 +364,7 @@ export class Subscriber<State> {
       // Before any later event changes the state: the command's answer shows what its own event created.
       if (this.viewsByEventId.size > 0 && event.id !== undefined) this.takeCommandView(event.id);
       // A command waiting for its own event (publishAndApply) answers as soon as the delivery brings it.
-      if (this.seqWaiters.size > 0) this.resolveWaiters();
+      this.commandWaits.applied(this.appliedSeq);
     }
     if (this.appliedListeners.size > 0) this.notifyApplied(event);
   }
@@ -334,30 +396,6 @@ export class Subscriber<State> {
       const message = `${unavailableMessage(failed.reason)} (could not publish ${types})`;
       throw HttpError.unavailable(message, failed.reason);
     }
-  }
-
-  /** Resolves true once `seq` is applied, or false after `timeoutMs`. */
-  private waitApplied(seq: number, timeoutMs: number): Promise<boolean> {
-    if (this.appliedSeq >= seq) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter = {
-        seq,
-        resolve: () => {
-          clearTimeout(timer);
-          this.seqWaiters.delete(waiter);
-          resolve(true);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.seqWaiters.delete(waiter);
-        resolve(false);
-      }, timeoutMs);
-      this.seqWaiters.add(waiter);
-    });
-  }
-
-  private resolveWaiters(): void {
-    for (const waiter of this.seqWaiters) if (waiter.seq <= this.appliedSeq) waiter.resolve();
   }
 }
 

@@ -41,6 +41,7 @@ describe('the SQLite bus alone', () => {
         deadLetters: 0,
         batches: false,
         types: null,
+        others: null,
       },
     ]);
     const metrics = await request(bus().app).get('/metrics').expect(200);

@@ -21,6 +21,12 @@ export function createDeliveryMetrics(metrics: Metrics) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10],
       registers,
     }),
+    passes: new Counter({
+      name: 'eventbus_cursor_passes_total',
+      help: 'Moves of a cursor past events of types the subscriber skips, without a POST',
+      labelNames: ['subscriber'] as const,
+      registers,
+    }),
     deadLetters: new Counter({
       name: 'eventbus_dead_letters_total',
       help: 'Events a subscriber rejected with a 4xx, set aside so they do not block the rest',

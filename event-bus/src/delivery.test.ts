@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { eventOfDeliveredSize } from '../../test/support/bus-routes.js';
 import { settlesBefore } from '../../test/support/wait-for.js';
 import { createBus } from './app.js';
-import { BATCH_MAX_EVENTS, DELIVERY_TIMEOUT_MS } from './delivery.js';
+import { BATCH_MAX_EVENTS, DELIVERY_TIMEOUT_MS, TELL_PASSES_AFTER_MS } from './delivery.js';
 
 // The bus for real: started on a free port with a temporary DATA_DIR, delivering over HTTP to small
 // node:http subscribers written here. Nothing of the bus is mocked.
@@ -69,6 +69,13 @@ const batchAnswer = (body: Delivered | Delivered[]): Answer => {
   const events = Array.isArray(body) ? body : [body];
   return { headers: { 'X-Events-Batch': 'accept', 'X-Events-Acked': String(events.at(-1)!.seq) } };
 };
+
+/** The answer headers of a subscriber that acts on `Wanted` only and lets the bus skip the other types. */
+const skippingAnswerHeaders = (body: Delivered | Delivered[]) => ({
+  ...batchAnswer(body).headers,
+  'X-Events-Types': 'Wanted',
+  'X-Events-Others': 'skip',
+});
 
 async function startBus(
   subscribers: Record<string, string>,
@@ -376,6 +383,113 @@ describe('delivery', () => {
     await bus.publish({ type: 'Other', data: { i: 2 } });
     await waitFor(() => sub.events().length === 2);
     expect(await bus.get('/subscribers')).toMatchObject([{ cursor: 2, types: null }]);
+  });
+
+  it('sends a subscriber that skips the other types only those it acts on, and tells it what it passed over', async () => {
+    const headers: Array<[string | undefined, string | undefined]> = [];
+    const sub = await subscriber((body, request) => {
+      headers.push([
+        request['x-events-cursor'] as string | undefined,
+        request['x-events-through'] as string | undefined,
+      ]);
+      return {
+        headers: skippingAnswerHeaders(body),
+      };
+    });
+    const bus = await startBus({ sub: sub.url }, { deferMaxMs: 60_000 });
+    const loop = bus.bus.deliveries.loops[0]!;
+    // Given a subscriber that said, in its first answer, which types it acts on and that it skips the others
+    await bus.publish({ type: 'Wanted', data: { i: 1 } });
+    await waitFor(() => loop.cursor === 1);
+
+    // When only events of other types follow
+    await bus.publish({ type: 'Other', data: { i: 2 } });
+    await bus.publish({ type: 'Other', data: { i: 3 } });
+    // Then the cursor moves past them without a POST
+    await waitFor(() => loop.cursor === 3);
+    expect(sub.posts).toHaveLength(1);
+    expect(await bus.get('/subscribers')).toMatchObject([
+      { cursor: 3, lag: 0, types: ['Wanted'], others: 'skip' },
+    ]);
+    expect(await bus.metrics()).toMatch(
+      /eventbus_cursor_passes_total\{subscriber="sub",service="event-bus"\} [1-9]/,
+    );
+
+    // And the next event it acts on comes alone, saying that every seq since its last delivery up to
+    // there that is not in the body was passed over
+    await bus.publish({ type: 'Wanted', data: { i: 4 } });
+    await bus.publish({ type: 'Other', data: { i: 5 } });
+    await waitFor(() => loop.cursor === 5 && sub.posts.length === 2);
+    expect(sub.posts.map((body) => seqsOf(Array.isArray(body) ? body : [body]))).toEqual([[1], [4]]);
+    expect(headers[1]).toEqual(['1', expect.stringMatching(/^[45]$/)]);
+  });
+
+  it('stores the cursor the subscriber knows, not a pass it has not been told of yet', async () => {
+    const sub = await subscriber((body) => ({
+      headers: skippingAnswerHeaders(body),
+    }));
+    // Long enough that the bus does not tell it of the pass meanwhile.
+    const first = await startBus({ sub: sub.url }, { deferMaxMs: 60_000 });
+    await first.publish({ type: 'Wanted', data: { i: 1 } });
+    await waitFor(() => first.bus.deliveries.loops[0]!.cursor === 1);
+    await first.publish({ type: 'Other', data: { i: 2 } });
+    await waitFor(() => first.bus.deliveries.loops[0]!.cursor === 2);
+    await first.stop();
+
+    // The pass over seq 2 was never told to the subscriber: what SQLite keeps is the cursor it knows.
+    const second = await startBus({ sub: sub.url }, { dir: first.dir });
+    expect(second.bus.deliveries.loops[0]!.cursor).toBe(1);
+    await second.publish({ type: 'Wanted', data: { i: 3 } });
+    await waitFor(() => second.bus.deliveries.loops[0]!.cursor === 3);
+    expect(new Set(seqsOf(sub.events()))).toContain(3);
+  });
+
+  it('tells a subscriber of the events it passed over once the log is quiet, with the last of them', async () => {
+    const headers: Array<[unknown, unknown]> = [];
+    const sub = await subscriber((body, request) => {
+      headers.push([request['x-events-cursor'], request['x-events-through']]);
+      return {
+        headers: skippingAnswerHeaders(body),
+      };
+    });
+    const bus = await startBus({ sub: sub.url });
+    const loop = bus.bus.deliveries.loops[0]!;
+    await bus.publish({ type: 'Wanted', data: { i: 1 } });
+    await waitFor(() => loop.cursor === 1);
+    // Stored in one go (as a publish of an array is), so they are passed over together.
+    bus.bus.store.appendMany(range(2, 4).map((i) => ({ type: 'Other', data: { i } })));
+    bus.bus.deliveries.wakeAll();
+    await waitFor(() => bus.bus.store.cursor('sub') === 4, 3 * TELL_PASSES_AFTER_MS);
+    expect(sub.posts).toHaveLength(2);
+    // One POST for the quiet spell: the last event passed over, covering everything since seq 1.
+    expect(seqsOf(sub.events()).at(-1)).toBe(4);
+    expect(headers.at(-1)).toEqual(['1', '4']);
+  });
+
+  it('tells a subscriber that skips other types, after a dead letter, the dead-lettered seq as its cursor', async () => {
+    const cursors: unknown[] = [];
+    const sub = await subscriber((body, request) => {
+      cursors.push(request['x-events-cursor']);
+      const events = Array.isArray(body) ? body : [body];
+      if (events.some((e) => (e.data as { bad?: boolean }).bad))
+        return { status: 422, body: { errors: [{ message: 'bad' }] } };
+      return {
+        headers: skippingAnswerHeaders(body),
+      };
+    });
+    const bus = await startBus({ sub: sub.url });
+    const loop = bus.bus.deliveries.loops[0]!;
+    await bus.publish({ type: 'Wanted', data: { i: 1 } });
+    await waitFor(() => loop.cursor === 1);
+    await bus.publish({ type: 'Other', data: { i: 2 } });
+    await bus.publish({ type: 'Wanted', data: { i: 3, bad: true } });
+    await waitFor(() => loop.cursor === 3);
+    await bus.publish({ type: 'Wanted', data: { i: 4 } });
+    await waitFor(() => loop.cursor === 4);
+    // Refused as a batch, refused alone (dead-lettered), then seq 4 with the dead-lettered seq as cursor:
+    // the subscriber reads what it lacks below it from the log.
+    expect(await bus.get('/dead-letters')).toMatchObject([{ seq: 3, status: 422 }]);
+    expect(cursors.at(-1)).toBe('3');
   });
 
   it('stores the valid reactions of an answer that also carries a malformed one', async () => {

@@ -1,8 +1,20 @@
 import { setTimeout as sleepUnlessAborted } from 'node:timers/promises';
-import { backoffDelay, BODY_MAX_BYTES, type HttpAnswer, type HttpClient, type Logger } from '@blog/common';
+import { backoffDelay, type HttpAnswer, type HttpClient, type Logger } from '@blog/common';
 import type { DeliveryMetrics } from './delivery-metrics.js';
+import {
+  BATCH_MAX_BYTES,
+  BATCH_MAX_EVENTS,
+  deliveryBody,
+  parseTypesWanted,
+  planDelivery,
+  type Delivery,
+} from './delivery-plan.js';
 import { storeAnsweredReactions, type StoreReactions } from './delivery-reactions.js';
-import { eventJson, type EventRow, type EventStore } from './store.js';
+import type { EventRow, EventStore } from './store.js';
+import type { LoopContext, SubscriberConfig, SubscriberStatus } from './delivery-status.js';
+
+export { BATCH_MAX_BYTES, BATCH_MAX_EVENTS };
+export type { LoopContext, SubscriberConfig, SubscriberStatus };
 
 /**
  * Delivery (docs/event-bus.md, "Delivery"): one loop per subscriber, so each one gets the log in seq order,
@@ -11,22 +23,21 @@ import { eventJson, type EventRow, type EventStore } from './store.js';
  * (at-least-once: a POST answered just before a crash is sent again, and subscribers skip seqs they have).
  */
 
-/**
- * The largest batch, in events and in bytes of its JSON. An event larger than BATCH_MAX_BYTES goes alone; no
- * body is ever larger than a subscriber takes (BODY_MAX_BYTES, common/src/limits.ts): the bus stores no event
- * that would not fit in it alone, within `[...]`.
- */
-export const BATCH_MAX_EVENTS = 200;
-export const BATCH_MAX_BYTES = Math.min(64 * 1024, BODY_MAX_BYTES);
 export const DELIVERY_TIMEOUT_MS = 10_000;
 /** Subscribers answer `{}`, or their reactions: at most 200 events, each one's texts at most 10,000 chars. */
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 /**
- * How long events of types a subscriber does not act on (it lists the ones it does in `X-Events-Types`)
- * may wait, to go with the next event it acts on, or together after this long: each POST a subscriber
+ * How long events of types a subscriber does not act on (it lists the ones it does in `X-Events-Types`),
+ * and does not skip (`X-Events-Others: skip`), may wait, to go with the next event it acts on, or together after this long: each POST a subscriber
  * does not need at once costs both processes CPU that the events it does need are waiting for.
  */
 export const DEFER_MAX_MS = 50;
+/**
+ * How long the log must be quiet before a subscriber is told of the events its cursor passed over (types
+ * it skips): its `appliedSeq` then reaches the head. Long enough that a log that is busy, or busy in
+ * bursts, costs no POST for it; short enough that a quiet system shows every service at the head.
+ */
+export const TELL_PASSES_AFTER_MS = 1000;
 /** How long a delivered cursor may wait before it is written to SQLite (one write for many deliveries). */
 const CURSOR_SAVE_DELAY_MS = 100;
 const FIRST_RETRY_MS = 100;
@@ -36,50 +47,6 @@ const FIRST_RETRY_MS = 100;
  * not an event to set aside, so nothing is dead-lettered while it lasts.
  */
 const RETRYABLE_4XX = new Set([401, 403, 408, 425, 429]);
-
-export interface SubscriberConfig {
-  name: string;
-  url: string;
-}
-
-/** What every loop shares: the log, the HTTP client, the metrics and the settings. */
-export interface LoopContext {
-  store: EventStore;
-  client: HttpClient;
-  metrics: DeliveryMetrics;
-  /** The cap of the exponential backoff between retries (RETRY_MAX_MS). */
-  retryMaxMs: number;
-  storeReactions: StoreReactions;
-  log: Logger;
-  /** How long events a subscriber does not act on may wait for company (default DEFER_MAX_MS). */
-  deferMaxMs?: number;
-  /** `Authorization: Bearer <EVENT_BUS_TOKEN>`, when a token is set. */
-  authorization: Record<string, string>;
-}
-
-/** What `GET /subscribers` shows of one subscriber. */
-export interface SubscriberStatus {
-  name: string;
-  url: string;
-  /** The last seq delivered (or dead-lettered); the next POST starts after it. */
-  cursor: number;
-  /** Events stored but not yet delivered. */
-  lag: number;
-  /** Failed attempts in a row (0 once a POST succeeds). */
-  failures: number;
-  lastError: string | null;
-  deadLetters: number;
-  /** Whether the subscriber takes arrays of events (it said `X-Events-Batch: accept`). */
-  batches: boolean;
-  /** The types it acts on (`X-Events-Types`); others may wait up to DEFER_MAX_MS. Null: all, at once. */
-  types: string[] | null;
-}
-
-/** What the loop sends next: one event as an object, or a batch as an array. */
-interface Delivery {
-  rows: EventRow[];
-  batch: boolean;
-}
 
 /** The delivery loop of one subscriber. */
 export class SubscriberLoop {
@@ -92,8 +59,20 @@ export class SubscriberLoop {
   batches = false;
   /** Set by the subscriber's last 2xx answer: the types it acts on (undefined: all of them). */
   types: Set<string> | undefined;
+  /** Set by the subscriber's last 2xx answer: are the other types passed over, never sent? */
+  skipOthers = false;
+  /**
+   * While the cursor has passed over events the subscriber has not been told of (no delivery since), the
+   * cursor it knows: sent as `X-Events-Cursor` and stored in SQLite, so the passes are told with the next
+   * delivery's `X-Events-Through`, also after a restart.
+   */
+  private passedFrom: number | undefined;
+  /** The cursor as last written to SQLite: an unchanged one is not written again. */
+  private savedCursor: number;
   /** While events wait for company (see DEFER_MAX_MS): when they go anyway, and how far they were checked. */
   private deferral: { until: number; checkedSeq: number } | undefined;
+  /** While the log is quiet after passes the subscriber was not told of: when to tell it (`whenQuiet`). */
+  private quietUntil: number | undefined;
   /** After a batch went wrong, the events up to this seq are sent again one by one. */
   private singlesUntil = 0;
   private wakeUp: (() => void) | undefined;
@@ -120,6 +99,7 @@ export class SubscriberLoop {
     this.deferMaxMs = context.deferMaxMs ?? DEFER_MAX_MS;
     this.authorization = context.authorization;
     this.cursor = this.store.cursor(this.name);
+    this.savedCursor = this.cursor;
     this.log = context.log.child({ subscriber: this.name });
     // Zero-valued series from the start, so a dashboard shows the subscriber before anything goes wrong.
     this.metrics.deadLetters.inc({ subscriber: this.name }, 0);
@@ -159,6 +139,7 @@ export class SubscriberLoop {
       deadLetters: this.store.deadLetterCount(this.name),
       batches: this.batches,
       types: this.types ? [...this.types] : null,
+      others: this.types ? (this.skipOthers ? 'skip' : 'later') : null,
     };
   }
 
@@ -166,8 +147,10 @@ export class SubscriberLoop {
     while (!this.stopped) {
       try {
         const delivery = this.next();
+        if (delivery) this.quietUntil = undefined;
         // Reading the log and starting to wait happen in the same tick, so no publish can slip in between.
-        if (!delivery) await this.idle();
+        if (!delivery) await this.whenQuiet();
+        else if (delivery.rows.length === 0) await this.passOver(delivery.through!);
         else if (this.mayWait(delivery)) await this.idle(this.deferral!.until - Date.now());
         else await this.deliver(delivery);
       } catch (err) {
@@ -176,6 +159,20 @@ export class SubscriberLoop {
         await this.backoff((err as Error).message);
       }
     }
+  }
+
+  /**
+   * Nothing after the cursor: waits for a publish. If the cursor passed over events the subscriber has not
+   * been told of, and nothing comes for TELL_PASSES_AFTER_MS, tells it with the last of them (one POST per quiet
+   * spell), so its `appliedSeq` reaches the head whenever the log is quiet.
+   */
+  private async whenQuiet(): Promise<void> {
+    if (this.passedFrom === undefined) return this.idle();
+    this.quietUntil ??= Date.now() + TELL_PASSES_AFTER_MS;
+    if (Date.now() < this.quietUntil) return this.idle(this.quietUntil - Date.now());
+    const last = this.store.after(this.cursor - 1, 1);
+    if (last.length === 0) return this.idle();
+    await this.deliver({ rows: last, batch: this.batches, through: this.cursor });
   }
 
   /** Waits for a publish (`wake`), or at most `timeoutMs`. */
@@ -195,7 +192,7 @@ export class SubscriberLoop {
    */
   private mayWait({ rows, batch }: Delivery): boolean {
     const types = this.types;
-    if (!types || !batch || rows.length >= BATCH_MAX_EVENTS) return false;
+    if (!types || this.skipOthers || !batch || rows.length >= BATCH_MAX_EVENTS) return false;
     const deferral = (this.deferral ??= { until: Date.now() + this.deferMaxMs, checkedSeq: this.cursor });
     if (Date.now() >= deferral.until) return false;
     for (const row of rows) {
@@ -205,35 +202,36 @@ export class SubscriberLoop {
     return true;
   }
 
-  /** The next events after the cursor: one, or a batch if the subscriber takes them. */
+  /**
+   * The next events after the cursor: one, or a batch if the subscriber takes them; only those of its
+   * types if it skips the others (none: the cursor only moves past them).
+   */
   private next(): Delivery | undefined {
     const batch = this.batches && this.cursor >= this.singlesUntil;
-    const rows = this.store.after(this.cursor, batch ? BATCH_MAX_EVENTS : 1, BATCH_MAX_BYTES);
-    return rows.length === 0 ? undefined : { rows, batch };
+    const wanted = { types: this.types, skipOthers: this.skipOthers };
+    const limit = batch || wanted.skipOthers ? BATCH_MAX_EVENTS : 1;
+    const read = this.store.after(this.cursor, limit, BATCH_MAX_BYTES);
+    return read.length === 0 ? undefined : planDelivery(read, batch, wanted);
   }
 
-  /** The POST body: one event as an object, or as many as fit BATCH_MAX_BYTES (of UTF-8) as an array. */
-  private static body({ rows, batch }: Delivery): { rows: EventRow[]; body: string } {
-    if (!batch) return { rows: rows.slice(0, 1), body: eventJson(rows[0]!) };
-    const items: string[] = [];
-    let bytes = 1; // `[`, then each event with the `,` or `]` after it
-    for (const row of rows) {
-      const json = eventJson(row);
-      const size = Buffer.byteLength(json) + 1;
-      if (items.length > 0 && bytes + size > BATCH_MAX_BYTES) break;
-      items.push(json);
-      bytes += size;
-    }
-    return { rows: rows.slice(0, items.length), body: `[${items.join(',')}]` };
+  /**
+   * Moves the cursor past events of types the subscriber skips, without a POST: the next delivery tells
+   * it (`X-Events-Through`). Yields before the next read, so a long run of them holds up nothing else.
+   */
+  private async passOver(through: number): Promise<void> {
+    this.passedFrom ??= this.cursor;
+    this.cursor = through;
+    this.metrics.passes.inc({ subscriber: this.name });
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   private async deliver(delivery: Delivery): Promise<void> {
     this.deferral = undefined;
-    const { rows, body } = SubscriberLoop.body(delivery);
-    const res = await this.post(body, rows);
+    const { rows, body, through } = deliveryBody(delivery);
+    const res = await this.post(body, rows, through);
     if (!res) return;
     const { status } = res;
-    if (status >= 200 && status < 300) return this.answered(res, rows, delivery.batch);
+    if (status >= 200 && status < 300) return this.answered(res, rows, delivery.batch, through);
     if (status >= 500 || status < 400 || RETRYABLE_4XX.has(status)) {
       this.count('failed');
       const why = status === 401 || status === 403 ? ': it refuses the token (EVENT_BUS_TOKEN)' : '';
@@ -243,19 +241,22 @@ export class SubscriberLoop {
   }
 
   /** Sends the body; undefined (after the backoff) if it did not reach the subscriber, or stopped. */
-  private async post(body: string, rows: EventRow[]): Promise<HttpAnswer | undefined> {
+  private async post(body: string, rows: EventRow[], through?: number): Promise<HttpAnswer | undefined> {
     const endTimer = this.metrics.duration.startTimer({ subscriber: this.name });
+    // X-Events-Reply: a subscriber of ours may answer with its reactions instead of publishing them.
+    // X-Events-Cursor: the reactions it answered to every event up to there are stored.
+    // X-Events-Through: the seqs up to there that are not in the body are of types it skips.
+    const headers: Record<string, string> = {
+      ...this.authorization,
+      'X-Events-Reply': 'accept',
+      'X-Events-Cursor': String(this.knownCursor),
+    };
+    if (through !== undefined) headers['X-Events-Through'] = String(through);
     try {
       return await this.client.request(this.url, {
         method: 'POST',
         body,
-        // X-Events-Reply: a subscriber of ours may answer with its reactions instead of publishing them.
-        // X-Events-Cursor: the reactions it answered to every event up to there are stored.
-        headers: {
-          ...this.authorization,
-          'X-Events-Reply': 'accept',
-          'X-Events-Cursor': String(this.cursor),
-        },
+        headers,
         timeoutMs: DELIVERY_TIMEOUT_MS,
         signal: this.abort.signal,
         maxAnswerBytes: MAX_ANSWER_BYTES,
@@ -271,7 +272,7 @@ export class SubscriberLoop {
   }
 
   /** A 2xx: delivered, unless a batch went unacknowledged or its reactions could not be stored. */
-  private async answered(res: HttpAnswer, rows: EventRow[], batch: boolean): Promise<void> {
+  private async answered(res: HttpAnswer, rows: EventRow[], batch: boolean, through?: number): Promise<void> {
     const first = rows[0]!;
     const last = rows.at(-1)!;
     if (batch && Number(res.headers['x-events-acked']) !== last.seq) {
@@ -281,6 +282,9 @@ export class SubscriberLoop {
       this.recovered();
       this.log.warn({ fromSeq: first.seq, toSeq: last.seq }, 'batch not acknowledged, sending single events');
       this.batches = false;
+      // Nor are types any more what that answerer listed: it may need every event.
+      this.types = undefined;
+      this.skipOthers = false;
       this.singlesUntil = last.seq;
       return;
     }
@@ -292,8 +296,11 @@ export class SubscriberLoop {
     this.count('delivered');
     this.recovered();
     this.batches = String(res.headers['x-events-batch']).toLowerCase() === 'accept';
-    this.types = parseTypes(res.headers['x-events-types']);
-    this.advance(last.seq);
+    ({ types: this.types, skipOthers: this.skipOthers } = parseTypesWanted(
+      res.headers['x-events-types'],
+      res.headers['x-events-others'],
+    ));
+    this.advance(through ?? last.seq);
     this.log.debug({ fromSeq: first.seq, toSeq: last.seq, batch }, 'delivered');
   }
 
@@ -338,13 +345,23 @@ export class SubscriberLoop {
    */
   private advance(seq: number): void {
     this.cursor = seq;
+    this.passedFrom = undefined;
     this.cursorSaveTimer ??= setTimeout(() => this.saveCursor(), CURSOR_SAVE_DELAY_MS);
   }
 
+  /** The cursor as the subscriber knows it: without the passes it has not been told of yet. */
+  private get knownCursor(): number {
+    return this.passedFrom ?? this.cursor;
+  }
+
+  /** Writes the cursor the subscriber knows, if it moved since the last write. */
   private saveCursor(): void {
     clearTimeout(this.cursorSaveTimer);
     this.cursorSaveTimer = undefined;
-    if (this.store.isOpen) this.store.setCursor(this.name, this.cursor);
+    const cursor = this.knownCursor;
+    if (cursor === this.savedCursor || !this.store.isOpen) return;
+    this.store.setCursor(this.name, cursor);
+    this.savedCursor = cursor;
   }
 
   private recovered(): void {
@@ -376,15 +393,6 @@ export class SubscriberLoop {
   private count(outcome: string): void {
     this.metrics.deliveries.inc({ subscriber: this.name, outcome });
   }
-}
-
-/** `X-Events-Types: A,B`: the types a subscriber acts on; absent or empty means all of them. */
-function parseTypes(header: string | string[] | undefined): Set<string> | undefined {
-  const types = String(header ?? '')
-    .split(',')
-    .map((type) => type.trim())
-    .filter(Boolean);
-  return types.length > 0 ? new Set(types) : undefined;
 }
 
 function networkError(err: unknown): string {

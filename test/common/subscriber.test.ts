@@ -186,6 +186,49 @@ describe('subscriber', () => {
     expect((await log(stack.busUrl)).filter((e) => e.type === 'PostNoticed')).toHaveLength(2);
   });
 
+  it('gets from the bus only the types it acts on, and its appliedSeq reaches the head once the log is quiet', async () => {
+    // Given a service that lists the one type it acts on, delivered to by a real bus
+    const typed: ServiceDefinition<Seen> = {
+      name: 'query',
+      projection: { ...watcher, types: ['PostCreated'] },
+    };
+    stack = await startStack([typed]);
+    const service = stack.services.query!;
+    const bus = stack.bus;
+
+    // When posts and events of other types are published (each post answered with a reaction)
+    await publishPosts(stack.busUrl, ['first']);
+    for (let i = 0; i < 3; i++)
+      await request(stack.busUrl).post('/events').send({ type: 'Other', data: { i } });
+    await publishPosts(stack.busUrl, ['second']);
+
+    // Then the posts are applied, the bus passed over other types, and every seq up to the head counts as
+    // applied once the log is quiet, without a gap read
+    await waitFor(() => service.subscriber.appliedSeq === bus.store.headSeq());
+    expect(service.subscriber.state.applied).toEqual(['first', 'second']);
+    const metrics = await (await fetch(`${stack.busUrl}/metrics`)).text();
+    expect(metrics).toMatch(/eventbus_cursor_passes_total\{subscriber="query",service="event-bus"\} [1-9]/);
+    expect((await request(stack.busUrl).get('/subscribers')).body).toMatchObject([
+      { name: 'query', types: ['PostCreated'], others: 'skip', lag: 0 },
+    ]);
+  });
+
+  it('lets the bus skip the other types only while no one follows every event applied', async () => {
+    const typed: ServiceDefinition<Seen> = {
+      name: 'query',
+      projection: { ...watcher, types: ['PostCreated'] },
+    };
+    stack = await startStack([typed], { busEnv: noDelivery });
+    const service = stack.services.query!;
+    const deliver = () =>
+      request(stack!.urls.query!).post('/events').send({ type: 'Other', data: {} }).expect(200);
+    expect((await deliver()).headers['x-events-others']).toBe('skip');
+    const stopFollowing = service.subscriber.onApplied(() => undefined);
+    expect((await deliver()).headers['x-events-others']).toBeUndefined();
+    stopFollowing();
+    expect((await deliver()).headers['x-events-others']).toBe('skip');
+  });
+
   it('stops handing a reaction back once the bus says its cursor passed the trigger (X-Events-Cursor)', async () => {
     stack = await startStack([definition], { busEnv: noDelivery });
     await publishPosts(stack.busUrl, ['c1', 'c2', 'c3']);
