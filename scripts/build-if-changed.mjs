@@ -5,8 +5,9 @@
 //   node scripts/build-if-changed.mjs <script> [arguments for the script]
 //
 // `--help` is answered by the built script without building, unless its source is newer than the build.
-// The TypeScript is built by `tsc -b`, itself incremental; the client's `vite build` is not, so it runs only
-// when the client's inputs hash differently from those of the last build.
+// The TypeScript is built by `tsc -b`, itself incremental, then bundled (scripts/bundle.mjs, which is quick);
+// the client's `vite build` is not incremental, so it runs only when the client's inputs hash differently
+// from those of the last build.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -82,6 +83,7 @@ const wantsHelp = args.some((arg) => arg === '--help' || arg === '-h');
 const builtIsCurrent = fs.existsSync(built) && fs.statSync(built).mtimeMs >= fs.statSync(source).mtimeMs;
 if (!(wantsHelp && builtIsCurrent)) {
   run(process.execPath, [createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-b']);
+  run(process.execPath, [path.join(ROOT_DIR, 'scripts', 'bundle.mjs')]);
   buildClientIfChanged();
 }
 // The script reads its options from process.argv, as if started as `node scripts/dist/<script>.js ...`.

@@ -1,0 +1,64 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { bundledServices, bundleService } from '../bundle.mjs';
+
+/** A repository in miniature: `query` starts from a main.ts whose compiled form imports a CommonJS package. */
+function writeRepository(root: string) {
+  const files: Record<string, string> = {
+    'node_modules/.package-lock.json': '{}\n',
+    'node_modules/greeting/package.json': '{"name":"greeting","main":"index.js"}\n',
+    'node_modules/greeting/index.js':
+      "const os = require('node:os');\nexports.greet = (name) => `hello ${name} from ${os.platform()}`;\n",
+    'query/package.json': '{"type":"module"}\n',
+    'query/src/main.ts': '// compiled to dist/main.js\n',
+    'query/dist/main.js':
+      "import { greet } from 'greeting';\nimport { name } from './name.js';\nconsole.log(greet(name));\n",
+    'query/dist/name.js': "export const name = 'query';\n",
+    'posts/package.json': '{"type":"module"}\n',
+    'posts/dist/index.js': "console.log('posts');\n",
+  };
+  for (const [file, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+    writeFileSync(path.join(root, file), text);
+  }
+}
+
+describe('scripts/bundle.mjs', () => {
+  let root: string;
+  beforeEach(() => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'blog-bundle-repo-'));
+    writeRepository(root);
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('bundles the services that start from a main.ts', () => {
+    expect(bundledServices(root)).toEqual(['query']);
+  });
+
+  it('makes one file that runs alone, CommonJS dependencies included, with its source map', async () => {
+    const { file } = await bundleService('query', root);
+    expect(file).toBe(path.join(root, 'query', 'dist', 'index.bundle.js'));
+    // The dependency is inside: the bundle runs with node_modules gone.
+    rmSync(path.join(root, 'node_modules'), { recursive: true });
+    const run = spawnSync(process.execPath, [file], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe(`hello query from ${os.platform()}\n`);
+    const map = JSON.parse(readFileSync(`${file}.map`, 'utf8')) as { sources: string[] };
+    expect(map.sources).toEqual(expect.arrayContaining(['main.js', 'name.js']));
+  });
+
+  it("stamps the bundle with its compiled inputs, and the install's record for the dependencies", async () => {
+    await bundleService('query', root);
+    const stamp = JSON.parse(readFileSync(path.join(root, 'query', 'dist', 'index.bundle.json'), 'utf8')) as {
+      inputs: Record<string, [number, number]>;
+    };
+    expect(Object.keys(stamp.inputs).sort()).toEqual([
+      '../../node_modules/.package-lock.json',
+      'main.js',
+      'name.js',
+    ]);
+  });
+});
