@@ -41,16 +41,22 @@ export const badPublishBodies: [string, unknown, string][] = [
  * An event whose JSON, as the bus delivers it with the widest seq it could get (16 digits), is `bytes` long:
  * `{"seq":...,"id":"<id>","time":"<24 characters>","type":"Big","data":{"text":"aaa..."}}`.
  */
-export function eventOfDeliveredSize(bytes: number, id: string) {
+export function eventOfDeliveredSize(
+  bytes: number,
+  id: string,
+  type = 'Big',
+  data: Record<string, unknown> = {},
+) {
+  // The padding is a field of its own, which the events' schemas allow (extra fields are kept).
   const json = (text: string) =>
     JSON.stringify({
       seq: Number.MAX_SAFE_INTEGER,
       id,
       time: new Date(0).toISOString(),
-      type: 'Big',
-      data: { text },
+      type,
+      data: { ...data, text },
     });
-  return { type: 'Big', data: { text: 'a'.repeat(bytes - json('').length) }, id };
+  return { type, data: { ...data, text: 'a'.repeat(bytes - json('').length) }, id };
 }
 
 export function busRouteTests<Bus extends BusUnderTest>(create: () => Bus | Promise<Bus>) {
