@@ -12,6 +12,13 @@ import { pollReady, spawnService, type Spawned } from './spawn.js';
 import { now } from './stats.js';
 import { type QueryPosts } from './views.js';
 
+/**
+ * How often the bench asks query's `/readyz` while it starts: the figure is what a probe at this interval
+ * sees (at most this much after the moment query turned ready), and each answer costs query CPU it would
+ * otherwise spend catching up, so a tighter loop would slow what it measures.
+ */
+export const READY_POLL_MS = 10;
+
 export interface ReplayResult {
   events: number;
   posts: number;
@@ -19,8 +26,9 @@ export interface ReplayResult {
   /** Building the log with the bus's own store module (not part of the figure). */
   buildMs: number;
   databaseBytes: number;
-  /** From spawning query to its first `GET /readyz` 200. */
+  /** From spawning query to its first `GET /readyz` 200, polled every `pollMs`. */
   readyMs: number;
+  pollMs: number;
   /** Of which: from the spawn to query's "listening" line (Node's start, loading modules), when logged. */
   bootMs: number | null;
   /** And from "listening" to ready: fetching and applying the log. */
@@ -93,7 +101,7 @@ export async function measureReplay(
     const spawned = now();
     const query = spawnService('query', { PORT: String(queryPort), ...source.env, LOG_LEVEL: logLevel });
     children.push(query);
-    await pollReady(queryUrl, query, settings.readyTimeoutMs, 2);
+    await pollReady(queryUrl, query, settings.readyTimeoutMs, READY_POLL_MS);
     const readyMs = now() - spawned;
     const bootMs = query.listeningAt === undefined ? null : round(query.listeningAt - spawned, 0);
     const { log } = source;
@@ -104,6 +112,7 @@ export async function measureReplay(
       buildMs: round(buildMs, 0),
       databaseBytes: source.databaseBytes,
       readyMs: round(readyMs, 0),
+      pollMs: READY_POLL_MS,
       bootMs,
       catchUpMs: bootMs === null ? null : round(readyMs - bootMs, 0),
       verified: await servesWholeLog(queryUrl, log),
