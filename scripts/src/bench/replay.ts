@@ -9,6 +9,7 @@ import type { Settings } from './options.js';
 import { buildLog, buildStream, type BuiltLog } from './replay-log.js';
 import { get } from './requests.js';
 import { pollReady, spawnService, type Spawned } from './spawn.js';
+import { processCpuMs } from './cpu.js';
 import { now } from './stats.js';
 import { type QueryPosts } from './views.js';
 
@@ -29,6 +30,12 @@ export interface ReplayResult {
   /** From spawning query to its first `GET /readyz` 200, polled every `pollMs`. */
   readyMs: number;
   pollMs: number;
+  /**
+   * CPU time (user + system, /proc, in 10 ms ticks) query used from its spawn to ready, and the bus in the
+   * same span: less sensitive than the wall time to what else the machine runs. Null where /proc is not.
+   */
+  queryCpuMs: number | null;
+  busCpuMs: number | null;
   /** Of which: from the spawn to query's "listening" line (Node's start, loading modules), when logged. */
   bootMs: number | null;
   /** And from "listening" to ready: fetching and applying the log. */
@@ -98,11 +105,15 @@ export async function measureReplay(
       await pollReady(busUrl, bus, 30_000, 20);
     }
 
+    const busPid = children[0]?.process.pid;
+    const busCpuBefore = processCpuMs(busPid);
     const spawned = now();
     const query = spawnService('query', { PORT: String(queryPort), ...source.env, LOG_LEVEL: logLevel });
     children.push(query);
     await pollReady(queryUrl, query, settings.readyTimeoutMs, READY_POLL_MS);
     const readyMs = now() - spawned;
+    const queryCpuMs = processCpuMs(query.process.pid) ?? null;
+    const busCpuAfter = processCpuMs(busPid);
     const bootMs = query.listeningAt === undefined ? null : round(query.listeningAt - spawned, 0);
     const { log } = source;
     return {
@@ -113,6 +124,8 @@ export async function measureReplay(
       databaseBytes: source.databaseBytes,
       readyMs: round(readyMs, 0),
       pollMs: READY_POLL_MS,
+      queryCpuMs,
+      busCpuMs: busCpuBefore === undefined || busCpuAfter === undefined ? null : busCpuAfter - busCpuBefore,
       bootMs,
       catchUpMs: bootMs === null ? null : round(readyMs - bootMs, 0),
       verified: await servesWholeLog(queryUrl, log),
