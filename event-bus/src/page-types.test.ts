@@ -3,7 +3,7 @@ import { eventSeq, eventType, typeFilter } from './page-types.js';
 import { eventJson, storedForm } from './store.js';
 
 // The type and seq as JSON.parse reads them, from the log's own text and from any other JSON of an event.
-const logText = (seq: number, event: { type: string; data: unknown; id?: string }) =>
+const logText = (seq: number, event: { type: string; data: Record<string, unknown>; id?: string }) =>
   eventJson({ seq, time: '2026-01-01T00:00:00.000Z', ...storedForm(event) });
 
 describe('eventType and eventSeq', () => {
