@@ -15,10 +15,10 @@ import { type QueryPosts } from './views.js';
 
 /**
  * How often the bench asks query's `/readyz` while it starts: the figure is what a probe at this interval
- * sees (at most this much after the moment query turned ready), and each answer costs query CPU it would
- * otherwise spend catching up, so a tighter loop would slow what it measures.
+ * sees, at most this much after the moment query turned ready, and the output says it. Each answer costs
+ * query a little CPU (docs/performance.md, "Start-up").
  */
-export const READY_POLL_MS = 10;
+export const READY_POLL_MS = 2;
 
 export interface ReplayResult {
   events: number;
