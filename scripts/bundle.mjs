@@ -5,6 +5,11 @@
 // Plain JavaScript, run after `tsc -b` (`npm run build`, `npm start`):
 //
 //   node scripts/bundle.mjs [service ...]        # default: every service with a src/main.ts
+//   node scripts/bundle.mjs query --install-record FILE
+//
+// `--install-record FILE`: the bundle will run with another install than this tree's (an image's
+// production-only `npm ci`), whose node_modules/.package-lock.json is FILE now: the stamp lists FILE's size
+// and mtime in its place.
 //
 // Beside the bundle, `index.bundle.json` lists every compiled file it was built from with its size and
 // mtime, and for the dependencies npm's record of the install (node_modules/.package-lock.json, rewritten by
@@ -13,6 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -25,7 +31,7 @@ const REQUIRE_BANNER =
   'const require = createRequireOfBundle(import.meta.url);';
 
 /** Bundles one service; resolves with the bundle's path and size. */
-export async function bundleService(service, rootDir = ROOT_DIR) {
+export async function bundleService(service, rootDir = ROOT_DIR, { installRecordOf } = {}) {
   const dist = path.join(rootDir, service, 'dist');
   const outfile = path.join(dist, 'index.bundle.js');
   const result = await build({
@@ -46,15 +52,15 @@ export async function bundleService(service, rootDir = ROOT_DIR) {
     absWorkingDir: rootDir,
   });
   const inputs = {};
-  const record = (file) => {
-    const { size, mtimeMs } = fs.statSync(file);
+  const record = (file, statOf = file) => {
+    const { size, mtimeMs } = fs.statSync(statOf);
     inputs[path.relative(dist, file)] = [size, mtimeMs];
   };
   // Hundreds of dependency files would cost the start file tens of ms to check: the install's record stands
   // for them (when there is none, each is listed).
   const installRecord = path.join(rootDir, 'node_modules', '.package-lock.json');
   const byRecord = fs.existsSync(installRecord);
-  if (byRecord) record(installRecord);
+  if (byRecord) record(installRecord, installRecordOf ?? installRecord);
   for (const input of Object.keys(result.metafile.inputs)) {
     const file = path.resolve(rootDir, input);
     if (!(byRecord && file.split(path.sep).includes('node_modules'))) record(file);
@@ -69,9 +75,13 @@ export function bundledServices(rootDir = ROOT_DIR) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const asked = process.argv.slice(2);
-  for (const service of asked.length > 0 ? asked : bundledServices()) {
-    const { file, bytes } = await bundleService(service);
+  const { values, positionals } = parseArgs({
+    options: { 'install-record': { type: 'string' } },
+    allowPositionals: true,
+  });
+  const options = { installRecordOf: values['install-record'] };
+  for (const service of positionals.length > 0 ? positionals : bundledServices()) {
+    const { file, bytes } = await bundleService(service, ROOT_DIR, options);
     console.log(`${path.relative(ROOT_DIR, file)}: ${(bytes / 1024).toFixed(0)} KiB`);
   }
 }

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { StringDecoder } from 'node:string_decoder';
 import { ANSWER_MAX_BYTES } from './limits.js';
 
 /**
@@ -64,22 +65,21 @@ export class HttpClient {
           signal: options.signal,
         },
         (res) => {
-          const chunks: Buffer[] = [];
+          // Each chunk is decoded as it arrives, while the rest is on its way, rather than all of a large
+          // answer (a page of the log) joined and decoded at its end; the decoder keeps a character split
+          // between two chunks whole.
+          const decoder = new StringDecoder('utf8');
+          let body = '';
           let bytes = 0;
           res.on('data', (chunk: Buffer) => {
             bytes += chunk.length;
-            if (bytes <= maxBytes) return void chunks.push(chunk);
+            if (bytes <= maxBytes) return void (body += decoder.write(chunk));
             fail(withCode(new Error(`answer larger than ${maxBytes} bytes`), 'ERR_ANSWER_TOO_LARGE'));
             req.destroy();
           });
           res.on('end', () => {
             clearTimeout(timer);
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body:
-                chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'),
-            });
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: body + decoder.end() });
           });
           res.on('error', fail);
         },

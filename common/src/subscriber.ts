@@ -58,6 +58,11 @@ export interface DeliveryHeaders {
 const SEQ_NOT_IN_LOG = new HttpError(409, [{ message: 'This seq is not in the event log', field: 'seq' }]);
 
 const PAGE_SIZE = 10_000;
+/**
+ * The newest events of the log that the catch-up at start reads whole, whatever their type, so that what
+ * `onApplied` listeners keep of the latest events (query's live stream) is as a full read would leave it.
+ */
+const CATCH_UP_WHOLE_TAIL = 1000;
 /** The most reactions an answer to a delivery carries (the bus reads up to 8 MiB); more are published. */
 const MAX_REPLY_REACTIONS = 200;
 /**
@@ -113,7 +118,7 @@ export class Subscriber<State> {
   async start(): Promise<number | undefined> {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
-        await this.enqueue(() => this.fetchUntil(Infinity));
+        await this.enqueue(() => this.fetchUntil(Infinity, this.catchUpTypes()));
         // Read in the same step as the flush: an event applied later may still owe its reactions.
         const handledSeq = await this.enqueue(async () => {
           await this.flushOutbox();
@@ -129,6 +134,15 @@ export class Subscriber<State> {
       }
     }
     return undefined;
+  }
+
+  /**
+   * The types the catch-up at start asks the log for, if it may leave the others out: those the projection
+   * acts on, unless it reacts (the reactions it finds in the log are how it knows they are no longer owed,
+   * so it reads every event).
+   */
+  private catchUpTypes(): readonly string[] | undefined {
+    return this.projection.react ? undefined : this.projection.types;
   }
 
   stop(): void {
@@ -280,7 +294,9 @@ export class Subscriber<State> {
   /**
    * Calls `listener` after each event is applied (or acknowledged as changing nothing), in log order, with
    * the state already updated; returns a function that removes it. A listener that throws is logged and
-   * changes nothing else. For pushing changes out, such as query's `GET /posts/live`.
+   * changes nothing else. For pushing changes out, such as query's `GET /posts/live`. The catch-up at start
+   * may pass over old events of types the projection does not act on (`fetchUntil`): a listener is told of
+   * every event applied, and of the last CATCH_UP_WHOLE_TAIL of the log at start whatever their type.
    */
   onApplied(listener: (event: IncomingEvent) => void): () => void {
     this.appliedListeners.add(listener);
@@ -308,23 +324,36 @@ export class Subscriber<State> {
    * the head of the log as the first page reported it. Only these end it: a short page may not be the last
    * (a page also ends at a byte budget, PAGE_MAX_BYTES). The next page is requested before the current one
    * is applied, so the bus reads while this service applies.
+   *
+   * With `types`, the first page is one event, which tells the head; the pages after it hold only those
+   * types (the transport permitting), up to the last CATCH_UP_WHOLE_TAIL events, read whole. The seqs a
+   * page covers without holding them are counted as applied, as a delivery's passed-over seqs are.
    */
-  private async fetchUntil(targetSeq: number): Promise<void> {
-    const fetchPage = (afterSeq: number) => {
-      const page = this.transport.fetchAfter(afterSeq, PAGE_SIZE);
+  private async fetchUntil(targetSeq: number, types?: readonly string[]): Promise<void> {
+    let wholeFrom = Infinity;
+    const fetchPage = (afterSeq: number, first: boolean) => {
+      const typed = types !== undefined && !first && afterSeq < wholeFrom;
+      const limit = first && types ? 1 : typed ? Math.min(PAGE_SIZE, wholeFrom - afterSeq) : PAGE_SIZE;
+      const page = this.transport.fetchAfter(afterSeq, limit, typed ? types : undefined);
       page.catch(() => undefined); // awaited below; this only keeps an unused prefetch from going unhandled
       return page;
     };
     let target = targetSeq;
-    let next = this.appliedSeq < target ? fetchPage(this.appliedSeq) : undefined;
+    let next = this.appliedSeq < target ? fetchPage(this.appliedSeq, true) : undefined;
     for (let first = true; next; first = false) {
-      const { events, headSeq } = await next;
+      const { events, headSeq, throughSeq } = await next;
       // Events published meanwhile are delivered: a catch-up under a steady stream of them still ends.
       if (first && headSeq !== undefined) target = Math.min(target, headSeq);
-      const lastSeq = events.at(-1)?.seq ?? this.appliedSeq;
-      next = events.length > 0 && lastSeq < target ? fetchPage(lastSeq) : undefined;
+      if (first) wholeFrom = target - CATCH_UP_WHOLE_TAIL;
+      // A page of some types may hold none, and still cover part of the log.
+      const covered = Math.max(events.at(-1)?.seq ?? this.appliedSeq, throughSeq ?? 0);
+      next = covered > this.appliedSeq && covered < target ? fetchPage(covered, false) : undefined;
       for (const stored of events) {
-        if (stored.seq !== this.appliedSeq + 1) {
+        const inOrder =
+          throughSeq === undefined
+            ? stored.seq === this.appliedSeq + 1
+            : stored.seq > this.appliedSeq && stored.seq <= throughSeq;
+        if (!inOrder) {
           throw new Error(`event log page out of order: got seq ${stored.seq} after ${this.appliedSeq}`);
         }
         // The bus validated every known event when it was published: check only the envelope here, which
@@ -333,6 +362,7 @@ export class Subscriber<State> {
         else this.log.warn({ seq: stored.seq, id: stored.id }, 'skipped a malformed event of the log');
         this.appliedSeq = stored.seq;
       }
+      if (throughSeq !== undefined && throughSeq > this.appliedSeq) this.appliedSeq = throughSeq;
       this.commandWaits.applied(this.appliedSeq);
     }
   }

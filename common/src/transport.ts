@@ -20,8 +20,10 @@ export interface EventTransport {
   /**
    * A page of the log after `afterSeq`: at most `limit` events, fewer once they fill PAGE_MAX_BYTES (never
    * none while there is one). Only an empty page says the log has nothing more (see `EventPage`).
+   * With `types`, the transport may leave out the events of other types: the page's `throughSeq` then
+   * says how far it covers the log, and `limit` counts the events it covers, of any type.
    */
-  fetchAfter(afterSeq: number, limit: number): Promise<EventPage>;
+  fetchAfter(afterSeq: number, limit: number, types?: readonly string[]): Promise<EventPage>;
   /**
    * Delivery run by the transport itself (NATS): `handle` gets every event of the log from `startSeq`
    * (default 1) on, in order, in batches, each replica (each process) for itself; a batch counts as
@@ -52,6 +54,11 @@ export interface EventPage {
    * below it): a reader catching up may stop there, and leave what comes later to delivery.
    */
   headSeq?: number;
+  /**
+   * Set when the page holds only the types asked for: it covers the log up to this seq (every event of
+   * those types up to it is in the page), and a reader goes on after it. Such a page may be empty.
+   */
+  throughSeq?: number;
 }
 
 export class TransportError extends Error {
@@ -203,10 +210,11 @@ export class HttpTransport implements EventTransport {
     }
   }
 
-  async fetchAfter(afterSeq: number, limit: number): Promise<EventPage> {
+  async fetchAfter(afterSeq: number, limit: number, types?: readonly string[]): Promise<EventPage> {
+    const only = types ? `&types=${types.map(encodeURIComponent).join(',')}` : '';
     let res;
     try {
-      res = await this.client.request(`${this.eventsUrl}?after=${afterSeq}&limit=${limit}`, {
+      res = await this.client.request(`${this.eventsUrl}?after=${afterSeq}&limit=${limit}${only}`, {
         method: 'GET',
         headers: this.headers,
         timeoutMs: this.timeoutMs,
@@ -214,13 +222,20 @@ export class HttpTransport implements EventTransport {
     } catch (err) {
       throw wrap(err, this.busUrl);
     }
-    const events = res.status === 200 ? parseJson(res.body) : undefined;
+    const answer = res.status === 200 ? parseJson(res.body) : undefined;
     if (res.status === 401) throw new TransportError(TOKEN_REFUSED);
+    // A page of some types is `{events, through}`; a bus that does not filter answers every type, an array.
+    const typed = typedPage(answer);
+    const events = typed ? typed.events : answer;
     if (!Array.isArray(events)) {
       throw new TransportError(`event bus answered GET /events with ${res.status}`, false, BUS);
     }
     const head = Number(res.headers['x-last-seq']);
-    return { events: events as StoredEvent[], headSeq: Number.isSafeInteger(head) ? head : undefined };
+    return {
+      events: events as StoredEvent[],
+      headSeq: Number.isSafeInteger(head) ? head : undefined,
+      ...(typed ? { throughSeq: typed.through } : {}),
+    };
   }
 
   close(): void {
@@ -234,6 +249,16 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+function typedPage(answer: unknown): { events: unknown[]; through: number } | undefined {
+  const page = answer as { events?: unknown; through?: unknown } | undefined;
+  return typeof page === 'object' &&
+    page !== null &&
+    Array.isArray(page.events) &&
+    Number.isSafeInteger(page.through)
+    ? (page as { events: unknown[]; through: number })
+    : undefined;
 }
 
 function isStoredList(value: unknown, length: number): value is { seq: number; id?: unknown }[] {

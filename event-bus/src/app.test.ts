@@ -70,6 +70,50 @@ describe('the SQLite bus alone', () => {
     expect(await page(1)).toEqual(['small']);
   });
 
+  describe('a page of some types (?types=)', () => {
+    const typedPage = async (query: string) =>
+      (await request(bus().app).get(`/events?${query}`).expect(200)).body as {
+        events: { seq: number; type: string }[];
+        through: number;
+      };
+    const fill = () => {
+      for (const type of ['A', 'B', 'B', 'A', 'C', 'B']) bus().store.append({ type, data: {} });
+    };
+
+    it('holds only those types, and says up to which seq it covers the log', async () => {
+      fill();
+      const page = await typedPage('after=1&limit=4&types=A,C');
+      expect(page.events.map((event) => [event.seq, event.type])).toEqual([
+        [4, 'A'],
+        [5, 'C'],
+      ]);
+      expect(page.through).toBe(5);
+      // A range of other types only: no event, and covered all the same; at the head, nothing more.
+      expect(await typedPage('after=4&limit=2&types=A')).toEqual({ events: [], through: 6 });
+      expect(await typedPage('after=6&types=A')).toEqual({ events: [], through: 6 });
+      // The plain page is as it was.
+      const plain = (await request(bus().app).get('/events?after=1&limit=2').expect(200)).body;
+      expect((plain as { seq: number }[]).map((event) => event.seq)).toEqual([2, 3]);
+    });
+
+    it('ends before the event that would take it past the page budget, covering up to the one before', async () => {
+      bus().store.append(eventOfDeliveredSize(PAGE_MAX_BYTES - 2000, 'large'));
+      bus().store.append({ type: 'Other', data: {}, id: 'other' });
+      bus().store.append(eventOfDeliveredSize(5000, 'next'));
+      const page = await typedPage('after=0&types=Big');
+      expect(page.events.map((event) => event.seq)).toEqual([1]);
+      expect(page.through).toBe(2);
+      expect((await typedPage('after=2&types=Big')).events.map((event) => event.seq)).toEqual([3]);
+    });
+
+    it('refuses a malformed list of types with 400 naming types', async () => {
+      for (const types of ['', 'A,,B', 'x'.repeat(101), Array(51).fill('T').join(',')]) {
+        const res = await request(bus().app).get(`/events?after=0&types=${types}`).expect(400);
+        expect(res.body).toMatchObject({ errors: [{ field: expect.stringMatching(/^types/) }] });
+      }
+    });
+  });
+
   it('stops at start on a malformed variable, naming it', () => {
     const dir = bus().dir;
     expect(() => createBus({ env: { DATA_DIR: dir, RETRY_MAX_MS: 'soon' } })).toThrow(/RETRY_MAX_MS/);

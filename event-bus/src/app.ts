@@ -25,6 +25,7 @@ import {
 } from '@blog/common';
 import { parsePublished, sqliteLog, type BusLog, type PublishedHook } from './log.js';
 import { natsLog } from './nats-log.js';
+import { eventSeq, typeFilter } from './page-types.js';
 
 /**
  * The event bus (docs/event-bus.md): the course's `POST /events` and `GET /events`, plus `/subscribers` and
@@ -55,10 +56,23 @@ const wholeNumber = z
   .regex(/^\d{1,15}$/, 'must be a whole number, 0 or more')
   .transform(Number);
 
+/** At most this many types in `?types=`, each a name as a publisher may give it. */
+const PAGE_TYPES_MAX = 50;
+
 const pageQuery = z.object({
   after: wholeNumber.optional(),
   limit: wholeNumber
     .pipe(z.number().min(1, 'must be at least 1').max(PAGE_MAX, `must be at most ${PAGE_MAX}`))
+    .optional(),
+  types: z
+    .string()
+    .max(PAGE_TYPES_MAX * 101, 'is too long')
+    .transform((list) => list.split(','))
+    .pipe(
+      z
+        .array(z.string().min(1, 'must name types, comma-separated').max(100, 'names a type too long'))
+        .max(PAGE_TYPES_MAX, `must name at most ${PAGE_TYPES_MAX} types`),
+    )
     .optional(),
 });
 
@@ -200,32 +214,46 @@ function busServer({ config, log, metrics }: ReturnType<typeof busParts>, eventL
  * memory. The array ends before the event that would take it past `maxBytes` (the first event always
  * comes, however large). A log that fails before the first chunk is a JSON error (503 for NATS gone); one
  * that fails half-way cuts the answer short, and the client sees broken JSON.
+ *
+ * With `types`, only the events of those types, as `{"events": [...], "through": SEQ}`: the page covers
+ * the log up to `through` (every event of those types up to it is in it), so a reader goes on after it,
+ * whatever the page holds.
  */
 async function streamEvents(
   eventLog: BusLog,
   log: Logger,
   res: Response,
-  { after, through, maxBytes }: { after: number; through: number; maxBytes: number },
+  { after, through, maxBytes, types }: { after: number; through: number; maxBytes: number; types?: string[] },
 ) {
-  let bytes = 1; // `[`, then each event with the `,` or `]` after it
+  const wanted = types && typeFilter(types);
+  let bytes = wanted ? '{"events":[],"through":}'.length + String(through).length : 1;
   let count = 0;
+  let covered = after;
+  let cut = false;
   try {
     // Leaving the loop ends the read (and, on nats, deletes its consumer).
     for await (const chunk of eventLog.read(after, through, READ_CHUNK)) {
       if (res.destroyed) break;
       const events: string[] = [];
       for (const json of chunk) {
-        const size = Buffer.byteLength(json) + 1;
-        if (count > 0 && bytes + size > maxBytes) break;
-        events.push(json);
-        bytes += size;
-        count++;
+        if (!wanted || wanted(json)) {
+          const size = Buffer.byteLength(json) + 1;
+          cut = count > 0 && bytes + size > maxBytes;
+          if (cut) break;
+          events.push(json);
+          bytes += size;
+          count++;
+        }
+        if (wanted) covered = eventSeq(json);
       }
-      if (events.length === 0) break;
+      if (!res.headersSent)
+        res
+          .status(200)
+          .type('application/json')
+          .write(wanted ? '{"events":[' : '[');
       const text = events.join(',');
-      if (!res.headersSent) res.status(200).type('application/json').write('[');
-      if (!res.write(count > events.length ? `,${text}` : text)) await drained(res);
-      if (events.length < chunk.length) break;
+      if (text && !res.write(count > events.length ? `,${text}` : text)) await drained(res);
+      if (cut) break;
     }
   } catch (err) {
     if (!res.headersSent) throw err;
@@ -234,8 +262,10 @@ async function streamEvents(
     return;
   }
   if (res.destroyed) return;
-  if (res.headersSent) res.end(']');
-  else res.type('application/json').send('[]');
+  // Read to the end of the range, a page covers all of it, whatever seqs the log holds in it.
+  const end = wanted ? `],"through":${cut ? covered : through}}` : ']';
+  if (res.headersSent) res.end(end);
+  else res.type('application/json').send(wanted ? `{"events":[${end}` : '[]');
 }
 
 /** The course's publish, and an array of events in one request (docs/event-bus.md). */
@@ -269,12 +299,9 @@ async function answerEvents(
   }
   const after = query.after ?? 0;
   const limit = query.limit ?? PAGE_DEFAULT;
-  // A page: a reader asks for the rest after the last seq it got.
-  await streamEvents(eventLog, log, res, {
-    after,
-    through: Math.min(head, after + limit),
-    maxBytes: PAGE_MAX_BYTES,
-  });
+  const through = Math.min(head, after + limit);
+  // A page: a reader asks for the rest after the last seq it got (or its `through`, with types).
+  await streamEvents(eventLog, log, res, { after, through, maxBytes: PAGE_MAX_BYTES, types: query.types });
 }
 
 /** Resolves when the response can take more data, or when the client has gone. */

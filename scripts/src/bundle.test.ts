@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -60,5 +60,16 @@ describe('scripts/bundle.mjs', () => {
       'main.js',
       'name.js',
     ]);
+  });
+
+  it('stamps the record of another install in its place when told (an image runs with its production install)', async () => {
+    const other = path.join(root, 'production-install-record.json');
+    writeFileSync(other, '{"packages":{}}\n');
+    await bundleService('query', root, { installRecordOf: other });
+    const stamp = JSON.parse(readFileSync(path.join(root, 'query', 'dist', 'index.bundle.json'), 'utf8')) as {
+      inputs: Record<string, [number, number]>;
+    };
+    const { size, mtimeMs } = statSync(other);
+    expect(stamp.inputs['../../node_modules/.package-lock.json']).toEqual([size, mtimeMs]);
   });
 });

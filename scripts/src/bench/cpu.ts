@@ -4,7 +4,7 @@ import { round } from '../harness.js';
 import type { System } from '../process/system-types.js';
 
 /** CPU time (user + system) a process has used, from /proc (Linux); undefined elsewhere. */
-function processCpuMs(pid: number | undefined): number | undefined {
+export function processCpuMs(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -9,8 +9,16 @@ import type { Settings } from './options.js';
 import { buildLog, buildStream, type BuiltLog } from './replay-log.js';
 import { get } from './requests.js';
 import { pollReady, spawnService, type Spawned } from './spawn.js';
+import { processCpuMs } from './cpu.js';
 import { now } from './stats.js';
 import { type QueryPosts } from './views.js';
+
+/**
+ * How often the bench asks query's `/readyz` while it starts: the figure is what a probe at this interval
+ * sees, at most this much after the moment query turned ready, and the output says it. Each answer costs
+ * query a little CPU (docs/performance.md, "Start-up").
+ */
+export const READY_POLL_MS = 2;
 
 export interface ReplayResult {
   events: number;
@@ -19,8 +27,15 @@ export interface ReplayResult {
   /** Building the log with the bus's own store module (not part of the figure). */
   buildMs: number;
   databaseBytes: number;
-  /** From spawning query to its first `GET /readyz` 200. */
+  /** From spawning query to its first `GET /readyz` 200, polled every `pollMs`. */
   readyMs: number;
+  pollMs: number;
+  /**
+   * CPU time (user + system, /proc, in 10 ms ticks) query used from its spawn to ready, and the bus in the
+   * same span: less sensitive than the wall time to what else the machine runs. Null where /proc is not.
+   */
+  queryCpuMs: number | null;
+  busCpuMs: number | null;
   /** Of which: from the spawn to query's "listening" line (Node's start, loading modules), when logged. */
   bootMs: number | null;
   /** And from "listening" to ready: fetching and applying the log. */
@@ -90,11 +105,15 @@ export async function measureReplay(
       await pollReady(busUrl, bus, 30_000, 20);
     }
 
+    const busPid = children[0]?.process.pid;
+    const busCpuBefore = processCpuMs(busPid);
     const spawned = now();
     const query = spawnService('query', { PORT: String(queryPort), ...source.env, LOG_LEVEL: logLevel });
     children.push(query);
-    await pollReady(queryUrl, query, settings.readyTimeoutMs, 2);
+    await pollReady(queryUrl, query, settings.readyTimeoutMs, READY_POLL_MS);
     const readyMs = now() - spawned;
+    const queryCpuMs = processCpuMs(query.process.pid) ?? null;
+    const busCpuAfter = processCpuMs(busPid);
     const bootMs = query.listeningAt === undefined ? null : round(query.listeningAt - spawned, 0);
     const { log } = source;
     return {
@@ -104,6 +123,9 @@ export async function measureReplay(
       buildMs: round(buildMs, 0),
       databaseBytes: source.databaseBytes,
       readyMs: round(readyMs, 0),
+      pollMs: READY_POLL_MS,
+      queryCpuMs,
+      busCpuMs: busCpuBefore === undefined || busCpuAfter === undefined ? null : busCpuAfter - busCpuBefore,
       bootMs,
       catchUpMs: bootMs === null ? null : round(readyMs - bootMs, 0),
       verified: await servesWholeLog(queryUrl, log),

@@ -114,8 +114,10 @@ function replaySection({ figures: f, details: d, transport }: Results): Section 
     notes: [
       `start: ${replay.posts} posts and ${replay.comments} comments in ${replay.events} events ` +
         `(${(replay.databaseBytes / 2 ** 20).toFixed(1)} MiB of ${store}, built in ${replay.buildMs} ms); ` +
-        `spawn → /readyz 200 in ${replay.readyMs} ms` +
+        `spawn → /readyz 200 in ${replay.readyMs} ms (polled every ${replay.pollMs} ms)` +
         (replay.bootMs === null ? '' : ` (boot ${replay.bootMs} ms, catch-up ${replay.catchUpMs} ms)`) +
+        (replay.queryCpuMs === null ? '' : `, CPU to ready: query ${replay.queryCpuMs} ms`) +
+        (replay.busCpuMs === null ? '' : `, bus ${replay.busCpuMs} ms`) +
         '; ' +
         `${replay.verified ? 'every post and comment served' : 'NOT VERIFIED'}`,
     ],
