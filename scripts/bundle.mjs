@@ -8,13 +8,15 @@
 //   node scripts/bundle.mjs query --install-record FILE
 //
 // `--install-record FILE`: the bundle will run with another install than this tree's (an image's
-// production-only `npm ci`), whose node_modules/.package-lock.json is FILE now: the stamp lists FILE's size
-// and mtime in its place.
+// production-only `npm ci`), whose node_modules/.package-lock.json is FILE now: the stamp lists FILE's
+// content hash in its place.
 //
-// Beside the bundle, `index.bundle.json` lists every compiled file it was built from with its size and
-// mtime, and for the dependencies npm's record of the install (node_modules/.package-lock.json, rewritten by
-// every install): the service's start file runs the bundle only while they all still match, so a rebuild
-// (`npm run dev`, a `tsc -b` alone) or a new install is never hidden by an older bundle.
+// Beside the bundle, `index.bundle.json` lists every compiled file it was built from with the SHA-256 of its
+// content, and for the dependencies npm's record of the install (node_modules/.package-lock.json, rewritten
+// by every install): the service's start file runs the bundle only while they all still match, so a rebuild
+// (`npm run dev`, a `tsc -b` alone) or a new install is never hidden by an older bundle. Content, not file
+// times: an image's COPY keeps whole seconds of a time only, and a copy is as current as its original.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,9 +54,8 @@ export async function bundleService(service, rootDir = ROOT_DIR, { installRecord
     absWorkingDir: rootDir,
   });
   const inputs = {};
-  const record = (file, statOf = file) => {
-    const { size, mtimeMs } = fs.statSync(statOf);
-    inputs[path.relative(dist, file)] = [size, mtimeMs];
+  const record = (file, contentOf = file) => {
+    inputs[path.relative(dist, file)] = createHash('sha256').update(fs.readFileSync(contentOf)).digest('hex');
   };
   // Hundreds of dependency files would cost the start file tens of ms to check: the install's record stands
   // for them (when there is none, each is listed).

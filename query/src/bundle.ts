@@ -1,11 +1,12 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, type URL } from 'node:url';
 
 /**
  * The bundle at `bundleUrl` if it was built from exactly the files on disk now, else undefined. Its stamp
- * (`<name>.json` beside it, written by scripts/bundle.mjs) lists every input with its size and mtime: a
- * rebuild of any (`npm run dev`, a `tsc -b` alone) or a missing stamp means the modules run instead, so an
+ * (`<name>.json` beside it, written by scripts/bundle.mjs) lists every input with the SHA-256 of its content
+ * (a copy, such as an image's, keeps it current; its file times may differ): a rebuild of any (`npm run dev`, a `tsc -b` alone) or a missing stamp means the modules run instead, so an
  * older bundle never runs in place of newer code. Reads only `node:` modules: it runs before any other.
  */
 export function currentBundle(bundleUrl: URL): string | undefined {
@@ -13,13 +14,15 @@ export function currentBundle(bundleUrl: URL): string | undefined {
   const dir = path.dirname(bundle);
   try {
     const stamp = JSON.parse(readFileSync(bundle.replace(/\.js$/, '.json'), 'utf8')) as {
-      inputs?: Record<string, [number, number]>;
+      inputs?: Record<string, string>;
     };
     const inputs = Object.entries(stamp.inputs ?? {});
     if (inputs.length === 0) return undefined;
-    for (const [file, [size, mtimeMs]] of inputs) {
-      const now = statSync(path.resolve(dir, file));
-      if (now.size !== size || now.mtimeMs !== mtimeMs) return undefined;
+    for (const [file, sha256] of inputs) {
+      const now = createHash('sha256')
+        .update(readFileSync(path.resolve(dir, file)))
+        .digest('hex');
+      if (now !== sha256) return undefined;
     }
     statSync(bundle);
     return bundleUrl.href;

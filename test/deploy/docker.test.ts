@@ -261,6 +261,23 @@ describe.skipIf(unavailable !== undefined)(
       }
     }, 120_000);
 
+    it("query's image starts from its bundle, which its start file finds current", async () => {
+      const check =
+        "const { currentBundle } = await import('/app/query/dist/bundle.js');" +
+        "console.log(currentBundle(new URL('file:///app/query/dist/index.bundle.js')) ?? 'modules');";
+      const result = await must('docker', [
+        'run',
+        '--rm',
+        '--entrypoint',
+        'node',
+        image('query'),
+        '--input-type=module',
+        '-e',
+        check,
+      ]);
+      expect(result.stdout.trim()).toBe('file:///app/query/dist/index.bundle.js');
+    }, 60_000);
+
     // Registered only where the client exists (a skipped test would break CI's no-skip rule on this branch).
     if (withClient)
       it('the app is served at the published port, with the API routed as the Ingress does', async () => {
