@@ -5,6 +5,7 @@ import { EVENT_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
 import type { NatsClient } from './nats-connection.js';
 import { loadNats } from './nats-libraries.js';
+import { backoffDelay } from './backoff.js';
 import { sleep, TransportError } from './transport.js';
 
 /** JetStream keeps an id for this long: a publish retried within it is stored once (an hour). */
@@ -136,20 +137,9 @@ export async function* readStream(
   maxBytes = Infinity,
 ): AsyncGenerator<StoredEvent[]> {
   if (throughSeq <= afterSeq) return;
-  const { js } = await client.jetStream();
-  let consumer;
+  const consumer = await replayConsumer(client, afterSeq, throughSeq);
+  if (!consumer) return;
   try {
-    consumer = await js.consumers.get(client.stream, {
-      name_prefix: `${REPLAY_CONSUMER_PREFIX}${shortId()}`,
-      opt_start_seq: afterSeq + 1,
-      inactive_threshold: REPLAY_CONSUMER_IDLE_MS,
-    });
-  } catch (err) {
-    throw client.failure(err, `could not read the stream ${client.stream}`);
-  }
-  try {
-    // Nothing stored from there on (the stream was purged): nothing to wait for.
-    if ((await consumer.info(true)).num_pending === 0) return;
     const progress = { last: afterSeq, taken: 0, bytes: 0, largest: 0 };
     while (progress.last < throughSeq) {
       const perPull = Math.max(1, Math.floor(REPLAY_PULL_BYTES / (progress.largest || EVENT_MAX_BYTES)));
@@ -167,6 +157,71 @@ export async function* readStream(
   } finally {
     // Done with it: removed now rather than left to idle out.
     consumer.delete().catch(() => undefined);
+  }
+}
+
+/** While a replay's consumer sits on a node still catching up, it is made again after 50 ms doubling to 1 s. */
+const LAGGING_NODE_BACKOFF = { firstMs: 50, maxMs: 1000, jitter: true };
+
+/**
+ * An ordered consumer from `afterSeq + 1` on a node that holds the stream through `throughSeq`, or none
+ * when nothing is stored there any more (purged). JetStream places it on any node of the stream, and one
+ * that has just come back holds only part of it while it catches up: read there, the replay would end
+ * short of the head the leader gave, and a service would answer "not found" for an event it acknowledged.
+ * So such a consumer is deleted and made again (on another node, or once that one has caught up), for
+ * as long as a request may take; then the replay fails, as any call NATS cannot answer in time.
+ */
+async function replayConsumer(
+  client: NatsClient,
+  afterSeq: number,
+  throughSeq: number,
+): Promise<Consumer | undefined> {
+  const { js, jsm } = await client.jetStream();
+  const deadline = Date.now() + client.timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    let consumer: Consumer;
+    let holds: number;
+    let startsAfter: number;
+    try {
+      consumer = await js.consumers.get(client.stream, {
+        name_prefix: `${REPLAY_CONSUMER_PREFIX}${shortId()}`,
+        opt_start_seq: afterSeq + 1,
+        inactive_threshold: REPLAY_CONSUMER_IDLE_MS,
+      });
+      const info = await consumer.info(true);
+      holds = info.num_pending;
+      // A node whose stream ends before the start seq starts the consumer after its own last seq instead.
+      startsAfter = info.delivered.stream_seq;
+    } catch (err) {
+      throw client.failure(err, `could not read the stream ${client.stream}`);
+    }
+    if (startsAfter === afterSeq && holds >= throughSeq - afterSeq) return consumer;
+    // Nothing is ever deleted from the stream but by a purge, which moves its first seq.
+    const from = Math.max(afterSeq, (await firstSeq(client, jsm)) - 1);
+    if (startsAfter === from && holds >= throughSeq - from && from < throughSeq) return consumer;
+    consumer.delete().catch(() => undefined);
+    if (from >= throughSeq) return undefined;
+    if (attempt === 0)
+      client.log?.warn(
+        { afterSeq, throughSeq, holds },
+        "a replay's consumer is on a NATS node still catching up: made again",
+      );
+    if (Date.now() >= deadline)
+      throw new TransportError(
+        `NATS at ${client.url} served the stream ${client.stream} through seq ${throughSeq} from no node in time`,
+        false,
+        'NATS',
+      );
+    await sleep(backoffDelay(attempt, LAGGING_NODE_BACKOFF));
+  }
+}
+
+/** The stream's first seq, as its leader has it. */
+async function firstSeq(client: NatsClient, jsm: JetStreamManager): Promise<number> {
+  try {
+    return (await jsm.streams.info(client.stream)).state.first_seq;
+  } catch (err) {
+    throw client.failure(err, `could not read the stream ${client.stream}`);
   }
 }
 
@@ -198,6 +253,9 @@ async function pull(
   try {
     const messages = await consumer.fetch({ max_messages: want, expires: Math.max(1000, client.timeoutMs) });
     for await (const msg of messages) {
+      // Never a seq outside the range asked for, whatever the node serving the consumer holds.
+      if (msg.seq <= progress.last)
+        throw new TransportError(`NATS sent seq ${msg.seq} after seq ${progress.last}`, false, 'NATS');
       const size = msg.data.length;
       // Past the byte budget: the rest stays in the stream (the consumer is deleted by the caller).
       if (progress.taken > 0 && progress.bytes + size > maxBytes) return { events, end, full: true };
