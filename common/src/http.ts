@@ -7,6 +7,14 @@ import { describeError, errorHandler, HttpError, notFoundHandler } from './error
 import { BODY_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import {
+  findRawRoute,
+  rawRouteTable,
+  type RawHandler,
+  type RawRoutes,
+  type RawRouteTable,
+  type RouteParams,
+} from './raw-routes.js';
 
 export interface Readiness {
   ready: boolean;
@@ -40,12 +48,13 @@ export interface HttpAppOptions {
   log: Logger;
 }
 
-export type RawHandler = (req: IncomingMessage, res: ServerResponse) => void;
-export type RawRoutes = Record<string, RawHandler>;
+export type { RawHandler, RawRoutes, RouteParams };
 
 export interface JsonAnswer {
   status?: number;
-  body: unknown;
+  body?: unknown;
+  /** The body as JSON text already, sent as it is in place of `body`. */
+  json?: string;
   headers?: Record<string, string>;
 }
 
@@ -57,16 +66,18 @@ export interface RawKit {
   /**
    * A handler that takes a JSON body parsed and limited exactly as express.json does for the other routes,
    * answers JSON, and turns what it throws into the same `{"errors": [...]}` answers. `guard` runs first,
-   * before the body is read: what it throws is the answer (a 401 for a missing token).
+   * before the body is read: what it throws is the answer (a 401 for a missing token). `headers` replace
+   * `headers` above on every answer (`publicHeaders`, for a public route).
    */
   json(
     route: string,
-    handle: (body: unknown, req: IncomingMessage) => JsonAnswer | Promise<JsonAnswer>,
+    handle: (body: unknown, req: IncomingMessage, params: RouteParams) => JsonAnswer | Promise<JsonAnswer>,
     guard?: (req: IncomingMessage) => void,
+    headers?: Record<string, string>,
   ): RawHandler;
 }
 
-const rawRoutesOf = new WeakMap<Express, Map<string, RawHandler>>();
+const rawRoutesOf = new WeakMap<Express, RawRouteTable>();
 const headersOf = new WeakMap<Express, Record<string, string>>();
 
 /**
@@ -180,11 +191,16 @@ function rawKit(options: HttpAppOptions): RawKit {
     res: ServerResponse,
     next: (err?: unknown) => void,
   ) => void;
-  const answer = (res: ServerResponse, status: number, body: unknown, extra?: Record<string, string>) => {
-    const json = JSON.stringify(body);
+  const answer = (
+    res: ServerResponse,
+    base: Record<string, string>,
+    status: number,
+    json: string,
+    extra?: Record<string, string>,
+  ) => {
     res
       .writeHead(status, {
-        ...headers,
+        ...base,
         ...extra,
         'Content-Type': 'application/json; charset=utf-8',
         'Content-Length': Buffer.byteLength(json),
@@ -194,25 +210,30 @@ function rawKit(options: HttpAppOptions): RawKit {
   return {
     headers,
     publicHeaders: staticHeaders(true),
-    json: (route, handle, guard) => (req, res) => {
-      const endTimer = options.metrics.httpDuration.startTimer({ method: req.method, route });
-      res.once('finish', () => endTimer({ status: String(res.statusCode) }));
-      const fail = (err: unknown) => {
-        const { status, errors, headers } = describeError(err, options.log, req.method, req.url);
-        if (!res.headersSent) answer(res, status, { errors }, headers);
-      };
-      try {
-        guard?.(req);
-      } catch (err) {
-        return fail(err);
-      }
-      parseJson(req, res, (err) => {
-        if (err) return fail(err);
-        Promise.resolve()
-          .then(() => handle((req as IncomingMessage & { body?: unknown }).body, req))
-          .then((result) => answer(res, result.status ?? 200, result.body, result.headers), fail);
-      });
-    },
+    json:
+      (route, handle, guard, answerHeaders = headers) =>
+      (req, res, params = {}) => {
+        const endTimer = options.metrics.httpDuration.startTimer({ method: req.method, route });
+        res.once('finish', () => endTimer({ status: String(res.statusCode) }));
+        const fail = (err: unknown) => {
+          const { status, errors, headers } = describeError(err, options.log, req.method, req.url);
+          if (!res.headersSent) answer(res, answerHeaders, status, JSON.stringify({ errors }), headers);
+        };
+        try {
+          guard?.(req);
+        } catch (err) {
+          return fail(err);
+        }
+        parseJson(req, res, (err) => {
+          if (err) return fail(err);
+          Promise.resolve()
+            .then(() => handle((req as IncomingMessage & { body?: unknown }).body, req, params))
+            .then((result) => {
+              const json = result.json ?? JSON.stringify(result.body);
+              answer(res, answerHeaders, result.status ?? 200, json, result.headers);
+            }, fail);
+        });
+      },
   };
 }
 
@@ -222,15 +243,17 @@ export function createHttpApp(options: HttpAppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   const kit = rawKit(options);
-  const rawRoutes = new Map(Object.entries(options.rawRoutes?.(kit) ?? {}));
-  rawRoutesOf.set(app, rawRoutes);
+  const rawRoutes = options.rawRoutes?.(kit) ?? {};
+  rawRoutesOf.set(app, rawRouteTable(rawRoutes));
   headersOf.set(app, kit.headers);
-  for (const [route, handler] of rawRoutes) {
+  for (const [route, handler] of Object.entries(rawRoutes)) {
     const [method, path] = route.split(' ') as [string, string];
     const register = { GET: 'get', HEAD: 'head', POST: 'post' } as const;
     const verb = register[method as keyof typeof register];
     if (!verb) throw new Error(`raw route ${route}: only GET, HEAD and POST`);
-    app[verb](path, (req: IncomingMessage, res: ServerResponse) => handler(req, res));
+    app[verb](path, (req: express.Request, res: ServerResponse) =>
+      handler(req, res, req.params as RouteParams),
+    );
   }
   app.use(options.metrics.timeRequests);
   app.use(helmet());
@@ -302,14 +325,14 @@ export function listen(
   host?: string,
   timeouts?: Partial<ServerTimeouts>,
 ): Promise<Server> {
-  const rawRoutes = rawRoutesOf.get(app) ?? new Map<string, RawHandler>();
+  const rawRoutes = rawRoutesOf.get(app) ?? rawRouteTable({});
   const options = serverTimeoutOptions(timeouts);
   const server = createServer(options, (req, res) => {
     if (drainingServers.has(server)) res.shouldKeepAlive = false;
     const query = req.url!.indexOf('?');
     const path = query === -1 ? req.url! : req.url!.slice(0, query);
-    const raw = rawRoutes.size > 0 ? rawRoutes.get(`${req.method} ${path}`) : undefined;
-    if (raw) raw(req, res);
+    const raw = findRawRoute(rawRoutes, req.method!, path);
+    if (raw) raw.handler(req, res, raw.params);
     else app(req, res);
   });
   server.on('clientError', answerClientError(headersOf.get(app) ?? {}));

@@ -88,11 +88,19 @@ export function eventJson(row: EventRow): string {
   return `{"seq":${row.seq},"id":${JSON.stringify(row.id)},"time":${JSON.stringify(row.time)},${row.body.slice(1)}`;
 }
 
+type StoredForm = Pick<EventRow, 'id' | 'type' | 'body'>;
+/** Each event's form, made once: a publish sizes it (deliveredBytes) before it stores it. */
+const formsMade = new WeakMap<OutgoingEvent, StoredForm>();
+
 /** What the log keeps of a published event: its id (the publisher's, else a new UUID), type and body. */
-export function storedForm(event: OutgoingEvent): Pick<EventRow, 'id' | 'type' | 'body'> {
+export function storedForm(event: OutgoingEvent): StoredForm {
+  const made = formsMade.get(event);
+  if (made) return made;
   // seq, id and time are the bus's to assign: a publisher's own copies would clash with them in the JSON.
   const { id = randomUUID(), seq: _seq, time: _time, type, data, ...extra } = event;
-  return { id, type, body: JSON.stringify({ type, data, ...extra }) };
+  const form = { id, type, body: JSON.stringify({ type, data, ...extra }) };
+  formsMade.set(event, form);
+  return form;
 }
 
 /** The widest seq and time an event can be given: an event is measured with them before it has its own. */
