@@ -1,9 +1,9 @@
-import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { describeError, errorHandler, HttpError, notFoundHandler } from './errors.js';
+import { describeError, errorHandler, notFoundHandler } from './errors.js';
+import { fastJsonBodyParser, jsonBodyParser } from './json-body.js';
 import { BODY_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -49,6 +49,7 @@ export interface HttpAppOptions {
 }
 
 export type { RawHandler, RawRoutes, RouteParams };
+export { forbiddenKeyPath, jsonDepth, MAX_JSON_DEPTH } from './json-body.js';
 
 export interface JsonAnswer {
   status?: number;
@@ -80,88 +81,6 @@ export interface RawKit {
 const rawRoutesOf = new WeakMap<Express, RawRouteTable>();
 const headersOf = new WeakMap<Express, Record<string, string>>();
 
-/**
- * JSON nested deeper than this is refused: no event of the course goes past 3 levels, and the bus stores
- * what it takes with JSON.stringify, which overflows the stack (a 500) on a value nested 10,000 deep.
- */
-export const MAX_JSON_DEPTH = 100;
-
-/** How deep `[` and `{` nest in JSON text, strings skipped; bytes, since UTF-8 keeps ASCII bytes as they are. */
-export function jsonDepth(bytes: Uint8Array): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i];
-    if (inString) {
-      if (byte === 0x5c)
-        i++; // a backslash: skip the escaped character
-      else if (byte === 0x22) inString = false;
-    } else if (byte === 0x22) inString = true;
-    else if (byte === 0x5b || byte === 0x7b) deepest = Math.max(deepest, ++depth);
-    else if (byte === 0x5d || byte === 0x7d) depth--;
-  }
-  return deepest;
-}
-
-/**
- * Keys refused anywhere in a JSON body, as Fastify's parser does by default: JSON.parse makes `__proto__`
- * an own property, and code that merges or copies such an object (`Object.assign`, a deep merge) may follow
- * either key to a prototype and change every object of the process.
- */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor']);
-
-/**
- * The path to the first `__proto__` or `constructor` key in JSON text (`['data', '__proto__']`), or
- * undefined. A byte search first, so that only a body that spells either word, or holds a `\u00` escape
- * (which can spell it: `"\u005f_proto__"`), is parsed a second time to be looked at; text that is not
- * JSON is left for the parser to refuse.
- */
-export function forbiddenKeyPath(bytes: Buffer): string[] | undefined {
-  if (!bytes.includes('__proto__') && !bytes.includes('constructor') && !bytes.includes('\\u00'))
-    return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  return findForbiddenKey(value, []);
-}
-
-function findForbiddenKey(value: unknown, path: string[]): string[] | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  // Object.keys lists an own `__proto__` as any other key; the depth is bounded by MAX_JSON_DEPTH.
-  for (const key of Object.keys(value)) {
-    if (FORBIDDEN_KEYS.has(key)) return [...path, key];
-    const found = findForbiddenKey((value as Record<string, unknown>)[key], [...path, key]);
-    if (found) return found;
-  }
-  return undefined;
-}
-
-const bodyRefusal = (type: string) => Object.assign(new Error(type), { status: 400, type });
-
-/**
- * express.json, plus three refusals before parsing: bytes that are not UTF-8 (else they would be stored as
- * U+FFFD, silently changed), nesting deeper than MAX_JSON_DEPTH, and a `__proto__` or `constructor` key.
- * Each answers 400 JSON (errors.ts), the last naming the key and where it is.
- */
-function jsonBodyParser(limit: number) {
-  return express.json({
-    limit,
-    verify: (_req, _res, buffer, encoding) => {
-      if (/^utf-?8$/i.test(encoding) && !isUtf8(buffer)) throw bodyRefusal('entity.not.utf8');
-      if (jsonDepth(buffer) > MAX_JSON_DEPTH) throw bodyRefusal('entity.too.deep');
-      const forbidden = forbiddenKeyPath(buffer);
-      if (forbidden) {
-        const key = forbidden.at(-1)!;
-        throw HttpError.badRequest(`The key "${key}" is not allowed in a JSON body`, forbidden.join('.'));
-      }
-    },
-  });
-}
-
 /** The headers helmet (and cors, if asked) set on an answer: recorded once, for the early routes. */
 function staticHeaders(withCors: boolean): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -186,11 +105,7 @@ function staticHeaders(withCors: boolean): Record<string, string> {
 
 function rawKit(options: HttpAppOptions): RawKit {
   const headers = staticHeaders(false);
-  const parseJson = jsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES) as unknown as (
-    req: IncomingMessage,
-    res: ServerResponse,
-    next: (err?: unknown) => void,
-  ) => void;
+  const parseJson = fastJsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES);
   const answer = (
     res: ServerResponse,
     base: Record<string, string>,
