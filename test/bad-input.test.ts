@@ -147,9 +147,10 @@ describe('bad input, the nastiest cases', () => {
     await refused(() => raw(stack.busUrl, { method: 'POST', path: '/events', headers: json, body }), 400);
   });
 
-  it('answers 400 JSON for broken percent-encoding in a path', async () => {
+  it.each(['GET', 'POST'])('answers 400 JSON for broken percent-encoding in a path (%s)', async (method) => {
+    const body = method === 'POST' ? '{"content":"x"}' : undefined;
     await refused(
-      () => raw(stack.urls.comments!, { path: '/posts/%E0%A4%A/comments' }),
+      () => raw(stack.urls.comments!, { method, path: '/posts/%E0%A4%A/comments', headers: json, body }),
       400,
       /percent-encoding/,
     );

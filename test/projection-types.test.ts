@@ -6,9 +6,10 @@ import { moderationProjection } from '../moderation/src/projection.js';
 import { postsProjection } from '../posts/src/projection.js';
 import { queryProjection } from '../query/src/projection.js';
 
-// Each projection lists the event types it acts on (`types`), and the bus holds back the others for a
-// moment (docs/event-bus.md, "Types a subscriber acts on"). A type missing from the list would reach the
-// service late; one listed for nothing costs a POST per event. So: the list is exactly what acts.
+// Each projection lists the event types it acts on (`types`); the bus never sends it the others, counting
+// them as applied, or holds them back a moment for a service whose every applied event is pushed out (docs/
+// event-bus.md, "Deliveries of the types a subscriber acts on"). A type missing from the list would never
+// be applied; one listed for nothing costs a delivery per event. So: the list is exactly what acts.
 
 /** One comment's life after its post, with every event of the course. */
 const story: BlogEvent[] = [

@@ -5,10 +5,12 @@ import {
   refuseUnsafeCharacters,
   z,
   type PublicRoute,
+  type RawKit,
+  type RawRoutes,
   type ServiceContext,
 } from '@blog/common';
 import type { Express } from 'express';
-import type { CommentsState } from './projection.js';
+import type { Comment, CommentsState } from './projection.js';
 
 // Checked before the trim, so a comment that ends in a newline is refused rather than quietly cut.
 const createCommentBody = z.object({
@@ -25,33 +27,77 @@ export const commentsPublicRoutes: PublicRoute[] = [
   { path: '/posts/:id/comments', methods: ['GET', 'POST'] },
 ];
 
+/** `GET /posts/:id/comments`, and `POST` for a server without `commentsRawRoutes` (the same answers). */
 export function commentsRoutes(app: Express, { subscriber }: ServiceContext<CommentsState>): void {
-  const commentsOf = (postId: string) => subscriber.state.commentsByPostId.get(postId) ?? [];
-
   app.get('/posts/:id/comments', (req, res) => {
-    res.json(commentsOf(req.params.id));
+    res.json(subscriber.state.commentsByPostId.get(req.params.id) ?? []);
   });
-
+  const createComment = commentCreation(subscriber);
   app.post('/posts/:id/comments', async (req, res) => {
-    const postId = req.params.id;
-    const { content } = parseOr400(createCommentBody, req.body);
+    const { status, json } = await createComment(req.body, req.params.id);
+    res.status(status).type('application/json').send(json);
+  });
+}
+
+/**
+ * `POST /posts/:id/comments`, the busiest public route, answered ahead of Express (see `rawRoutes` in
+ * common/src/http.ts): the same 201 with the post's comments, 400 and 404 as JSON.
+ */
+export function commentsRawRoutes(
+  { subscriber }: ServiceContext<CommentsState>,
+  headers: Record<string, string>,
+  kit: RawKit,
+): RawRoutes {
+  const createComment = commentCreation(subscriber);
+  return {
+    'POST /posts/:id/comments': kit.json(
+      '/posts/:id/comments',
+      (body, _req, params) => createComment(body, params.id!),
+      undefined,
+      headers,
+    ),
+  };
+}
+
+/**
+ * Each comment's JSON as a 201 lists it, made again only when its status changed: a 201 lists every
+ * comment of the post, so each comment would otherwise be serialized again for every later one.
+ */
+const commentJsonMade = new WeakMap<Comment, { status: Comment['status']; json: string }>();
+function commentJson(comment: Comment): string {
+  const known = commentJsonMade.get(comment);
+  if (known?.status === comment.status) return known.json;
+  const { id, content, status } = comment;
+  const json = JSON.stringify({ id, content, status });
+  commentJsonMade.set(comment, { status, json });
+  return json;
+}
+
+const listJson = (comments: Comment[]) => `[${comments.map(commentJson).join(',')}]`;
+
+/** Creates a comment: its 201 (the post's comments as JSON text), or throws the 400, 404 or 503. */
+function commentCreation(subscriber: ServiceContext<CommentsState>['subscriber']) {
+  return async (body: unknown, postId: string): Promise<{ status: number; json: string }> => {
+    const { content } = parseOr400(createCommentBody, body);
     // The PostCreated may be a few milliseconds old: make sure we are caught up before saying 404.
     if (!subscriber.state.postIds.has(postId)) await subscriber.refresh();
     if (!subscriber.state.postIds.has(postId)) throw HttpError.notFound(`Post ${postId} not found`);
     const id = newCourseId((candidate) => subscriber.state.commentsById.has(candidate));
     const data = { id, content, postId, status: 'pending' } as const;
-    // The post's comments as the new comment's own event left them (copies: a moderation applied before
-    // this answer changes the objects in the state), so the new one is `pending`, as the course answers.
+    // The post's comments as the new comment's own event left them (taken then: a moderation applied
+    // before this answer changes the objects in the state), so the new one is `pending`, as the course answers.
     const { view: commentsAsCreated } = await subscriber.publishAndApply(
       { type: 'CommentCreated', data },
-      (state) => (state.commentsByPostId.get(postId) ?? []).map((comment) => ({ ...comment })),
+      (state) => listJson(state.commentsByPostId.get(postId) ?? []),
     );
     // Stored, but not applied here when the bus went away between the publish and the read of the gap:
     // the answer still shows the new comment, as the course's 201 promises (its delivery follows).
-    const answer = commentsAsCreated ?? [
-      ...commentsOf(postId).filter((comment) => comment.id !== id),
-      { id, content, status: 'pending' },
-    ];
-    res.status(201).json(answer);
-  });
+    const json =
+      commentsAsCreated ??
+      listJson([
+        ...(subscriber.state.commentsByPostId.get(postId) ?? []).filter((comment) => comment.id !== id),
+        { id, content, status: 'pending' },
+      ]);
+    return { status: 201, json };
+  };
 }

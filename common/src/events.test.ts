@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  eventDataSchemas,
   incomingEventSchema,
+  isKnownEventType,
   outgoingEventSchema,
   publishDataSchemas,
   unsafeCharacter,
@@ -105,5 +107,64 @@ describe('unsafeCharacter', () => {
       data: { id: 'c', postId: 'p', status: 'approved', content: 'a\nb' },
     };
     expect(validateEvent(outgoingEventSchema, moderated, '', publishDataSchemas).issues).toEqual([]);
+  });
+});
+
+describe('validateEvent without zod for what is plainly valid', () => {
+  const long = (n: number) => 'x'.repeat(n);
+  const comment = { id: 'c1', postId: 'p1', content: 'hi' };
+  const samples: unknown[] = [
+    { type: 'PostCreated', data: { id: 'p1', title: 'T' } },
+    { type: 'PostCreated', data: { id: long(200), title: long(10_000) } },
+    { type: 'PostCreated', data: { id: long(201), title: 'T' } },
+    { type: 'PostCreated', data: { id: 'p1', title: long(10_001) } },
+    { type: 'PostCreated', data: { id: '', title: 'T' } },
+    { type: 'PostCreated', data: { id: 'p1', title: 'a\u0007b' } },
+    { type: 'PostCreated', data: { id: 'p1' } },
+    { type: 'CommentCreated', data: { ...comment, status: 'pending' } },
+    { type: 'CommentCreated', data: { ...comment, content: 'x\u202Ey', status: 'pending' } },
+    { type: 'CommentCreated', data: { ...comment, status: 'approved' } },
+    { type: 'CommentModerated', data: { ...comment, status: 'rejected' } },
+    { type: 'CommentModerated', data: { ...comment, status: 'pending' } },
+    { type: 'CommentUpdated', data: { ...comment, status: 'pending' } },
+    { type: 'CommentUpdated', data: { ...comment, postId: 7, status: 'approved' } },
+    { type: 'CommentUpdated', data: { ...comment, status: 'maybe' } },
+    { type: 'PostLiked', data: {} },
+    { type: '', data: {} },
+    { type: long(201), data: {} },
+    { type: 'X', data: [] },
+    { type: 'X', data: null },
+    { type: 'X', data: {}, id: '' },
+    { type: 'X', data: {}, id: long(201) },
+    { type: 'X', data: {}, id: 5 },
+    { type: 'X', data: {}, seq: 1, time: 't' },
+    { type: 'X', data: {}, seq: 0 },
+    { type: 'X', data: {}, seq: 1.5 },
+    { type: 'X', data: {}, seq: '1' },
+    { type: 'X', data: {}, seq: 2 ** 60 },
+    { type: 'X', data: {}, time: 5 },
+    ['X'],
+    'X',
+    null,
+  ];
+  const bySchemas = (
+    schema: typeof outgoingEventSchema,
+    dataSchemas: typeof eventDataSchemas,
+    input: unknown,
+  ) => {
+    const envelope = schema.safeParse(input);
+    if (!envelope.success) return false;
+    const { type, data } = envelope.data;
+    return !isKnownEventType(type) || dataSchemas[type].safeParse(data).success;
+  };
+
+  it.each([
+    ['delivered', incomingEventSchema, eventDataSchemas],
+    ['published', outgoingEventSchema, publishDataSchemas],
+  ] as const)('takes exactly what the schemas take, %s', (_what, schema, dataSchemas) => {
+    for (const input of samples) {
+      const taken = validateEvent(schema, input, '', dataSchemas).event !== undefined;
+      expect(taken, JSON.stringify(input).slice(0, 80)).toBe(bySchemas(schema, dataSchemas, input));
+    }
   });
 });

@@ -1,12 +1,20 @@
-import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { describeError, errorHandler, HttpError, notFoundHandler } from './errors.js';
+import { describeError, errorHandler, notFoundHandler } from './errors.js';
+import { fastJsonBodyParser, jsonBodyParser } from './json-body.js';
 import { BODY_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import {
+  findRawRoute,
+  rawRouteTable,
+  type RawHandler,
+  type RawRoutes,
+  type RawRouteTable,
+  type RouteParams,
+} from './raw-routes.js';
 
 export interface Readiness {
   ready: boolean;
@@ -40,12 +48,14 @@ export interface HttpAppOptions {
   log: Logger;
 }
 
-export type RawHandler = (req: IncomingMessage, res: ServerResponse) => void;
-export type RawRoutes = Record<string, RawHandler>;
+export type { RawHandler, RawRoutes, RouteParams };
+export { forbiddenKeyPath, jsonDepth, MAX_JSON_DEPTH } from './json-body.js';
 
 export interface JsonAnswer {
   status?: number;
-  body: unknown;
+  body?: unknown;
+  /** The body as JSON text already, sent as it is in place of `body`. */
+  json?: string;
   headers?: Record<string, string>;
 }
 
@@ -57,99 +67,19 @@ export interface RawKit {
   /**
    * A handler that takes a JSON body parsed and limited exactly as express.json does for the other routes,
    * answers JSON, and turns what it throws into the same `{"errors": [...]}` answers. `guard` runs first,
-   * before the body is read: what it throws is the answer (a 401 for a missing token).
+   * before the body is read: what it throws is the answer (a 401 for a missing token). `headers` replace
+   * `headers` above on every answer (`publicHeaders`, for a public route).
    */
   json(
     route: string,
-    handle: (body: unknown, req: IncomingMessage) => JsonAnswer | Promise<JsonAnswer>,
+    handle: (body: unknown, req: IncomingMessage, params: RouteParams) => JsonAnswer | Promise<JsonAnswer>,
     guard?: (req: IncomingMessage) => void,
+    headers?: Record<string, string>,
   ): RawHandler;
 }
 
-const rawRoutesOf = new WeakMap<Express, Map<string, RawHandler>>();
+const rawRoutesOf = new WeakMap<Express, RawRouteTable>();
 const headersOf = new WeakMap<Express, Record<string, string>>();
-
-/**
- * JSON nested deeper than this is refused: no event of the course goes past 3 levels, and the bus stores
- * what it takes with JSON.stringify, which overflows the stack (a 500) on a value nested 10,000 deep.
- */
-export const MAX_JSON_DEPTH = 100;
-
-/** How deep `[` and `{` nest in JSON text, strings skipped; bytes, since UTF-8 keeps ASCII bytes as they are. */
-export function jsonDepth(bytes: Uint8Array): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i];
-    if (inString) {
-      if (byte === 0x5c)
-        i++; // a backslash: skip the escaped character
-      else if (byte === 0x22) inString = false;
-    } else if (byte === 0x22) inString = true;
-    else if (byte === 0x5b || byte === 0x7b) deepest = Math.max(deepest, ++depth);
-    else if (byte === 0x5d || byte === 0x7d) depth--;
-  }
-  return deepest;
-}
-
-/**
- * Keys refused anywhere in a JSON body, as Fastify's parser does by default: JSON.parse makes `__proto__`
- * an own property, and code that merges or copies such an object (`Object.assign`, a deep merge) may follow
- * either key to a prototype and change every object of the process.
- */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor']);
-
-/**
- * The path to the first `__proto__` or `constructor` key in JSON text (`['data', '__proto__']`), or
- * undefined. A byte search first, so that only a body that spells either word, or holds a `\u00` escape
- * (which can spell it: `"\u005f_proto__"`), is parsed a second time to be looked at; text that is not
- * JSON is left for the parser to refuse.
- */
-export function forbiddenKeyPath(bytes: Buffer): string[] | undefined {
-  if (!bytes.includes('__proto__') && !bytes.includes('constructor') && !bytes.includes('\\u00'))
-    return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  return findForbiddenKey(value, []);
-}
-
-function findForbiddenKey(value: unknown, path: string[]): string[] | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  // Object.keys lists an own `__proto__` as any other key; the depth is bounded by MAX_JSON_DEPTH.
-  for (const key of Object.keys(value)) {
-    if (FORBIDDEN_KEYS.has(key)) return [...path, key];
-    const found = findForbiddenKey((value as Record<string, unknown>)[key], [...path, key]);
-    if (found) return found;
-  }
-  return undefined;
-}
-
-const bodyRefusal = (type: string) => Object.assign(new Error(type), { status: 400, type });
-
-/**
- * express.json, plus three refusals before parsing: bytes that are not UTF-8 (else they would be stored as
- * U+FFFD, silently changed), nesting deeper than MAX_JSON_DEPTH, and a `__proto__` or `constructor` key.
- * Each answers 400 JSON (errors.ts), the last naming the key and where it is.
- */
-function jsonBodyParser(limit: number) {
-  return express.json({
-    limit,
-    verify: (_req, _res, buffer, encoding) => {
-      if (/^utf-?8$/i.test(encoding) && !isUtf8(buffer)) throw bodyRefusal('entity.not.utf8');
-      if (jsonDepth(buffer) > MAX_JSON_DEPTH) throw bodyRefusal('entity.too.deep');
-      const forbidden = forbiddenKeyPath(buffer);
-      if (forbidden) {
-        const key = forbidden.at(-1)!;
-        throw HttpError.badRequest(`The key "${key}" is not allowed in a JSON body`, forbidden.join('.'));
-      }
-    },
-  });
-}
 
 /** The headers helmet (and cors, if asked) set on an answer: recorded once, for the early routes. */
 function staticHeaders(withCors: boolean): Record<string, string> {
@@ -175,16 +105,17 @@ function staticHeaders(withCors: boolean): Record<string, string> {
 
 function rawKit(options: HttpAppOptions): RawKit {
   const headers = staticHeaders(false);
-  const parseJson = jsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES) as unknown as (
-    req: IncomingMessage,
+  const parseJson = fastJsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES);
+  const answer = (
     res: ServerResponse,
-    next: (err?: unknown) => void,
-  ) => void;
-  const answer = (res: ServerResponse, status: number, body: unknown, extra?: Record<string, string>) => {
-    const json = JSON.stringify(body);
+    base: Record<string, string>,
+    status: number,
+    json: string,
+    extra?: Record<string, string>,
+  ) => {
     res
       .writeHead(status, {
-        ...headers,
+        ...base,
         ...extra,
         'Content-Type': 'application/json; charset=utf-8',
         'Content-Length': Buffer.byteLength(json),
@@ -194,25 +125,30 @@ function rawKit(options: HttpAppOptions): RawKit {
   return {
     headers,
     publicHeaders: staticHeaders(true),
-    json: (route, handle, guard) => (req, res) => {
-      const endTimer = options.metrics.httpDuration.startTimer({ method: req.method, route });
-      res.once('finish', () => endTimer({ status: String(res.statusCode) }));
-      const fail = (err: unknown) => {
-        const { status, errors, headers } = describeError(err, options.log, req.method, req.url);
-        if (!res.headersSent) answer(res, status, { errors }, headers);
-      };
-      try {
-        guard?.(req);
-      } catch (err) {
-        return fail(err);
-      }
-      parseJson(req, res, (err) => {
-        if (err) return fail(err);
-        Promise.resolve()
-          .then(() => handle((req as IncomingMessage & { body?: unknown }).body, req))
-          .then((result) => answer(res, result.status ?? 200, result.body, result.headers), fail);
-      });
-    },
+    json:
+      (route, handle, guard, answerHeaders = headers) =>
+      (req, res, params = {}) => {
+        const endTimer = options.metrics.httpDuration.startTimer({ method: req.method, route });
+        res.once('finish', () => endTimer({ status: String(res.statusCode) }));
+        const fail = (err: unknown) => {
+          const { status, errors, headers } = describeError(err, options.log, req.method, req.url);
+          if (!res.headersSent) answer(res, answerHeaders, status, JSON.stringify({ errors }), headers);
+        };
+        try {
+          guard?.(req);
+        } catch (err) {
+          return fail(err);
+        }
+        parseJson(req, res, (err) => {
+          if (err) return fail(err);
+          Promise.resolve()
+            .then(() => handle((req as IncomingMessage & { body?: unknown }).body, req, params))
+            .then((result) => {
+              const json = result.json ?? JSON.stringify(result.body);
+              answer(res, answerHeaders, result.status ?? 200, json, result.headers);
+            }, fail);
+        });
+      },
   };
 }
 
@@ -222,15 +158,17 @@ export function createHttpApp(options: HttpAppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   const kit = rawKit(options);
-  const rawRoutes = new Map(Object.entries(options.rawRoutes?.(kit) ?? {}));
-  rawRoutesOf.set(app, rawRoutes);
+  const rawRoutes = options.rawRoutes?.(kit) ?? {};
+  rawRoutesOf.set(app, rawRouteTable(rawRoutes));
   headersOf.set(app, kit.headers);
-  for (const [route, handler] of rawRoutes) {
+  for (const [route, handler] of Object.entries(rawRoutes)) {
     const [method, path] = route.split(' ') as [string, string];
     const register = { GET: 'get', HEAD: 'head', POST: 'post' } as const;
     const verb = register[method as keyof typeof register];
     if (!verb) throw new Error(`raw route ${route}: only GET, HEAD and POST`);
-    app[verb](path, (req: IncomingMessage, res: ServerResponse) => handler(req, res));
+    app[verb](path, (req: express.Request, res: ServerResponse) =>
+      handler(req, res, req.params as RouteParams),
+    );
   }
   app.use(options.metrics.timeRequests);
   app.use(helmet());
@@ -302,14 +240,14 @@ export function listen(
   host?: string,
   timeouts?: Partial<ServerTimeouts>,
 ): Promise<Server> {
-  const rawRoutes = rawRoutesOf.get(app) ?? new Map<string, RawHandler>();
+  const rawRoutes = rawRoutesOf.get(app) ?? rawRouteTable({});
   const options = serverTimeoutOptions(timeouts);
   const server = createServer(options, (req, res) => {
     if (drainingServers.has(server)) res.shouldKeepAlive = false;
     const query = req.url!.indexOf('?');
     const path = query === -1 ? req.url! : req.url!.slice(0, query);
-    const raw = rawRoutes.size > 0 ? rawRoutes.get(`${req.method} ${path}`) : undefined;
-    if (raw) raw(req, res);
+    const raw = findRawRoute(rawRoutes, req.method!, path);
+    if (raw) raw.handler(req, res, raw.params);
     else app(req, res);
   });
   server.on('clientError', answerClientError(headersOf.get(app) ?? {}));

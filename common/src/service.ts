@@ -18,6 +18,7 @@ import {
   listen,
   type JsonAnswer,
   type PublicRoute,
+  type RawKit,
   type RawRoutes,
   type Readiness,
   type ServerTimeouts,
@@ -46,10 +47,10 @@ export interface ServiceDefinition<State> {
   /** The service's own routes, besides `POST /events`, health and metrics. */
   routes?: (app: Express, context: ServiceContext<State>) => void;
   /**
-   * Hot reads answered ahead of Express, with its headers precomputed (see `rawRoutes` in http.ts): public
-   * routes, so the headers are helmet's and CORS's.
+   * Hot routes answered ahead of Express, with its headers precomputed (see `rawRoutes` in http.ts): public
+   * routes, so the headers are helmet's and CORS's; `kit` makes a JSON route of them.
    */
-  rawRoutes?: (context: ServiceContext<State>, headers: Record<string, string>) => RawRoutes;
+  rawRoutes?: (context: ServiceContext<State>, headers: Record<string, string>, kit: RawKit) => RawRoutes;
 }
 
 export interface ServiceOptions {
@@ -97,7 +98,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
     publicRoutes: definition.publicRoutes,
     readiness,
     rawRoutes: (kit) => ({
-      ...definition.rawRoutes?.(context, kit.publicHeaders),
+      ...definition.rawRoutes?.(context, kit.publicHeaders, kit),
       // Every delivery comes here: answered ahead of Express, since it is the busiest route of all.
       'POST /events': kit.json(
         '/events',

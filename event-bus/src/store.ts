@@ -88,19 +88,31 @@ export function eventJson(row: EventRow): string {
   return `{"seq":${row.seq},"id":${JSON.stringify(row.id)},"time":${JSON.stringify(row.time)},${row.body.slice(1)}`;
 }
 
+type StoredForm = Pick<EventRow, 'id' | 'type' | 'body'>;
+/** Each event's form, made once: a publish sizes it (deliveredBytes) before it stores it. */
+const formsMade = new WeakMap<OutgoingEvent, StoredForm>();
+
 /** What the log keeps of a published event: its id (the publisher's, else a new UUID), type and body. */
-export function storedForm(event: OutgoingEvent): Pick<EventRow, 'id' | 'type' | 'body'> {
+export function storedForm(event: OutgoingEvent): StoredForm {
+  const made = formsMade.get(event);
+  if (made) return made;
   // seq, id and time are the bus's to assign: a publisher's own copies would clash with them in the JSON.
   const { id = randomUUID(), seq: _seq, time: _time, type, data, ...extra } = event;
-  return { id, type, body: JSON.stringify({ type, data, ...extra }) };
+  const form = { id, type, body: JSON.stringify({ type, data, ...extra }) };
+  formsMade.set(event, form);
+  return form;
 }
 
 /** The widest seq and time an event can be given: an event is measured with them before it has its own. */
 const WIDEST = { seq: Number.MAX_SAFE_INTEGER, time: new Date(0).toISOString() };
 
+/** What `eventJson` adds around an event's id and body, the widest seq and time included (id `""`, body `{}`). */
+const ENVELOPE_BYTES = Buffer.byteLength(eventJson({ id: '', type: '', body: '{}', ...WIDEST })) - 3;
+
 /** The bytes of the JSON `eventJson` will give for this event, whatever seq it gets. */
 export function deliveredBytes(form: Pick<EventRow, 'id' | 'type' | 'body'>): number {
-  return Buffer.byteLength(eventJson({ ...form, ...WIDEST }));
+  // eventJson's text is the envelope, the id as JSON and the body less its `{`: counted without making it.
+  return ENVELOPE_BYTES + Buffer.byteLength(JSON.stringify(form.id)) + Buffer.byteLength(form.body) - 1;
 }
 
 export class EventStore {

@@ -7,7 +7,7 @@ import { useNats } from '../support/nats.js';
 import { startStack, waitFor } from '../support/stack.js';
 import { describeEachTransport } from '../support/transports.js';
 import { commentsProjection } from '../../comments/src/projection.js';
-import { commentsPublicRoutes, commentsRoutes } from '../../comments/src/routes.js';
+import { commentsPublicRoutes, commentsRawRoutes, commentsRoutes } from '../../comments/src/routes.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let api: ReturnType<typeof request>;
@@ -24,6 +24,7 @@ beforeAll(async () => {
       name: 'comments',
       projection: commentsProjection,
       routes: commentsRoutes,
+      rawRoutes: commentsRawRoutes,
       publicRoutes: commentsPublicRoutes,
     },
     { name: 'moderation', projection: moderationProjection },

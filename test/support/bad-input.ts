@@ -9,7 +9,7 @@ import {
   validateEvent,
 } from '@blog/common';
 import { commentsProjection } from '../../comments/src/projection.js';
-import { commentsPublicRoutes, commentsRoutes } from '../../comments/src/routes.js';
+import { commentsPublicRoutes, commentsRawRoutes, commentsRoutes } from '../../comments/src/routes.js';
 import { moderationProjection } from '../../moderation/src/projection.js';
 import { postsProjection } from '../../posts/src/projection.js';
 import { postsPublicRoutes, postsRoutes } from '../../posts/src/routes.js';
@@ -30,6 +30,7 @@ export const definitions = [
     name: 'comments',
     projection: commentsProjection,
     routes: commentsRoutes,
+    rawRoutes: commentsRawRoutes,
     publicRoutes: commentsPublicRoutes,
   },
   { name: 'query', projection: queryProjection, rawRoutes: queryRawRoutes, publicRoutes: queryPublicRoutes },
