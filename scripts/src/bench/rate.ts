@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { round, say, sleep } from '../harness.js';
 import { startBareServer } from './bare-server.js';
+import { cpuSnapshot } from './cpu.js';
 import type { Settings, Urls } from './options.js';
 import { createPost, get, postJson } from './requests.js';
 import { now, pool } from './stats.js';
@@ -40,6 +41,8 @@ export interface RateFigures {
   requests: number;
   non2xx: number;
   errors: number;
+  /** The server's CPU time (user + system) per request answered, in µs: what the rate is, less the load. */
+  cpuUsPerRequest: number | null;
 }
 
 export interface RateResult {
@@ -53,19 +56,82 @@ export interface RateResult {
   ratio: number;
 }
 
-async function cannon(url: string, settings: Settings['rps']): Promise<RateFigures> {
+type Cannon = (url: string, durationS: number) => Promise<AutocannonResult>;
+
+function loadCannon(connections: number): Cannon {
   const require = createRequire(import.meta.url);
   const autocannon = require('autocannon') as Autocannon;
-  const result = await autocannon({ url, connections: settings.connections, duration: settings.durationS });
+  return async (url, durationS) => autocannon({ url, connections, duration: durationS });
+}
+
+/** One measured run: autocannon's result, and the CPU ms its server used meanwhile (if known). */
+interface Run {
+  result: AutocannonResult;
+  cpuMs: number | undefined;
+}
+
+/** A target's figures from its runs: rates over their whole time, p50 weighted by requests, the worst p99. */
+function figuresOf(runs: Run[]): RateFigures {
+  const sum = (pick: (run: AutocannonResult) => number) =>
+    runs.reduce((total, run) => total + pick(run.result), 0);
+  const seconds = sum((run) => run.duration);
+  const requests = sum((run) => run.requests.total);
+  const answered = sum((run) => run['2xx']);
+  const cpuMs = runs.every((run) => run.cpuMs !== undefined)
+    ? runs.reduce((total, run) => total + run.cpuMs!, 0)
+    : undefined;
   return {
-    rps: round(result['2xx'] / result.duration, 0),
-    latencyP50Ms: result.latency.p50,
-    latencyP99Ms: result.latency.p99,
-    mbPerSecond: round(result.throughput.average / 1e6, 1),
-    requests: result.requests.total,
-    non2xx: result.non2xx,
-    errors: result.errors,
+    rps: round(answered / seconds, 0),
+    latencyP50Ms: round(sum((run) => run.latency.p50 * run.requests.total) / Math.max(1, requests), 1),
+    latencyP99Ms: Math.max(...runs.map((run) => run.result.latency.p99)),
+    mbPerSecond: round(sum((run) => run.throughput.average * run.duration) / seconds / 1e6, 1),
+    requests,
+    non2xx: sum((run) => run.non2xx),
+    errors: sum((run) => run.errors),
+    cpuUsPerRequest: cpuMs === undefined || answered === 0 ? null : round((cpuMs * 1000) / answered, 1),
   };
+}
+
+/** CPU ms a server has used so far: query says it in its metrics, the bare server's is read from /proc. */
+type CpuClock = () => Promise<number | undefined>;
+
+function queryCpuClock(queryUrl: string): CpuClock {
+  return async () => {
+    const metrics = await get(`${queryUrl}/metrics`);
+    const seconds = /^process_cpu_seconds_total(?:{[^}]*})? (\S+)$/m.exec(metrics.body)?.[1];
+    return seconds === undefined ? undefined : Number(seconds) * 1000;
+  };
+}
+
+function processCpuClock(pid: number | undefined): CpuClock {
+  return () => Promise.resolve(cpuSnapshot(undefined, { server: pid }).server);
+}
+
+/**
+ * query and the bare server under the same conditions: each is warmed up first (its JIT and autocannon's,
+ * and the system settled after the seeding), then measured in two halves in the order query, bare, bare,
+ * query, so neither is favoured by going first or by the machine's load drifting during the phase.
+ */
+async function compare(
+  query: { url: string; cpu: CpuClock },
+  bare: { url: string; cpu: CpuClock },
+  settings: Settings['rps'],
+) {
+  const cannon = loadCannon(settings.connections);
+  const halfS = Math.max(1, settings.durationS / 2);
+  const run = async (target: { url: string; cpu: CpuClock }): Promise<Run> => {
+    const before = await target.cpu();
+    const result = await cannon(target.url, halfS);
+    const after = await target.cpu();
+    return { result, cpuMs: before === undefined || after === undefined ? undefined : after - before };
+  };
+  const warmUpS = Math.min(2, Math.max(1, Math.floor(settings.durationS / 5)));
+  await cannon(query.url, warmUpS);
+  await cannon(bare.url, warmUpS);
+  const queryRuns = [await run(query)];
+  const bareRuns = [await run(bare), await run(bare)];
+  queryRuns.push(await run(query));
+  return { query: figuresOf(queryRuns), bare: figuresOf(bareRuns) };
 }
 
 export async function measureRate(urls: Urls, settings: Settings['rps']): Promise<RateResult> {
@@ -82,10 +148,18 @@ export async function measureRate(urls: Urls, settings: Settings['rps']): Promis
 
   const bare = await startBareServer(bodyFile, contentType);
   try {
-    say(`  autocannon ${urls.query}/posts (${settings.connections} connections, ${settings.durationS} s)`);
-    const query = await cannon(`${urls.query}/posts`, settings);
-    say(`  autocannon bare node:http server, same bytes`);
-    const bareFigures = await cannon(bare.url, settings);
+    say(
+      `  autocannon ${urls.query}/posts and a bare node:http server of the same bytes (${settings.connections} ` +
+        `connections, ${settings.durationS} s each, after a warm-up, in halves: query, bare, bare, query)`,
+    );
+    const { query, bare: bareFigures } = await compare(
+      { url: `${urls.query}/posts`, cpu: queryCpuClock(urls.query) },
+      { url: bare.url, cpu: processCpuClock(bare.server.pid) },
+      settings,
+    );
+    say(
+      `  CPU per request: query ${query.cpuUsPerRequest ?? '?'} µs, bare ${bareFigures.cpuUsPerRequest ?? '?'} µs`,
+    );
     return {
       settings,
       posts: Object.keys(posts).length,
