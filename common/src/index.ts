@@ -9,6 +9,7 @@ export * from './logger.js';
 export * from './metrics.js';
 export * from './nats-transport.js';
 export * from './service.js';
+export * from './projection.js';
 export * from './subscriber.js';
 export * from './token.js';
 export * from './transport.js';

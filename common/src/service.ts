@@ -27,7 +27,8 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { NatsTransport, replicaName } from './nats-transport.js';
 import { delay } from './process/delay.js';
-import { Subscriber, type Projection } from './subscriber.js';
+import type { Projection } from './projection.js';
+import { Subscriber } from './subscriber.js';
 import { TokenCheck } from './token.js';
 import { HttpTransport, unavailableMessage, type EventTransport } from './transport.js';
 

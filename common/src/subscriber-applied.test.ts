@@ -2,7 +2,8 @@ import { describe, expect, it, vi } from 'vitest';
 import type { StoredEvent } from './events.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { Subscriber, type Projection } from './subscriber.js';
+import type { Projection } from './projection.js';
+import { Subscriber } from './subscriber.js';
 import type { EventTransport } from './transport.js';
 
 // A log in memory behind the transport interface: enough to watch onApplied without a bus.

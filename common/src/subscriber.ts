@@ -1,58 +1,12 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { backoffDelay } from './backoff.js';
-import {
-  asBlogEvent,
-  type BlogEvent,
-  type IncomingEvent,
-  type KnownEventType,
-  type OutgoingEvent,
-} from './events.js';
+import { asBlogEvent, type IncomingEvent, type OutgoingEvent } from './events.js';
 import { HttpError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import { derivedEventId, type DeliveryHeaders, type Projection } from './projection.js';
 import { CommandWaits } from './subscriber-waits.js';
 import { sleep, unavailableMessage, type EventTransport } from './transport.js';
-
-/** Why an event was acknowledged without changing anything (kept in a metric label and in the log). */
-export type IgnoreReason = 'unknown-target' | 'already-exists';
-
-/**
- * A service's read model: `apply` folds one event into the state (deterministic, no I/O; it updates the state
- * in place, so replaying a long log stays linear), `react` returns the events the service emits in reaction.
- */
-export interface Projection<State> {
-  initial(): State;
-  /**
-   * The types `apply` and `react` act on. The bus skips events of other types, or holds them back for a
-   * moment while `onApplied` has listeners (docs/event-bus.md, "Deliveries of the types a subscriber acts
-   * on"); a command's own event must be of one of them to carry its view. Left out: all.
-   */
-  types?: readonly KnownEventType[];
-  apply(state: State, event: BlogEvent): IgnoreReason | void;
-  react?(state: State, event: BlogEvent): Array<Pick<OutgoingEvent, 'type' | 'data'>>;
-}
-
-/** `<trigger id>/<reaction type>`: the same trigger always yields the same id, so the bus stores it once. */
-export function derivedEventId(trigger: IncomingEvent, reactionType: string): string {
-  const triggerId =
-    trigger.id ??
-    'sha1-' +
-      createHash('sha1')
-        .update(JSON.stringify([trigger.type, trigger.data]))
-        .digest('hex')
-        .slice(0, 16);
-  return `${triggerId}/${reactionType}`;
-}
-
-/** What the bus says with a delivery (docs/event-bus.md, "Reactions in the answer" and after). */
-export interface DeliveryHeaders {
-  /** `X-Events-Reply: accept`: the answer may carry the reactions. */
-  replyAccepted?: boolean;
-  /** `X-Events-Cursor`: the bus has every event up to it handled, and the reactions answered to them. */
-  busCursor?: number;
-  /** `X-Events-Through`: the seqs after `busCursor` up to it that are not delivered are skipped types. */
-  through?: number;
-}
 
 /** A delivery's `seq` past the head of the log: the bus never sends one, so it is refused (409). */
 const SEQ_NOT_IN_LOG = new HttpError(409, [{ message: 'This seq is not in the event log', field: 'seq' }]);

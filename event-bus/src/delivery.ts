@@ -12,8 +12,19 @@ import {
 import { storeAnsweredReactions, type StoreReactions } from './delivery-reactions.js';
 import type { EventRow, EventStore } from './store.js';
 import type { LoopContext, SubscriberConfig, SubscriberStatus } from './delivery-status.js';
+import {
+  DELIVERY_TIMEOUT_MS,
+  MAX_ANSWER_BYTES,
+  DEFER_MAX_MS,
+  TELL_PASSES_AFTER_MS,
+  CURSOR_SAVE_DELAY_MS,
+  FIRST_RETRY_MS,
+  RETRYABLE_4XX,
+  networkError,
+} from './delivery-policy.js';
 
 export { BATCH_MAX_BYTES, BATCH_MAX_EVENTS };
+export { DEFER_MAX_MS, DELIVERY_TIMEOUT_MS, TELL_PASSES_AFTER_MS } from './delivery-policy.js';
 export type { LoopContext, SubscriberConfig, SubscriberStatus };
 
 /**
@@ -23,32 +34,6 @@ export type { LoopContext, SubscriberConfig, SubscriberStatus };
  * (at-least-once: a POST answered just before a crash is sent again, and subscribers skip seqs they have).
  */
 
-export const DELIVERY_TIMEOUT_MS = 10_000;
-/** Subscribers answer `{}`, or their reactions: at most 200 events, each one's texts at most 10,000 chars. */
-const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
-/**
- * How long events of types a subscriber does not act on (it lists the ones it does in `X-Events-Types`),
- * and does not skip (`X-Events-Others: skip`), may wait, to go with the next event it acts on, or together after this long: each POST a subscriber
- * does not need at once costs both processes CPU that the events it does need are waiting for.
- */
-export const DEFER_MAX_MS = 50;
-/**
- * How long the log must be quiet before a subscriber is told of the events its cursor passed over (types
- * it skips): its `appliedSeq` then reaches the head. Long enough that a log that is busy, or busy in
- * bursts, costs no POST for it; short enough that a quiet system shows every service at the head.
- */
-export const TELL_PASSES_AFTER_MS = 1000;
-/** How long a delivered cursor may wait before it is written to SQLite (one write for many deliveries). */
-const CURSOR_SAVE_DELAY_MS = 100;
-const FIRST_RETRY_MS = 100;
-/**
- * The 4xx answers that mean "not now" rather than "never": the event is sent again later. 401 and 403 say
- * the subscriber refuses the bus's token (EVENT_BUS_TOKEN differs between them): a configuration to fix,
- * not an event to set aside, so nothing is dead-lettered while it lasts.
- */
-const RETRYABLE_4XX = new Set([401, 403, 408, 425, 429]);
-
-/** The delivery loop of one subscriber. */
 export class SubscriberLoop {
   readonly name: string;
   readonly url: string;
@@ -393,9 +378,4 @@ export class SubscriberLoop {
   private count(outcome: string): void {
     this.metrics.deliveries.inc({ subscriber: this.name, outcome });
   }
-}
-
-function networkError(err: unknown): string {
-  const { code, message } = err as { code?: string; message?: string };
-  return code ? `${code}: ${message ?? ''}`.trim() : (message ?? String(err));
 }
