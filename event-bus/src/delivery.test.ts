@@ -120,6 +120,24 @@ async function startBus(
   return { bus, dir, url, publish, get, metrics, stop };
 }
 
+/**
+ * A bus whose one subscriber acts on `Wanted` and skips the other types, once it has taken the first
+ * `Wanted` (seq 1) and said so. `onPost` sees each POST; what it answers is the answer, else the skipping one.
+ */
+async function busWithSkippingSubscriber(
+  onPost: (...args: Parameters<Handler>) => Answer | undefined = () => undefined,
+  options: Parameters<typeof startBus>[1] = {},
+) {
+  const sub = await subscriber(
+    (body, request) => onPost(body, request) ?? { headers: skippingAnswerHeaders(body) },
+  );
+  const bus = await startBus({ sub: sub.url }, options);
+  const loop = bus.bus.deliveries.loops[0]!;
+  await bus.publish({ type: 'Wanted', data: { i: 1 } });
+  await waitFor(() => loop.cursor === 1);
+  return { sub, bus, loop };
+}
+
 async function waitFor(check: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -387,20 +405,17 @@ describe('delivery', () => {
 
   it('sends a subscriber that skips the other types only those it acts on, and tells it what it passed over', async () => {
     const headers: Array<[string | undefined, string | undefined]> = [];
-    const sub = await subscriber((body, request) => {
-      headers.push([
-        request['x-events-cursor'] as string | undefined,
-        request['x-events-through'] as string | undefined,
-      ]);
-      return {
-        headers: skippingAnswerHeaders(body),
-      };
-    });
-    const bus = await startBus({ sub: sub.url }, { deferMaxMs: 60_000 });
-    const loop = bus.bus.deliveries.loops[0]!;
     // Given a subscriber that said, in its first answer, which types it acts on and that it skips the others
-    await bus.publish({ type: 'Wanted', data: { i: 1 } });
-    await waitFor(() => loop.cursor === 1);
+    const { sub, bus, loop } = await busWithSkippingSubscriber(
+      (_body, request) => {
+        headers.push([
+          request['x-events-cursor'] as string | undefined,
+          request['x-events-through'] as string | undefined,
+        ]);
+        return undefined;
+      },
+      { deferMaxMs: 60_000 },
+    );
 
     // When only events of other types follow
     await bus.publish({ type: 'Other', data: { i: 2 } });
@@ -446,16 +461,10 @@ describe('delivery', () => {
 
   it('tells a subscriber of the events it passed over once the log is quiet, with the last of them', async () => {
     const headers: Array<[unknown, unknown]> = [];
-    const sub = await subscriber((body, request) => {
+    const { sub, bus } = await busWithSkippingSubscriber((_body, request) => {
       headers.push([request['x-events-cursor'], request['x-events-through']]);
-      return {
-        headers: skippingAnswerHeaders(body),
-      };
+      return undefined;
     });
-    const bus = await startBus({ sub: sub.url });
-    const loop = bus.bus.deliveries.loops[0]!;
-    await bus.publish({ type: 'Wanted', data: { i: 1 } });
-    await waitFor(() => loop.cursor === 1);
     // Stored in one go (as a publish of an array is), so they are passed over together.
     bus.bus.store.appendMany(range(2, 4).map((i) => ({ type: 'Other', data: { i } })));
     bus.bus.deliveries.wakeAll();
@@ -468,19 +477,13 @@ describe('delivery', () => {
 
   it('tells a subscriber that skips other types, after a dead letter, the dead-lettered seq as its cursor', async () => {
     const cursors: unknown[] = [];
-    const sub = await subscriber((body, request) => {
+    const { bus, loop } = await busWithSkippingSubscriber((body, request) => {
       cursors.push(request['x-events-cursor']);
       const events = Array.isArray(body) ? body : [body];
       if (events.some((e) => (e.data as { bad?: boolean }).bad))
         return { status: 422, body: { errors: [{ message: 'bad' }] } };
-      return {
-        headers: skippingAnswerHeaders(body),
-      };
+      return undefined;
     });
-    const bus = await startBus({ sub: sub.url });
-    const loop = bus.bus.deliveries.loops[0]!;
-    await bus.publish({ type: 'Wanted', data: { i: 1 } });
-    await waitFor(() => loop.cursor === 1);
     await bus.publish({ type: 'Other', data: { i: 2 } });
     await bus.publish({ type: 'Wanted', data: { i: 3, bad: true } });
     await waitFor(() => loop.cursor === 3);
