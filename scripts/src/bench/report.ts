@@ -72,6 +72,8 @@ function throughputSection({ details: d }: Results): Section {
   };
 }
 
+const cpuUs = (value: number | null) => (value === null ? '?' : `${value} µs`);
+
 function rateSection({ figures: f, details: d }: Results): Section {
   if (!d.rate || f.queryRps === null || f.bareRps === null || f.queryToBareRatio === null)
     return { rows: [], notes: [] };
@@ -92,7 +94,8 @@ function rateSection({ figures: f, details: d }: Results): Section {
       `GET /posts: ${rate.posts} posts, ${rate.comments} comments, ${(rate.bodyBytes / 1024).toFixed(0)} KiB; ` +
         `autocannon ${rate.settings.connections} connections × ${rate.settings.durationS} s; query p50 ` +
         `${rate.query.latencyP50Ms} ms p99 ${rate.query.latencyP99Ms} ms (${rate.query.mbPerSecond} MB/s), bare p50 ` +
-        `${rate.bare.latencyP50Ms} ms p99 ${rate.bare.latencyP99Ms} ms (${rate.bare.mbPerSecond} MB/s)`,
+        `${rate.bare.latencyP50Ms} ms p99 ${rate.bare.latencyP99Ms} ms (${rate.bare.mbPerSecond} MB/s); CPU per ` +
+        `request: query ${cpuUs(rate.query.cpuUsPerRequest)}, bare ${cpuUs(rate.bare.cpuUsPerRequest)}`,
     ],
   };
 }
