@@ -52,6 +52,7 @@ export async function killUntil(
   options: Pick<ChaosOptions, 'durationS' | 'minKills'>,
   startedAt: number,
   deadline: number,
+  note: (line: string) => void = () => undefined,
 ) {
   const kills: Kill[] = [];
   const restarts: Promise<void>[] = [];
@@ -72,11 +73,13 @@ export async function killUntil(
     const kill: Kill = { service, atMs: Date.now() - startedAt, downMs: Math.round(downMs), restartMs: null };
     kills.push(kill);
     down.add(service);
+    note(`SIGKILL ${service}; restart in ${kill.downMs} ms`);
     await system.kill(service, 'SIGKILL');
     restarts.push(
       restartAfter(system, service, downMs).then((ms) => {
         kill.restartMs = ms;
         down.delete(service);
+        note(ms === null ? `${service} did NOT come back` : `${service} ready ${ms} ms after its restart`);
       }),
     );
   }

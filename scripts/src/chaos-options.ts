@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+
 import { parseScriptArgs } from './harness.js';
 import { transportOptions } from './process/names.js';
 import type { SystemOptions } from './process/system-types.js';
@@ -21,6 +23,8 @@ Options:
                     may be killed, and every replica's view is checked, then one more query replica's
   --nats-nodes N    nats-servers in one JetStream cluster, killed one at a time (default 1; above 1
                     needs nats and no NATS_URL); the stream is kept on min(3, N) of them
+  --logs FILE       where the services' log lines go, one readable line each, with every kill and
+                    restart between them (default .chaos/<seed>-<transport>.log)
   --json            print the results as JSON on stdout (the report goes to stderr)
   --help            this text`;
 
@@ -30,6 +34,8 @@ export interface ChaosOptions {
   minKills: number;
   rate: number;
   json: boolean;
+  /** The file the services' log lines (at warn and above) and the kills go to. */
+  logFile: string;
   transport: Pick<SystemOptions, 'transport' | 'natsUrl' | 'natsStream'>;
   replicas: number;
   natsNodes: number;
@@ -47,6 +53,7 @@ export function parseOptions(argv: string[]): ChaosOptions {
       replicas: { type: 'string', default: '1' },
       'nats-nodes': { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
+      logs: { type: 'string' },
     },
     USAGE,
   );
@@ -66,12 +73,14 @@ export function parseOptions(argv: string[]): ChaosOptions {
   if (natsNodes > 1 && (transport.transport !== 'nats' || transport.natsUrl !== undefined)) {
     throw new Error('--nats-nodes above 1 needs --transport nats and no NATS_URL: chaos runs the cluster');
   }
+  const seed = values.seed === undefined ? Date.now() % 2 ** 31 : whole('seed', values.seed, 0);
   return {
-    seed: values.seed === undefined ? Date.now() % 2 ** 31 : whole('seed', values.seed, 0),
+    seed,
     durationS: whole('duration', values.duration, 1),
     minKills: whole('min-kills', values['min-kills'], 0),
     rate: whole('rate', values.rate, 1),
     json: values.json,
+    logFile: values.logs ?? join('.chaos', `${seed}-${transport.transport ?? 'http'}.log`),
     transport,
     replicas,
     natsNodes,

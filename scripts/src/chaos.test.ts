@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runScript, scriptPath } from '../../test/support/scripts.js';
 import { describeEachTransport } from '../../test/support/transports.js';
@@ -164,9 +166,10 @@ describeEachTransport(
       { timeout: 300_000 },
       async () => {
         // Seed 3 draws the bus (on nats: the gateway, then the nats-server) among the first kills.
+        const logFile = join(mkdtempSync(join(tmpdir(), 'chaos-logs-')), 'run.log');
         const { code, stderr, results } = await runChaos([
           ...['--seed', '3', '--duration', '16', '--min-kills', '5', '--rate', '20'],
-          ...['--transport', transport],
+          ...['--transport', transport, '--logs', logFile],
         ]);
         expect(code, `chaos failed:\n${stderr.slice(-4000)}`).toBe(0);
         expect(results.discrepancies).toEqual([]);
@@ -179,6 +182,10 @@ describeEachTransport(
         expect(results.writes.acknowledgedComments).toBeGreaterThan(20);
         expect(results.quietAfterMs).not.toBeNull();
         expect(stderr).toContain('seed 3');
+        // The kills and restarts are in the log file, between the services' own lines.
+        const logged = readFileSync(logFile, 'utf8');
+        for (const kill of results.kills) expect(logged).toContain(`chaos      SIGKILL ${kill.service};`);
+        expect(logged).toMatch(/chaos {6}event-bus ready \d+ ms after its restart/);
       },
     );
   },

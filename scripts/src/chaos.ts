@@ -13,11 +13,14 @@
  * The seed fixes every random choice (what to write, what to kill, how long to wait); the timing of a real
  * run on a shared machine still differs, so a replay makes the same choices, not the same interleaving.
  */
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { killUntil, type Kill } from './chaos-kills.js';
 import { parseOptions, USAGE, type ChaosOptions } from './chaos-options.js';
 import { observeSettled, waitForQuiet } from './chaos-observe.js';
 import { readUntil, unexpectedAnswers, writeUntil, type WriteTally } from './chaos-writes.js';
 import { closeAgent, eventBusToken, round, runScript, say, seededRandom } from './harness.js';
+import { formatServiceLine } from './logs.js';
 import { startSystem } from './process/system.js';
 import type { System } from './process/system-types.js';
 
@@ -97,14 +100,19 @@ function report(r: Results): string {
 }
 
 /** Writes, reads and kills at once until the deadline, then waits for quiet and checks what the system holds. */
-async function run(system: System, options: ChaosOptions, replay: string): Promise<Results> {
+async function run(
+  system: System,
+  options: ChaosOptions,
+  replay: string,
+  note: (line: string) => void,
+): Promise<Results> {
   const startedAt = Date.now();
   const deadline = startedAt + options.durationS * 1000;
   const reads: Pick<WriteTally, 'answers'> = { answers: {} };
   // Two generators from the one seed, so the writes' choices do not shift the kills' and back.
   const [tally, kills] = await Promise.all([
     writeUntil(system, seededRandom(options.seed), options.rate, deadline),
-    killUntil(system, seededRandom(options.seed ^ 0x5bd1e995), options, startedAt, deadline),
+    killUntil(system, seededRandom(options.seed ^ 0x5bd1e995), options, startedAt, deadline, note),
     readUntil(system, reads, deadline),
   ]);
   Object.assign(tally.answers, reads.answers);
@@ -183,6 +191,8 @@ async function main(): Promise<void> {
       : '';
   const replay = `npm run chaos -- --seed ${options.seed} --duration ${options.durationS} --min-kills ${options.minKills} --rate ${options.rate} --transport ${transport}${scale}`;
   say(`chaos: seed ${options.seed} (${replay})`);
+  const logs = serviceLog(options.logFile);
+  logs.note(`chaos: seed ${options.seed} (${replay})`);
   const system = await startSystem({
     ...options.transport,
     replicas: options.replicas,
@@ -191,21 +201,39 @@ async function main(): Promise<void> {
     quiet: true,
     host: '127.0.0.1',
     env: { LOG_LEVEL: 'warn' },
+    onLine: (name, line, stream) => logs.write(name, line, stream),
     // Short retry backoff, so a subscriber back from the dead gets its events soon after.
     serviceEnv: { 'event-bus': { RETRY_MAX_MS: '500' } },
     onStatus: () => undefined,
   });
   process.once('SIGINT', () => void system.stop().finally(() => process.exit(130)));
   try {
-    const results = await run(system, options, replay);
-    say(report(results));
+    const results = await run(system, options, replay, logs.note);
+    say(`${report(results)}\nthe services' log lines and the kills: ${options.logFile}`);
     if (options.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
     process.exitCode = results.discrepancies.length > 0 ? 1 : 0;
   } finally {
     // Our keep-alive sockets first: a service stopping waits for open connections to close.
     closeAgent();
     await system.stop();
+    await logs.close();
   }
+}
+
+/**
+ * The services' lines (warn and above), one readable line each, and the kills between them: what a
+ * discrepancy is read against, since the run's own output keeps only the report.
+ */
+function serviceLog(file: string) {
+  mkdirSync(dirname(file), { recursive: true });
+  const out = createWriteStream(file);
+  const stamp = () => new Date().toISOString().slice(11, 23);
+  return {
+    write: (name: string, line: string, stream: 'stdout' | 'stderr') =>
+      out.write(`${formatServiceLine(name, line, { stderr: stream === 'stderr' })}\n`),
+    note: (line: string) => out.write(`${stamp()} chaos      ${line}\n`),
+    close: () => new Promise<void>((resolve) => out.end(resolve)),
+  };
 }
 
 runScript('chaos', main);
