@@ -53,6 +53,8 @@ describe('npm run bench -- --quick', () => {
       'cpuToFloor',
       'latencyCpuMsPerComment',
       'floorLatencyCpuMsPerComment',
+      'cpuWithBenchMsPerComment',
+      'floorCpuWithBenchMsPerComment',
       'latencyP50Ms',
       'latencyP99Ms',
       'latencyMaxMs',

@@ -37,7 +37,10 @@ export function cpuSnapshot(
   return snapshot;
 }
 
-/** CPU milliseconds per comment, by process, between two snapshots (only when the bench started the system). */
+/**
+ * CPU milliseconds per comment, by process, between two snapshots (only when the bench started the
+ * system): each process, `total` of all of them, and `system`, all but the bench's own.
+ */
 export function cpuPerComment(
   before: CpuSnapshot,
   after: CpuSnapshot,
@@ -52,6 +55,9 @@ export function cpuPerComment(
     total += used;
   }
   perComment.total = round(total / comments, 2);
+  // The bench drives the system as its users would: its own CPU is the client's, not the system's.
+  if ('bench' in after)
+    perComment.system = round((total - (after.bench! - (before.bench ?? 0))) / comments, 2);
   return perComment;
 }
 

@@ -36,6 +36,8 @@ describe('the floor of the bench', () => {
     for (const name of ['comments', 'event-bus', 'moderation', 'query', 'bench'])
       expect(cpu[name], name).toBeGreaterThanOrEqual(0);
     expect(cpu.total).toBeGreaterThan(0);
+    // The system's share is every process but the bench's own.
+    expect(cpu.system).toBeCloseTo(cpu.total! - cpu.bench!, 1);
   });
 
   it('takes concurrent writers, every comment final in GET /posts', async () => {

@@ -44,12 +44,17 @@ export type Figures = {
   throughputPerSec: number;
   floorPerSec: number;
   throughputToFloor: number;
-  /** CPU ms per comment of every process together, in the throughput phase and the latency phase. */
+  /**
+   * CPU ms per comment of the system's processes together (every one but the bench, the client), in the
+   * throughput phase and the latency phase; then of every process, the bench's included.
+   */
   cpuMsPerComment: number;
   floorCpuMsPerComment: number;
   cpuToFloor: number;
   latencyCpuMsPerComment: number;
   floorLatencyCpuMsPerComment: number;
+  cpuWithBenchMsPerComment: number;
+  floorCpuWithBenchMsPerComment: number;
   queryRps: number;
   bareRps: number;
   queryToBareRatio: number;
@@ -181,8 +186,8 @@ const toFloor = (system: number | undefined, floor: number | undefined) =>
 function headlineFigures({ latency, throughput, floor }: Measured) {
   const sent = latency?.fromRequestMs;
   const floorSent = floor?.latency?.fromRequestMs;
-  const cpu = throughput?.cpuMsPerComment?.total;
-  const floorCpu = floor?.throughput?.cpuMsPerComment?.total;
+  const cpu = throughput?.cpuMsPerComment?.system;
+  const floorCpu = floor?.throughput?.cpuMsPerComment?.system;
   return {
     latencyFromPostP50Ms: sent?.p50 ?? null,
     latencyFromPostP99Ms: sent?.p99 ?? null,
@@ -195,8 +200,10 @@ function headlineFigures({ latency, throughput, floor }: Measured) {
     cpuMsPerComment: cpu ?? null,
     floorCpuMsPerComment: floorCpu ?? null,
     cpuToFloor: toFloor(cpu, floorCpu),
-    latencyCpuMsPerComment: latency?.cpuMsPerComment?.total ?? null,
-    floorLatencyCpuMsPerComment: floor?.latency?.cpuMsPerComment?.total ?? null,
+    latencyCpuMsPerComment: latency?.cpuMsPerComment?.system ?? null,
+    floorLatencyCpuMsPerComment: floor?.latency?.cpuMsPerComment?.system ?? null,
+    cpuWithBenchMsPerComment: throughput?.cpuMsPerComment?.total ?? null,
+    floorCpuWithBenchMsPerComment: floor?.throughput?.cpuMsPerComment?.total ?? null,
   };
 }
 
