@@ -52,7 +52,7 @@ export async function bundleService(service, rootDir = ROOT_DIR, { installRecord
     keepNames: true,
     sourcemap: true,
     external: EXTERNAL,
-    plugins: [onePerVersion(), loadedOnUse(rootDir, service), englishZod(), jsonAsText()],
+    plugins: [onePerVersion(rootDir), loadedOnUse(rootDir, service), englishZod(), jsonAsText()],
     banner: { js: REQUIRE_BANNER },
     metafile: true,
     logLevel: 'warning',
@@ -78,13 +78,14 @@ export async function bundleService(service, rootDir = ROOT_DIR, { installRecord
 /**
  * One copy of each version of a package: npm nests an identical copy under every package whose range the
  * top-level version does not meet (four of mime-types and its 150 kB table, evaluated at start), and a
- * bundle would carry each. The first copy resolved stands for the others of the same name and version.
+ * bundle would carry each. Of the copies of one name and version, the one whose folder sorts first stands
+ * for the others, whatever order the build resolves them in.
  */
-function onePerVersion() {
+function onePerVersion(rootDir) {
+  let copies;
   return {
     name: 'one-per-version',
     setup(build) {
-      const firstCopy = new Map();
       build.onResolve({ filter: /^[^./]/ }, async (args) => {
         if (args.pluginData === 'one-per-version' || args.kind === 'entry-point') return undefined;
         const resolved = await build.resolve(args.path, {
@@ -96,9 +97,9 @@ function onePerVersion() {
         if (resolved.errors.length > 0 || resolved.external) return resolved;
         const copy = packageCopyOf(resolved.path);
         if (!copy) return resolved;
-        const key = `${copy.name}@${copy.version}/${path.relative(copy.dir, resolved.path)}`;
-        if (!firstCopy.has(key)) firstCopy.set(key, resolved.path);
-        return { ...resolved, path: firstCopy.get(key) };
+        copies ??= packageCopies(path.join(rootDir, 'node_modules'));
+        const first = copies.get(`${copy.name}@${copy.version}`)?.[0] ?? copy.dir;
+        return { ...resolved, path: path.join(first, path.relative(copy.dir, resolved.path)) };
       });
     },
   };
@@ -110,13 +111,36 @@ function packageCopyOf(file) {
   const at = parts.lastIndexOf('node_modules');
   if (at < 0) return undefined;
   const length = parts[at + 1]?.startsWith('@') ? 3 : 2;
-  const dir = parts.slice(0, at + length).join(path.sep);
+  return packageAt(parts.slice(0, at + length).join(path.sep));
+}
+
+function packageAt(dir) {
   try {
     const { name, version } = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
     return name && version ? { dir, name, version } : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** Every package folder under `nodeModules`, nested ones included, by name and version, sorted. */
+function packageCopies(nodeModules, found = new Map()) {
+  const entries = fs.existsSync(nodeModules) ? fs.readdirSync(nodeModules, { withFileTypes: true }) : [];
+  for (const entry of entries) {
+    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+    const dir = path.join(nodeModules, entry.name);
+    if (entry.name.startsWith('@')) {
+      packageCopies(dir, found);
+      continue;
+    }
+    const copy = packageAt(dir);
+    if (copy) {
+      const key = `${copy.name}@${copy.version}`;
+      found.set(key, [...(found.get(key) ?? []), dir].sort());
+    }
+    packageCopies(path.join(dir, 'node_modules'), found);
+  }
+  return found;
 }
 
 /**
