@@ -25,8 +25,12 @@ import { build } from 'esbuild';
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVICES = ['posts', 'comments', 'moderation', 'query', 'event-bus'];
-/** Native addons cannot be bundled: loaded from node_modules as before. */
-const EXTERNAL = ['better-sqlite3'];
+/**
+ * Loaded from node_modules, not carried in the bundle: native addons, which cannot be bundled; and the NATS
+ * client, which `common` imports only when a service uses NATS (common/src/nats-libraries.ts), so a service
+ * on the HTTP bus never reads it.
+ */
+const EXTERNAL = ['better-sqlite3', '@nats-io/*'];
 /** The dependencies are CommonJS that `require` Node's modules: an ES module bundle gives them a `require`. */
 const REQUIRE_BANNER =
   "import { createRequire as createRequireOfBundle } from 'node:module';\n" +
@@ -48,6 +52,7 @@ export async function bundleService(service, rootDir = ROOT_DIR, { installRecord
     keepNames: true,
     sourcemap: true,
     external: EXTERNAL,
+    plugins: [onePerVersion(rootDir), loadedOnUse(rootDir, service), englishZod(), jsonAsText()],
     banner: { js: REQUIRE_BANNER },
     metafile: true,
     logLevel: 'warning',
@@ -68,6 +73,132 @@ export async function bundleService(service, rootDir = ROOT_DIR, { installRecord
   }
   fs.writeFileSync(path.join(dist, 'index.bundle.json'), `${JSON.stringify({ inputs })}\n`);
   return { file: outfile, bytes: fs.statSync(outfile).size };
+}
+
+/**
+ * One copy of each version of a package: npm nests an identical copy under every package whose range the
+ * top-level version does not meet (four of mime-types and its 150 kB table, evaluated at start), and a
+ * bundle would carry each. Of the copies of one name and version, the one whose folder sorts first stands
+ * for the others, whatever order the build resolves them in.
+ */
+function onePerVersion(rootDir) {
+  let copies;
+  return {
+    name: 'one-per-version',
+    setup(build) {
+      build.onResolve({ filter: /^[^./]/ }, async (args) => {
+        if (args.pluginData === 'one-per-version' || args.kind === 'entry-point') return undefined;
+        const resolved = await build.resolve(args.path, {
+          kind: args.kind,
+          resolveDir: args.resolveDir,
+          importer: args.importer,
+          pluginData: 'one-per-version',
+        });
+        if (resolved.errors.length > 0 || resolved.external) return resolved;
+        const copy = packageCopyOf(resolved.path);
+        if (!copy) return resolved;
+        copies ??= packageCopies(path.join(rootDir, 'node_modules'));
+        const first = copies.get(`${copy.name}@${copy.version}`)?.[0] ?? copy.dir;
+        return { ...resolved, path: path.join(first, path.relative(copy.dir, resolved.path)) };
+      });
+    },
+  };
+}
+
+/** The package a file of node_modules belongs to: its folder, name and version. */
+function packageCopyOf(file) {
+  const parts = file.split(path.sep);
+  const at = parts.lastIndexOf('node_modules');
+  if (at < 0) return undefined;
+  const length = parts[at + 1]?.startsWith('@') ? 3 : 2;
+  return packageAt(parts.slice(0, at + length).join(path.sep));
+}
+
+function packageAt(dir) {
+  try {
+    const { name, version } = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    return name && version ? { dir, name, version } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every package folder under `nodeModules`, nested ones included, by name and version, sorted. */
+function packageCopies(nodeModules, found = new Map()) {
+  const entries = fs.existsSync(nodeModules) ? fs.readdirSync(nodeModules, { withFileTypes: true }) : [];
+  for (const entry of entries) {
+    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+    const dir = path.join(nodeModules, entry.name);
+    if (entry.name.startsWith('@')) {
+      packageCopies(dir, found);
+      continue;
+    }
+    const copy = packageAt(dir);
+    if (copy) {
+      const key = `${copy.name}@${copy.version}`;
+      found.set(key, [...(found.get(key) ?? []), dir].sort());
+    }
+    packageCopies(path.join(dir, 'node_modules'), found);
+  }
+  return found;
+}
+
+/**
+ * What a package loads only on its first use stays in node_modules, read then as without the bundle:
+ * iconv-lite's encodings (its code pages' tables, half a megabyte, read on the first body decoded). Only
+ * from the copy at the top of node_modules, the one the bundle's `require` finds from `<service>/dist`.
+ */
+function loadedOnUse(rootDir, service) {
+  const topCopy = path.join(rootDir, 'node_modules', 'iconv-lite', 'lib', 'index.js');
+  const shadowed = fs.existsSync(path.join(rootDir, service, 'node_modules', 'iconv-lite'));
+  return {
+    name: 'loaded-on-use',
+    setup(build) {
+      build.onResolve({ filter: /^\.\.\/encodings$/ }, (args) =>
+        args.importer === topCopy && !shadowed ? { path: 'iconv-lite/encodings', external: true } : undefined,
+      );
+    },
+  };
+}
+
+/**
+ * zod's messages in English only: zod sets its English locale itself, and its namespace `z` would carry
+ * every other language (`z.locales`), which no service uses, into the bundle.
+ */
+function englishZod() {
+  return {
+    name: 'english-zod',
+    setup(build) {
+      build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+        args.importer.includes(`${path.sep}zod${path.sep}`)
+          ? {
+              path: path.join(path.dirname(args.importer), '..', 'locales', 'en.js'),
+              namespace: 'english-zod',
+            }
+          : undefined,
+      );
+      build.onLoad({ filter: /.*/, namespace: 'english-zod' }, (args) => ({
+        contents: `export { default as en } from ${JSON.stringify(args.path)};\n`,
+        resolveDir: path.dirname(args.path),
+      }));
+    },
+  };
+}
+
+/**
+ * A JSON file of a dependency (mime-db's table) as its text given to `JSON.parse`, which V8 reads faster
+ * than the same object as a JavaScript literal, the form esbuild gives it.
+ */
+function jsonAsText() {
+  return {
+    name: 'json-as-text',
+    setup(build) {
+      build.onLoad({ filter: /[\\/]node_modules[\\/].*\.json$/ }, (args) => {
+        const text = JSON.stringify(JSON.parse(fs.readFileSync(args.path, 'utf8')));
+        return { contents: `module.exports = JSON.parse(${JSON.stringify(text)});\n`, loader: 'js' };
+      });
+    },
+  };
 }
 
 /** The services that start from a `src/main.ts`, so that their start file can choose the bundle. */

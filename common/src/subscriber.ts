@@ -13,6 +13,11 @@ const SEQ_NOT_IN_LOG = new HttpError(409, [{ message: 'This seq is not in the ev
 
 const PAGE_SIZE = 10_000;
 /**
+ * A read of the log starts with a page this large, and each page may cover twice the one before, up to
+ * PAGE_SIZE: the bus answers the first page soon, and stays a page ahead while this service applies one.
+ */
+const FIRST_PAGE_SIZE = 1000;
+/**
  * The newest events of the log that the catch-up at start reads whole, whatever their type, so that what
  * `onApplied` listeners keep of the latest events (query's live stream) is as a full read would leave it.
  */
@@ -277,7 +282,7 @@ export class Subscriber<State> {
    * Fetches and applies pages after `appliedSeq` until a page comes back empty, or `targetSeq` is applied, or
    * the head of the log as the first page reported it. Only these end it: a short page may not be the last
    * (a page also ends at a byte budget, PAGE_MAX_BYTES). The next page is requested before the current one
-   * is applied, so the bus reads while this service applies.
+   * is applied, so the bus reads while this service applies; the pages grow from FIRST_PAGE_SIZE.
    *
    * With `types`, the first page is one event, which tells the head; the pages after it hold only those
    * types (the transport permitting), up to the last CATCH_UP_WHOLE_TAIL events, read whole. The seqs a
@@ -285,9 +290,11 @@ export class Subscriber<State> {
    */
   private async fetchUntil(targetSeq: number, types?: readonly string[]): Promise<void> {
     let wholeFrom = Infinity;
+    let pageSize = 0;
     const fetchPage = (afterSeq: number, first: boolean) => {
       const typed = types !== undefined && !first && afterSeq < wholeFrom;
-      const limit = first && types ? 1 : typed ? Math.min(PAGE_SIZE, wholeFrom - afterSeq) : PAGE_SIZE;
+      if (!(first && types)) pageSize = pageSize === 0 ? FIRST_PAGE_SIZE : Math.min(PAGE_SIZE, 2 * pageSize);
+      const limit = first && types ? 1 : typed ? Math.min(pageSize, wholeFrom - afterSeq) : pageSize;
       const page = this.transport.fetchAfter(afterSeq, limit, typed ? types : undefined);
       page.catch(() => undefined); // awaited below; this only keeps an unused prefetch from going unhandled
       return page;

@@ -127,6 +127,26 @@ function liveStreams({ maxBufferedBytes, heartbeatMs }: { maxBufferedBytes: numb
   };
 }
 
+/**
+ * The last `size` items added, kept in a ring: every event applied is added, those of a catch-up at start
+ * included, so adding one moves nothing.
+ */
+function latest<T>(size: number) {
+  const items: T[] = [];
+  let oldest = 0;
+  return {
+    add(item: T) {
+      if (items.length < size) items.push(item);
+      else if (size > 0) {
+        items[oldest] = item;
+        oldest = (oldest + 1) % size;
+      }
+    },
+    /** Oldest first. */
+    inOrder: (): T[] => [...items.slice(oldest), ...items.slice(0, oldest)],
+  };
+}
+
 /** A JSON error answer that tells the client to come back later. */
 function refuse(res: ServerResponse, headers: Record<string, string>, status: 429 | 503, message: string) {
   const body = JSON.stringify({ errors: [{ message }] });
@@ -148,7 +168,7 @@ export function liveUpdates(options: LiveOptions = {}) {
   const trusted: BlockList = trustedProxies(options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES);
 
   const streams = liveStreams({ maxBufferedBytes, heartbeatMs });
-  const recent: LiveEventMessage[] = [];
+  const recent = latest<LiveEventMessage>(recentEvents);
   /** Grows with every event applied: the cached snapshot is good while it has not moved. */
   let applied = 0;
   let snapshot: { applied: number; chunk: Buffer } | undefined;
@@ -164,8 +184,7 @@ export function liveUpdates(options: LiveOptions = {}) {
       time: event.time ?? new Date().toISOString(),
       data: event.data,
     };
-    recent.push(message);
-    if (recent.length > recentEvents) recent.shift();
+    recent.add(message);
     if (streams.size === 0) return;
     streams.sendToAll(Buffer.from(`data: ${JSON.stringify(message)}\n\n`));
   };
@@ -186,7 +205,7 @@ export function liveUpdates(options: LiveOptions = {}) {
 
     const snapshotChunk = (): Buffer => {
       if (snapshot?.applied !== applied) {
-        const view = { seq: subscriber.appliedSeq, posts: subscriber.state.posts, recent };
+        const view = { seq: subscriber.appliedSeq, posts: subscriber.state.posts, recent: recent.inOrder() };
         snapshot = {
           applied,
           chunk: Buffer.from(`retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(view)}\n\n`),

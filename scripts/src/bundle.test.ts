@@ -74,4 +74,45 @@ describe('scripts/bundle.mjs', () => {
       createHash('sha256').update(readFileSync(other)).digest('hex'),
     );
   });
+
+  it('carries one copy of each version of a package, and its JSON files as text for JSON.parse', async () => {
+    // Two packages each with their own nested copy of the same version of `table`, which has a JSON file.
+    const table = {
+      'package.json': '{"name":"table","version":"1.0.0","main":"index.js"}\n',
+      'index.js': "exports.rows = require('./rows.json');\n",
+      'rows.json': '{"marker": "table-rows"}\n',
+    };
+    for (const user of ['left', 'right']) {
+      const dir = path.join(root, 'node_modules', user);
+      mkdirSync(path.join(dir, 'node_modules', 'table'), { recursive: true });
+      writeFileSync(path.join(dir, 'package.json'), `{"name":"${user}","main":"index.js"}\n`);
+      writeFileSync(path.join(dir, 'index.js'), "module.exports = require('table').rows;\n");
+      for (const [file, text] of Object.entries(table)) {
+        writeFileSync(path.join(dir, 'node_modules', 'table', file), text);
+      }
+    }
+    writeFileSync(
+      path.join(root, 'query', 'dist', 'main.js'),
+      "import left from 'left';\nimport right from 'right';\nconsole.log(left === right, left.marker);\n",
+    );
+    const { file } = await bundleService('query', root);
+    const run = spawnSync(process.execPath, [file], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    // One copy: both packages share one module, as a deduplicated install would.
+    expect(run.stdout).toBe('true table-rows\n');
+    const text = readFileSync(file, 'utf8');
+    expect(text.split('table-rows').length - 1).toBe(1);
+    expect(text).toContain(`JSON.parse('{"marker":"table-rows"}')`);
+  });
+
+  it('leaves the NATS client in node_modules, imported only when used', async () => {
+    writeFileSync(
+      path.join(root, 'query', 'dist', 'main.js'),
+      "export const loadNats = () => import('@nats-io/transport-node');\nconsole.log('started');\n",
+    );
+    const { file } = await bundleService('query', root);
+    // Not resolved at build time (it is not installed here), nor at start.
+    expect(spawnSync(process.execPath, [file], { encoding: 'utf8' }).stdout).toBe('started\n');
+    expect(readFileSync(file, 'utf8')).toContain('import("@nats-io/transport-node")');
+  });
 });

@@ -147,6 +147,28 @@ describe('GET /posts/live', () => {
     await Promise.all([...open.slice(1), again].map((stream) => stream.close()));
   });
 
+  it('carries in its snapshot only the latest events, oldest first, once more than it keeps were applied', async () => {
+    const port = await freePort();
+    const keeping = createQueryService({
+      env: { PORT: String(port), EVENT_BUS_URL: stack.busUrl, LOG_LEVEL: 'silent' },
+      live: { recentEvents: 3 },
+    });
+    try {
+      // Read at start from the log: the bus delivers to the other query service only.
+      for (const id of ['r1', 'r2', 'r3', 'r4']) await publish('PostCreated', { id, title: id });
+      await keeping.start();
+      const head = Number((await request(stack.busUrl).get('/events?after=0&limit=1')).headers['x-last-seq']);
+      await waitFor(() => keeping.subscriber.appliedSeq >= head);
+      const stream = openStream(`http://127.0.0.1:${port}/posts/live`);
+      await waitFor(() => stream.messages.length >= 1);
+      const snapshot = JSON.parse(stream.messages[0]!.data);
+      expect(snapshot.recent.map((event: { seq: number }) => event.seq)).toEqual([head - 2, head - 1, head]);
+      await stream.close();
+    } finally {
+      await keeping.stop();
+    }
+  });
+
   it('ends the open streams on shutdown instead of waiting for the browsers', async () => {
     const stream = openStream(`${queryUrl}/posts/live`);
     await waitFor(() => stream.messages.length >= 1);
