@@ -196,7 +196,9 @@ export class Subscriber<State> {
     view?: (state: State) => View,
   ): Promise<{ seq: number; id: string; view?: View }> {
     // The id is fixed before the publish, since the delivery may apply the event before the publish answers.
-    const withId = { ...event, id: event.id ?? randomUUID() };
+    // Object.assign rather than a spread with a property after it, which Node 20's V8 copies slowly: this
+    // and the copies below are made for every command and every reaction.
+    const withId = Object.assign({}, event, { id: event.id ?? randomUUID() });
     let taken: { view: View } | undefined;
     if (view) this.viewsByEventId.set(withId.id, () => (taken = { view: view(this.state) }));
     try {
@@ -206,7 +208,7 @@ export class Subscriber<State> {
       } catch (err) {
         throw HttpError.unavailable(unavailableMessage(err), err);
       }
-      const own = { ...withId, ...stored };
+      const own = Object.assign({}, withId, stored);
       this.commandEvents.set(own.id, own);
       try {
         // Already applied when its delivery came before the publish's answer: nothing to wait for.
@@ -222,7 +224,7 @@ export class Subscriber<State> {
         // Stored, so the command succeeded; the delivery will bring this service up to date shortly.
         this.log.warn({ seq: stored.seq, id: stored.id }, 'published, but not yet applied here');
       }
-      return taken ? { ...stored, view: taken.view } : stored;
+      return taken ? { seq: stored.seq, id: stored.id, view: taken.view } : stored;
     } finally {
       this.viewsByEventId.delete(withId.id);
       this.commandEvents.delete(withId.id);
@@ -345,7 +347,7 @@ export class Subscriber<State> {
         this.log.debug(logFields, 'event applied');
         for (const reaction of this.projection.react?.(this.state, known) ?? []) {
           const id = derivedEventId(event, reaction.type);
-          this.outbox.set(id, { reaction: { ...reaction, id }, triggerSeq: event.seq });
+          this.outbox.set(id, { reaction: Object.assign({}, reaction, { id }), triggerSeq: event.seq });
         }
       }
     }

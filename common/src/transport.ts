@@ -139,7 +139,9 @@ export class HttpTransport implements EventTransport {
     return new Promise((resolve, reject) => {
       // The id is fixed now, so a retry after a lost answer is stored once.
       const withId =
-        event.id === undefined ? { ...event, id: randomUUID() } : (event as WithId<OutgoingEvent>);
+        event.id === undefined
+          ? Object.assign({}, event, { id: randomUUID() })
+          : (event as WithId<OutgoingEvent>);
       this.waiting.push({ event: withId, json: JSON.stringify(withId), resolve, reject });
       if (!this.sending) void this.sendWaiting();
     });
