@@ -13,11 +13,21 @@ export interface CommentsState {
   commentsByPostId: Map<string, Comment[]>;
   /** Every comment by id, so a moderation finds its comment without scanning a post. */
   commentsById: Map<string, Comment>;
+  /**
+   * How many times a comment's status changed once already final (moderated a second time): what is kept
+   * of the comments' JSON as final (`CommentListJson`) is made again when it moves.
+   */
+  finalStatusChanges: number;
 }
 
 export const commentsProjection: Projection<CommentsState> = {
   types: ['PostCreated', 'CommentCreated', 'CommentModerated'],
-  initial: () => ({ postIds: new Set(), commentsByPostId: new Map(), commentsById: new Map() }),
+  initial: () => ({
+    postIds: new Set(),
+    commentsByPostId: new Map(),
+    commentsById: new Map(),
+    finalStatusChanges: 0,
+  }),
 
   apply(state, event) {
     switch (event.type) {
@@ -41,6 +51,7 @@ export const commentsProjection: Projection<CommentsState> = {
         // The course's service crashes here on an unknown comment; this one acknowledges and logs it.
         const comment = state.commentsById.get(event.data.id);
         if (!comment) return 'unknown-target';
+        if (comment.status !== 'pending' && comment.status !== event.data.status) state.finalStatusChanges++;
         comment.status = event.data.status;
         return;
       }

@@ -3,6 +3,7 @@ import {
   newCourseId,
   parseOr400,
   refuseUnsafeCharacters,
+  unsafeCharacter,
   z,
   type PublicRoute,
   type RawKit,
@@ -10,7 +11,8 @@ import {
   type ServiceContext,
 } from '@blog/common';
 import type { Express } from 'express';
-import type { Comment, CommentsState } from './projection.js';
+import { CommentListJson, listJson } from './comment-list-json.js';
+import type { CommentsState } from './projection.js';
 
 // Checked before the trim, so a comment that ends in a newline is refused rather than quietly cut.
 const createCommentBody = z.object({
@@ -21,6 +23,21 @@ const createCommentBody = z.object({
     .min(1, 'Content is required')
     .max(5000),
 });
+
+/**
+ * The body of a new comment, as `createCommentBody` takes it: a plainly valid body is checked here, without
+ * zod, which parses any other to name what is wrong (the 400).
+ */
+function commentBody(body: unknown): { content: string } {
+  const content = (body as { content?: unknown } | null)?.content;
+  if (typeof body === 'object' && body !== null && !Array.isArray(body) && typeof content === 'string') {
+    const trimmed = content.trim();
+    if (trimmed.length >= 1 && trimmed.length <= 5000 && unsafeCharacter(content) === undefined) {
+      return { content: trimmed };
+    }
+  }
+  return parseOr400(createCommentBody, body);
+}
 
 /** What the browser calls here, as the Ingress's `/posts/?(.*)/comments` sends it. */
 export const commentsPublicRoutes: PublicRoute[] = [
@@ -59,26 +76,17 @@ export function commentsRawRoutes(
   };
 }
 
-/**
- * Each comment's JSON as a 201 lists it, made again only when its status changed: a 201 lists every
- * comment of the post, so each comment would otherwise be serialized again for every later one.
- */
-const commentJsonMade = new WeakMap<Comment, { status: Comment['status']; json: string }>();
-function commentJson(comment: Comment): string {
-  const known = commentJsonMade.get(comment);
-  if (known?.status === comment.status) return known.json;
-  const { id, content, status } = comment;
-  const json = JSON.stringify({ id, content, status });
-  commentJsonMade.set(comment, { status, json });
-  return json;
-}
-
-const listJson = (comments: Comment[]) => `[${comments.map(commentJson).join(',')}]`;
-
 /** Creates a comment: its 201 (the post's comments as JSON text), or throws the 400, 404 or 503. */
 function commentCreation(subscriber: ServiceContext<CommentsState>['subscriber']) {
+  // A 201 lists every comment of its post: each post's list is kept as JSON between its 201s.
+  const listsJson = new Map<string, CommentListJson>();
+  const postListJson = (state: CommentsState, postId: string) => {
+    let list = listsJson.get(postId);
+    if (!list) listsJson.set(postId, (list = new CommentListJson()));
+    return list.of(state.commentsByPostId.get(postId) ?? [], state.finalStatusChanges);
+  };
   return async (body: unknown, postId: string): Promise<{ status: number; json: string }> => {
-    const { content } = parseOr400(createCommentBody, body);
+    const { content } = commentBody(body);
     // The PostCreated may be a few milliseconds old: make sure we are caught up before saying 404.
     if (!subscriber.state.postIds.has(postId)) await subscriber.refresh();
     if (!subscriber.state.postIds.has(postId)) throw HttpError.notFound(`Post ${postId} not found`);
@@ -88,7 +96,7 @@ function commentCreation(subscriber: ServiceContext<CommentsState>['subscriber']
     // before this answer changes the objects in the state), so the new one is `pending`, as the course answers.
     const { view: commentsAsCreated } = await subscriber.publishAndApply(
       { type: 'CommentCreated', data },
-      (state) => listJson(state.commentsByPostId.get(postId) ?? []),
+      (state) => postListJson(state, postId),
     );
     // Stored, but not applied here when the bus went away between the publish and the read of the gap:
     // the answer still shows the new comment, as the course's 201 promises (its delivery follows).

@@ -48,7 +48,7 @@ export class HttpClient {
   request(url: string | URL, options: HttpRequestOptions): Promise<HttpAnswer> {
     const target = typeof url === 'string' ? new URL(url) : url;
     const secure = target.protocol === 'https:';
-    const headers: Record<string, string | number> = { ...options.headers };
+    const headers: Record<string, string | number> = Object.assign({}, options.headers);
     if (options.body !== undefined) {
       headers['Content-Type'] = 'application/json';
       headers['Content-Length'] = Buffer.byteLength(options.body);

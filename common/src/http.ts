@@ -103,36 +103,62 @@ function staticHeaders(withCors: boolean): Record<string, string> {
   return headers;
 }
 
+/**
+ * A header set as the flat list `writeHead` takes (`[name, value, name, value...]`), with JSON's type, and
+ * the names it lists in lower case.
+ */
+interface HeaderList {
+  list: string[];
+  names: Set<string>;
+}
+
+function jsonHeaderList(headers: Record<string, string>): HeaderList {
+  const list = [...Object.entries(headers).flat(), 'Content-Type', 'application/json; charset=utf-8'];
+  return { list, names: new Set(list.filter((_, index) => index % 2 === 0).map((n) => n.toLowerCase())) };
+}
+
 function rawKit(options: HttpAppOptions): RawKit {
   const headers = staticHeaders(false);
   const parseJson = fastJsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES);
+  // Each route's fixed headers are listed once; an answer adds its own and the length to a copy.
+  const headerLists = new WeakMap<Record<string, string>, HeaderList>();
+  const headerList = (base: Record<string, string>) => {
+    let list = headerLists.get(base);
+    if (!list) headerLists.set(base, (list = jsonHeaderList(base)));
+    return list;
+  };
+  const { httpDuration } = options.metrics;
   const answer = (
     res: ServerResponse,
-    base: Record<string, string>,
+    base: HeaderList,
     status: number,
     json: string,
     extra?: Record<string, string>,
   ) => {
-    res
-      .writeHead(status, {
-        ...base,
-        ...extra,
-        'Content-Type': 'application/json; charset=utf-8',
-        'Content-Length': Buffer.byteLength(json),
-      })
-      .end(json);
+    const list = base.list.slice();
+    // An extra header replaces the fixed one of the same name.
+    for (const name in extra) {
+      if (base.names.has(name.toLowerCase())) setListed(list, name, extra[name]!);
+      else list.push(name, extra[name]!);
+    }
+    list.push('Content-Length', String(Buffer.byteLength(json)));
+    res.writeHead(status, list).end(json);
   };
   return {
     headers,
     publicHeaders: staticHeaders(true),
-    json:
-      (route, handle, guard, answerHeaders = headers) =>
-      (req, res, params = {}) => {
-        const endTimer = options.metrics.httpDuration.startTimer({ method: req.method, route });
-        res.once('finish', () => endTimer({ status: String(res.statusCode) }));
+    json: (route, handle, guard, answerHeaders = headers) => {
+      const base = headerList(answerHeaders);
+      return (req, res, params = {}) => {
+        const started = performance.now();
+        const reply = (status: number, json: string, extra?: Record<string, string>) => {
+          answer(res, base, status, json, extra);
+          const labels = { method: req.method, route, status: String(status) };
+          httpDuration.observe(labels, (performance.now() - started) / 1000);
+        };
         const fail = (err: unknown) => {
           const { status, errors, headers } = describeError(err, options.log, req.method, req.url);
-          if (!res.headersSent) answer(res, answerHeaders, status, JSON.stringify({ errors }), headers);
+          if (!res.headersSent) reply(status, JSON.stringify({ errors }), headers);
         };
         try {
           guard?.(req);
@@ -145,11 +171,20 @@ function rawKit(options: HttpAppOptions): RawKit {
             .then(() => handle((req as IncomingMessage & { body?: unknown }).body, req, params))
             .then((result) => {
               const json = result.json ?? JSON.stringify(result.body);
-              answer(res, answerHeaders, result.status ?? 200, json, result.headers);
+              reply(result.status ?? 200, json, result.headers);
             }, fail);
         });
-      },
+      };
+    },
   };
+}
+
+/** Replaces the value listed under `name` (any letter case) in a flat header list. */
+function setListed(list: string[], name: string, value: string): void {
+  const lower = name.toLowerCase();
+  for (let index = 0; index < list.length; index += 2) {
+    if (list[index]!.toLowerCase() === lower) list[index + 1] = value;
+  }
 }
 
 /** The plumbing every service shares: security headers, CORS, JSON bodies, health, readiness and metrics. */

@@ -146,7 +146,8 @@ export function fastJsonBodyParser(limit: number): BodyParser {
 
 /** As express.json parses (strict): `{}` for no bytes, an object or array only, a byte-order mark ignored. */
 function parseStrictJson(buffer: Buffer): unknown {
-  const text = buffer.toString('utf8').replace(/^\uFEFF/, '');
+  const decoded = buffer.toString('utf8');
+  const text = decoded.charCodeAt(0) === 0xfeff ? decoded.slice(1) : decoded;
   if (text.length === 0) return {};
   let start = 0;
   while (JSON_WHITESPACE.includes(text[start]!)) start++;

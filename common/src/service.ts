@@ -216,7 +216,9 @@ async function answerDelivery<State>(
   // Tells the bus this subscriber takes batches, which seq it acknowledges, whether it may skip the types
   // it does not act on, and how many reactions the answer carries for it to store (docs/event-bus.md).
   const lastSeq = events.reduce((max, event) => Math.max(max, event.seq ?? 0), 0);
-  const headers: Record<string, string> = { ...typesHeader, 'X-Events-Batch': 'accept' };
+  // Copied with Object.assign: a spread with a property after it is slow in Node 20's V8.
+  const headers: Record<string, string> = Object.assign({}, typesHeader);
+  headers['X-Events-Batch'] = 'accept';
   if (typesHeader['X-Events-Types'] && subscriber.skipsOtherTypes) headers['X-Events-Others'] = 'skip';
   if (lastSeq > 0) headers['X-Events-Acked'] = String(lastSeq);
   if (reactions.length === 0) return { body: {}, headers };

@@ -111,6 +111,8 @@ interface Pending {
 export class HttpTransport implements EventTransport {
   private readonly client = new HttpClient();
   private readonly eventsUrl: string;
+  /** `eventsUrl` parsed once, for the publishes. */
+  private readonly publishUrl: URL;
   private readonly waiting: Pending[] = [];
   private sending = false;
   private readonly timeoutMs: number;
@@ -122,6 +124,7 @@ export class HttpTransport implements EventTransport {
     options: { timeoutMs?: number; token?: string } = {},
   ) {
     this.eventsUrl = `${busUrl.replace(/\/+$/, '')}/events`;
+    this.publishUrl = new URL(this.eventsUrl);
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.headers = bearerHeader(options.token);
   }
@@ -135,7 +138,10 @@ export class HttpTransport implements EventTransport {
     // `once` changes nothing here: the bus keeps every id it stored for ever (a unique column in SQLite).
     return new Promise((resolve, reject) => {
       // The id is fixed now, so a retry after a lost answer is stored once.
-      const withId = { ...event, id: event.id ?? randomUUID() };
+      const withId =
+        event.id === undefined
+          ? Object.assign({}, event, { id: randomUUID() })
+          : (event as WithId<OutgoingEvent>);
       this.waiting.push({ event: withId, json: JSON.stringify(withId), resolve, reject });
       if (!this.sending) void this.sendWaiting();
     });
@@ -182,7 +188,7 @@ export class HttpTransport implements EventTransport {
     const what = `${withIds.map((e) => `${e.type} ${e.id}`).join(', ')}`.slice(0, 300);
     for (let attempt = 0; ; attempt++) {
       try {
-        const res = await this.client.request(this.eventsUrl, {
+        const res = await this.client.request(this.publishUrl, {
           method: 'POST',
           body,
           headers: this.headers,
