@@ -131,10 +131,15 @@ function busParts(options: BusOptions) {
     labelNames: ['result'] as const,
     registers: [metrics.registry],
   });
+  const stored = { result: 'stored' };
+  const duplicates = { result: 'duplicate' };
   const published: PublishedHook = (events, results) => {
+    // Every event of every publish comes here: the lines are made only when debug is on.
+    const debug = log.isLevelEnabled('debug');
     results.forEach(({ seq, id, duplicate }, index) => {
+      counter.inc(duplicate ? duplicates : stored);
+      if (!debug) return;
       const type = events[index]!.type;
-      counter.inc({ result: duplicate ? 'duplicate' : 'stored' });
       if (duplicate) log.debug({ id, seq, type }, 'duplicate event not stored again');
       else log.debug({ id, seq, type }, 'event stored');
     });

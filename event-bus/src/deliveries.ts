@@ -56,7 +56,9 @@ export class Deliveries {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.loops.map((loop) => loop.stop()));
+    const stopped = Promise.all(this.loops.map((loop) => loop.stop()));
+    // Closing the connections cuts short the POSTs in flight (the loops send them without an abort signal).
     this.client.close();
+    await stopped;
   }
 }

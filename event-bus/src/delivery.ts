@@ -72,10 +72,22 @@ export class SubscriberLoop {
   private readonly storeReactionsInLog: StoreReactions;
   private readonly deferMaxMs: number;
   private readonly authorization: Record<string, string>;
+  /** The subscriber's URL, parsed once rather than at every POST. */
+  private readonly target: URL;
+  /** The metrics' labels of this subscriber, made once: one object per outcome. */
+  private readonly labels: { subscriber: string };
+  private readonly outcomeLabels = new Map<string, { subscriber: string; outcome: string }>();
+  /** The last `X-Events-Types` and `X-Events-Others` answered, read again only when they change. */
+  private typesAnswered: [string | string[] | undefined, string | string[] | undefined] = [
+    undefined,
+    undefined,
+  ];
 
   constructor(subscriber: SubscriberConfig, context: LoopContext) {
     this.name = subscriber.name;
     this.url = subscriber.url;
+    this.target = new URL(subscriber.url);
+    this.labels = { subscriber: subscriber.name };
     this.store = context.store;
     this.client = context.client;
     this.metrics = context.metrics;
@@ -87,7 +99,7 @@ export class SubscriberLoop {
     this.savedCursor = this.cursor;
     this.log = context.log.child({ subscriber: this.name });
     // Zero-valued series from the start, so a dashboard shows the subscriber before anything goes wrong.
-    this.metrics.deadLetters.inc({ subscriber: this.name }, 0);
+    this.metrics.deadLetters.inc(this.labels, 0);
   }
 
   get stopped(): boolean {
@@ -105,7 +117,10 @@ export class SubscriberLoop {
     wakeUp?.();
   }
 
-  /** Ends the loop: aborts a POST in flight and a backoff in progress; the cursor stays where it was. */
+  /**
+   * Ends the loop: ends a backoff in progress, and the POST in flight once the HTTP client closes its
+   * connections (`Deliveries.stop`); the cursor stays where it was.
+   */
   async stop(): Promise<void> {
     this.abort.abort();
     this.wake();
@@ -206,7 +221,7 @@ export class SubscriberLoop {
   private async passOver(through: number): Promise<void> {
     this.passedFrom ??= this.cursor;
     this.cursor = through;
-    this.metrics.passes.inc({ subscriber: this.name });
+    this.metrics.passes.inc(this.labels);
     await new Promise((resolve) => setImmediate(resolve));
   }
 
@@ -227,7 +242,7 @@ export class SubscriberLoop {
 
   /** Sends the body; undefined (after the backoff) if it did not reach the subscriber, or stopped. */
   private async post(body: string, rows: EventRow[], through?: number): Promise<HttpAnswer | undefined> {
-    const endTimer = this.metrics.duration.startTimer({ subscriber: this.name });
+    const started = performance.now();
     // X-Events-Reply: a subscriber of ours may answer with its reactions instead of publishing them.
     // X-Events-Cursor: the reactions it answered to every event up to there are stored.
     // X-Events-Through: the seqs up to there that are not in the body are of types it skips.
@@ -238,21 +253,21 @@ export class SubscriberLoop {
     };
     if (through !== undefined) headers['X-Events-Through'] = String(through);
     try {
-      return await this.client.request(this.url, {
+      // No abort signal: one costs a listener per POST. A stop closes the connections instead.
+      return await this.client.request(this.target, {
         method: 'POST',
         body,
         headers,
         timeoutMs: DELIVERY_TIMEOUT_MS,
-        signal: this.abort.signal,
         maxAnswerBytes: MAX_ANSWER_BYTES,
       });
     } catch (err) {
-      if (this.stopped) return undefined; // aborted by stop(): the events go out again after the restart
+      if (this.stopped) return undefined; // cut off by stop(): the events go out again after the restart
       this.count('failed');
       await this.backoff(networkError(err), rows);
       return undefined;
     } finally {
-      endTimer();
+      this.metrics.duration.observe(this.labels, (performance.now() - started) / 1000);
     }
   }
 
@@ -270,6 +285,7 @@ export class SubscriberLoop {
       // Nor are types any more what that answerer listed: it may need every event.
       this.types = undefined;
       this.skipOthers = false;
+      this.typesAnswered = [undefined, undefined];
       this.singlesUntil = last.seq;
       return;
     }
@@ -281,12 +297,17 @@ export class SubscriberLoop {
     this.count('delivered');
     this.recovered();
     this.batches = String(res.headers['x-events-batch']).toLowerCase() === 'accept';
-    ({ types: this.types, skipOthers: this.skipOthers } = parseTypesWanted(
-      res.headers['x-events-types'],
-      res.headers['x-events-others'],
-    ));
+    this.readTypesWanted(res.headers['x-events-types'], res.headers['x-events-others']);
     this.advance(through ?? last.seq);
     this.log.debug({ fromSeq: first.seq, toSeq: last.seq, batch }, 'delivered');
+  }
+
+  /** What the subscriber says of the types it acts on: the same headers as last time change nothing. */
+  private readTypesWanted(types: string | string[] | undefined, others: string | string[] | undefined): void {
+    const [lastTypes, lastOthers] = this.typesAnswered;
+    if (types !== undefined && types === lastTypes && others === lastOthers) return;
+    this.typesAnswered = [types, others];
+    ({ types: this.types, skipOthers: this.skipOthers } = parseTypesWanted(types, others));
   }
 
   /**
@@ -303,7 +324,7 @@ export class SubscriberLoop {
     }
     this.count('dead-letter');
     this.store.addDeadLetter(this.name, first.seq, res.status, res.body);
-    this.metrics.deadLetters.inc({ subscriber: this.name });
+    this.metrics.deadLetters.inc(this.labels);
     this.log.warn(
       {
         id: first.id,
@@ -376,6 +397,8 @@ export class SubscriberLoop {
   }
 
   private count(outcome: string): void {
-    this.metrics.deliveries.inc({ subscriber: this.name, outcome });
+    let labels = this.outcomeLabels.get(outcome);
+    if (!labels) this.outcomeLabels.set(outcome, (labels = { subscriber: this.name, outcome }));
+    this.metrics.deliveries.inc(labels);
   }
 }

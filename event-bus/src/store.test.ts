@@ -28,9 +28,20 @@ describe('EventStore', () => {
     const store = open(dataDir);
     expect(store.file).toBe(path.join(dataDir, 'events.db'));
     expect(existsSync(store.file)).toBe(true);
+    store.close();
     const db = new Database(store.file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
+  });
+
+  it('holds the file for itself while open: another connection gets "database is locked"', () => {
+    const store = open();
+    store.append({ type: 'T', data: {}, id: 'one' });
+    const other = new Database(store.file, { timeout: 0 });
+    expect(() => other.prepare('SELECT count(*) FROM events').get()).toThrow(/database is locked/);
+    store.close();
+    expect(other.prepare('SELECT count(*) AS count FROM events').get()).toEqual({ count: 1 });
+    other.close();
   });
 
   it('appends with seq 1, 2, 3, keeping the publisher id or making one', () => {
@@ -109,18 +120,20 @@ describe('EventStore', () => {
     ];
     odd.forEach((text, i) => store.append({ type: 'T', data: { text, i }, id: `id ${text}` }));
     // A row of a log written before `time` was stored (null), as an old file may have.
+    store.close();
     const db = new Database(path.join(dir, 'events.db'));
     db.prepare('UPDATE events SET time = NULL WHERE seq = 2').run();
     db.close();
 
-    const pages = store.jsonAfter(0, 100);
-    // The in-memory tail of `after` still has seq 2's time: read the rows from a fresh store.
-    expect(pages).toEqual(open().after(0, 100).map(eventJson));
+    // A fresh store: nothing in memory, so `after` reads the rows from SQLite too.
+    const reopened = open();
+    const pages = reopened.jsonAfter(0, 100);
+    expect(pages).toEqual(reopened.after(0, 100).map(eventJson));
     expect(
       pages.map((json) => JSON.parse(json) as { data: { text: string } }).map((e) => e.data.text),
     ).toEqual(odd);
-    expect(store.jsonAfter(2, 4).map((json) => (JSON.parse(json) as { seq: number }).seq)).toEqual([3, 4]);
-    expect(store.jsonAfter(6, 100)).toEqual([]);
+    expect(reopened.jsonAfter(2, 4).map((json) => (JSON.parse(json) as { seq: number }).seq)).toEqual([3, 4]);
+    expect(reopened.jsonAfter(6, 100)).toEqual([]);
   });
 
   it('keeps cursors and dead letters', () => {
