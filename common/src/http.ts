@@ -193,7 +193,14 @@ export function createHttpApp(options: HttpAppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   const kit = rawKit(options);
-  const rawRoutes = options.rawRoutes?.(kit) ?? {};
+  const rawRoutes = {
+    // Probed often (a kubelet, a script waiting for the start): answered ahead of Express's middleware.
+    'GET /readyz': kit.json('/readyz', async () => {
+      const readiness = await options.readiness();
+      return { status: readiness.ready ? 200 : 503, body: readiness };
+    }),
+    ...options.rawRoutes?.(kit),
+  };
   rawRoutesOf.set(app, rawRouteTable(rawRoutes));
   headersOf.set(app, kit.headers);
   for (const [route, handler] of Object.entries(rawRoutes)) {
@@ -213,10 +220,6 @@ export function createHttpApp(options: HttpAppOptions): Express {
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    const readiness = await options.readiness();
-    res.status(readiness.ready ? 200 : 503).json(readiness);
   });
   app.get('/metrics', async (_req, res) => {
     res.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
