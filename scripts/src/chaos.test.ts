@@ -148,7 +148,11 @@ async function runChaos(args: string[]) {
   expect(existsSync(scriptPath('chaos')), 'scripts/dist/chaos.js is missing: run `npm run build` first').toBe(
     true,
   );
-  const { code, stdout, stderr } = await runScript('chaos', [...args, '--json'], {
+  // The services' log lines go to a temporary file unless the test names one, never into the checkout.
+  const logs = args.includes('--logs')
+    ? []
+    : ['--logs', join(mkdtempSync(join(tmpdir(), 'chaos-logs-')), 'run.log')];
+  const { code, stdout, stderr } = await runScript('chaos', [...args, ...logs, '--json'], {
     timeoutMs: 290_000,
     env: chaosEnv(),
   });
