@@ -34,15 +34,24 @@ describe('EventStore', () => {
     db.close();
   });
 
-  it('holds the file for itself while open: another connection gets "database is locked"', () => {
-    const store = open();
-    store.append({ type: 'T', data: {}, id: 'one' });
-    const other = new Database(store.file, { timeout: 0 });
-    expect(() => other.prepare('SELECT count(*) FROM events').get()).toThrow(/database is locked/);
-    store.close();
-    expect(other.prepare('SELECT count(*) AS count FROM events').get()).toEqual({ count: 1 });
-    other.close();
-  });
+  // Its second part waits out SQLite's busy timeout (5 s) before the second store gives up.
+  it(
+    'holds the file for itself while open: another connection gets "database is locked"',
+    { timeout: 20_000 },
+    () => {
+      const store = open();
+      store.append({ type: 'T', data: {}, id: 'one' });
+      const other = new Database(store.file, { timeout: 0 });
+      expect(() => other.prepare('SELECT count(*) FROM events').get()).toThrow(/database is locked/);
+      // A second bus on the same directory stops, saying why.
+      expect(() => new EventStore(path.dirname(store.file))).toThrow(
+        /held by another event-bus: one bus per DATA_DIR/,
+      );
+      store.close();
+      expect(other.prepare('SELECT count(*) AS count FROM events').get()).toEqual({ count: 1 });
+      other.close();
+    },
+  );
 
   it('appends with seq 1, 2, 3, keeping the publisher id or making one', () => {
     const store = open();

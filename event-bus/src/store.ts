@@ -147,9 +147,15 @@ export class EventStore {
     // transaction, and the WAL index lives in this process's memory, not a shared-memory file; a commit
     // costs less. This process is the only one that opens the file (a second bus on it waits, then fails).
     this.db.pragma('locking_mode = EXCLUSIVE');
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.exec(SCHEMA);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.exec(SCHEMA);
+    } catch (err) {
+      this.db.close();
+      if (!/database is locked/.test((err as Error).message)) throw err;
+      throw new Error(`${this.file} is held by another event-bus: one bus per DATA_DIR (database is locked)`);
+    }
 
     // A publish is one statement: the INSERT returns the new seq, or nothing when the id is already stored.
     this.insertEvent = this.db.prepare(
