@@ -36,6 +36,26 @@ export function createDeliveryMetrics(metrics: Metrics) {
   };
 }
 
+export type SubscriberMetrics = ReturnType<typeof subscriberMetrics>;
+
+/** One subscriber's series, their labels made once: its delivery loop updates them at every POST. */
+export function subscriberMetrics(metrics: DeliveryMetrics, subscriber: string) {
+  const labels = { subscriber };
+  const outcomeLabels = new Map<string, { subscriber: string; outcome: string }>();
+  // Zero-valued series from the start, so a dashboard shows the subscriber before anything goes wrong.
+  metrics.deadLetters.inc(labels, 0);
+  return {
+    count(outcome: string): void {
+      let withOutcome = outcomeLabels.get(outcome);
+      if (!withOutcome) outcomeLabels.set(outcome, (withOutcome = { subscriber, outcome }));
+      metrics.deliveries.inc(withOutcome);
+    },
+    postTook: (seconds: number) => metrics.duration.observe(labels, seconds),
+    passed: () => metrics.passes.inc(labels),
+    deadLettered: () => metrics.deadLetters.inc(labels),
+  };
+}
+
 /**
  * The head of the log and each subscriber's lag, computed when /metrics is scraped, so publishing and
  * delivering pay nothing for them.

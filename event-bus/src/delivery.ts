@@ -1,6 +1,6 @@
 import { setTimeout as sleepUnlessAborted } from 'node:timers/promises';
 import { backoffDelay, type HttpAnswer, type HttpClient, type Logger } from '@blog/common';
-import type { DeliveryMetrics } from './delivery-metrics.js';
+import { subscriberMetrics, type SubscriberMetrics } from './delivery-metrics.js';
 import {
   BATCH_MAX_BYTES,
   BATCH_MAX_EVENTS,
@@ -67,16 +67,13 @@ export class SubscriberLoop {
   private readonly log: Logger;
   private readonly store: EventStore;
   private readonly client: HttpClient;
-  private readonly metrics: DeliveryMetrics;
+  private readonly metrics: SubscriberMetrics;
   private readonly retryMaxMs: number;
   private readonly storeReactionsInLog: StoreReactions;
   private readonly deferMaxMs: number;
   private readonly authorization: Record<string, string>;
   /** The subscriber's URL, parsed once rather than at every POST. */
   private readonly target: URL;
-  /** The metrics' labels of this subscriber, made once: one object per outcome. */
-  private readonly labels: { subscriber: string };
-  private readonly outcomeLabels = new Map<string, { subscriber: string; outcome: string }>();
   /** The last `X-Events-Types` and `X-Events-Others` answered, read again only when they change. */
   private typesAnswered: [string | string[] | undefined, string | string[] | undefined] = [
     undefined,
@@ -87,10 +84,9 @@ export class SubscriberLoop {
     this.name = subscriber.name;
     this.url = subscriber.url;
     this.target = new URL(subscriber.url);
-    this.labels = { subscriber: subscriber.name };
     this.store = context.store;
     this.client = context.client;
-    this.metrics = context.metrics;
+    this.metrics = subscriberMetrics(context.metrics, subscriber.name);
     this.retryMaxMs = context.retryMaxMs;
     this.storeReactionsInLog = context.storeReactions;
     this.deferMaxMs = context.deferMaxMs ?? DEFER_MAX_MS;
@@ -98,8 +94,6 @@ export class SubscriberLoop {
     this.cursor = this.store.cursor(this.name);
     this.savedCursor = this.cursor;
     this.log = context.log.child({ subscriber: this.name });
-    // Zero-valued series from the start, so a dashboard shows the subscriber before anything goes wrong.
-    this.metrics.deadLetters.inc(this.labels, 0);
   }
 
   get stopped(): boolean {
@@ -221,7 +215,7 @@ export class SubscriberLoop {
   private async passOver(through: number): Promise<void> {
     this.passedFrom ??= this.cursor;
     this.cursor = through;
-    this.metrics.passes.inc(this.labels);
+    this.metrics.passed();
     await new Promise((resolve) => setImmediate(resolve));
   }
 
@@ -233,7 +227,7 @@ export class SubscriberLoop {
     const { status } = res;
     if (status >= 200 && status < 300) return this.answered(res, rows, delivery.batch, through);
     if (status >= 500 || status < 400 || RETRYABLE_4XX.has(status)) {
-      this.count('failed');
+      this.metrics.count('failed');
       const why = status === 401 || status === 403 ? ': it refuses the token (EVENT_BUS_TOKEN)' : '';
       return this.backoff(`answered ${status}${why}`, rows);
     }
@@ -263,11 +257,11 @@ export class SubscriberLoop {
       });
     } catch (err) {
       if (this.stopped) return undefined; // cut off by stop(): the events go out again after the restart
-      this.count('failed');
+      this.metrics.count('failed');
       await this.backoff(networkError(err), rows);
       return undefined;
     } finally {
-      this.metrics.duration.observe(this.labels, (performance.now() - started) / 1000);
+      this.metrics.postTook((performance.now() - started) / 1000);
     }
   }
 
@@ -278,7 +272,7 @@ export class SubscriberLoop {
     if (batch && Number(res.headers['x-events-acked']) !== last.seq) {
       // A 2xx without the ack: maybe a course-original service answers at this URL now, which took the
       // array for one odd event. Nothing of the batch counts as delivered; it goes again one by one.
-      this.count('unacked');
+      this.metrics.count('unacked');
       this.recovered();
       this.log.warn({ fromSeq: first.seq, toSeq: last.seq }, 'batch not acknowledged, sending single events');
       this.batches = false;
@@ -291,10 +285,10 @@ export class SubscriberLoop {
     }
     if (res.headers['x-events-reactions'] !== undefined && !this.storeReactions(res.body, rows)) {
       // The log could not take them (say it is closing): the events go again, and so do the reactions.
-      this.count('failed');
+      this.metrics.count('failed');
       return this.backoff('could not store the reactions in the answer', rows);
     }
-    this.count('delivered');
+    this.metrics.count('delivered');
     this.recovered();
     this.batches = String(res.headers['x-events-batch']).toLowerCase() === 'accept';
     this.readTypesWanted(res.headers['x-events-types'], res.headers['x-events-others']);
@@ -318,13 +312,13 @@ export class SubscriberLoop {
     const first = rows[0]!;
     this.recovered();
     if (batch) {
-      this.count('batch-rejected');
+      this.metrics.count('batch-rejected');
       this.singlesUntil = rows.at(-1)!.seq;
       return;
     }
-    this.count('dead-letter');
+    this.metrics.count('dead-letter');
     this.store.addDeadLetter(this.name, first.seq, res.status, res.body);
-    this.metrics.deadLetters.inc(this.labels);
+    this.metrics.deadLettered();
     this.log.warn(
       {
         id: first.id,
@@ -341,7 +335,7 @@ export class SubscriberLoop {
   /** Stores the reactions in a subscriber's answer; false if the log could not take them now. */
   private storeReactions(body: string, rows: EventRow[]): boolean {
     return storeAnsweredReactions(body, rows, this.storeReactionsInLog, this.log, () =>
-      this.count('reactions-rejected'),
+      this.metrics.count('reactions-rejected'),
     );
   }
 
@@ -394,11 +388,5 @@ export class SubscriberLoop {
       'delivery failed, will retry',
     );
     await sleepUnlessAborted(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
-  }
-
-  private count(outcome: string): void {
-    let labels = this.outcomeLabels.get(outcome);
-    if (!labels) this.outcomeLabels.set(outcome, (labels = { subscriber: this.name, outcome }));
-    this.metrics.deliveries.inc(labels);
   }
 }
