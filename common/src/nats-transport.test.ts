@@ -594,9 +594,18 @@ describe.skipIf(own.skip)('NatsTransport on a three-node JetStream cluster', () 
     const transport = onCluster(stream, 3);
     await transport.publish({ type: 'T', data: {}, id: 'on-three' });
     const { jsm } = await transport.client.jetStream();
-    const info = await jsm.streams.info(stream);
+    let info = await jsm.streams.info(stream);
     expect(info.config.num_replicas).toBe(3);
-    expect(info.cluster?.replicas).toHaveLength(2);
+    // The two new replicas copy the stream before they count: "writable with one down" is said of a
+    // stream whose replicas are current, which on a loaded machine takes a moment after the scale-up.
+    await waitFor(
+      async () => {
+        info = await jsm.streams.info(stream);
+        const replicas = info.cluster?.replicas ?? [];
+        return replicas.length === 2 && replicas.every((replica) => replica.current);
+      },
+      { timeoutMs: 30_000, message: "the stream's two new replicas never became current" },
+    );
 
     // The stream's leader goes: the two others elect one and take writes.
     const leader = cluster.nodes[Number(info.cluster!.leader!.slice(1))]!;
