@@ -25,6 +25,7 @@ import {
 } from '@blog/common';
 import { parsePublished, sqliteLog, type BusLog, type PublishedHook } from './log.js';
 import { natsLog } from './nats-log.js';
+import { PASSED_THROUGH_HEADER, publisherOf, type Publisher } from './own-events.js';
 import { eventSeq, typeFilter } from './page-types.js';
 
 /**
@@ -163,7 +164,7 @@ function busServer({ config, log, metrics }: ReturnType<typeof busParts>, eventL
     rawRoutes: (kit) => ({
       'POST /events': kit.json(
         '/events',
-        (body) => publish(eventLog, body),
+        (body, req) => publish(eventLog, body, publisherOf(req)),
         (req) => tokenCheck.check(req),
       ),
     }),
@@ -273,18 +274,23 @@ async function streamEvents(
   else res.type('application/json').send(wanted ? `{"events":[${end}` : '[]');
 }
 
-/** The course's publish, and an array of events in one request (docs/event-bus.md). */
-async function publish(eventLog: BusLog, body: unknown) {
+/**
+ * The course's publish, and an array of events in one request (docs/event-bus.md); a service of ours names
+ * itself (`publisher`) and may be told its own events were passed over in its loop (`X-Events-Passed-Through`).
+ */
+async function publish(eventLog: BusLog, body: unknown, publisher: Publisher | undefined) {
   // An array publishes several events at once (a subscriber's reactions to a batch); a plain object is
   // the course's single event and gets the course's answer.
   const { events, batch } = parsePublished(body);
-  const results = await eventLog.append(events);
+  const { results, passedThrough } = await eventLog.append(events, publisher);
   const answer = results.map(({ seq, id, duplicate }) => ({
     seq,
     id,
     ...(duplicate ? { duplicate } : {}),
   }));
-  return { body: batch ? { status: 'OK', events: answer } : { status: 'OK', ...answer[0] } };
+  const headers =
+    passedThrough === undefined ? undefined : { [PASSED_THROUGH_HEADER]: String(passedThrough) };
+  return { body: batch ? { status: 'OK', events: answer } : { status: 'OK', ...answer[0] }, headers };
 }
 
 /** `GET /events`: the whole log (the course's replay), or a page of it with `after` and `limit`. */

@@ -2,6 +2,7 @@ import { bearerHeader, HttpClient, type Logger, type Metrics } from '@blog/commo
 import { createDeliveryMetrics, registerLagGauges } from './delivery-metrics.js';
 import type { StoreReactions } from './delivery-reactions.js';
 import { SubscriberLoop, type SubscriberConfig, type SubscriberStatus } from './delivery.js';
+import type { Publisher } from './own-events.js';
 import type { EventStore } from './store.js';
 
 export interface DeliveryOptions {
@@ -48,6 +49,15 @@ export class Deliveries {
 
   wakeAll(): void {
     for (const loop of this.loops) loop.wake();
+  }
+
+  /**
+   * The loop of the subscriber that published the events `first`..`last` passes over them, if it certainly
+   * applies them from the answer (`SubscriberLoop.passOwnEvents`): then the seq after which they came.
+   */
+  passOwnEvents(publisher: Publisher, { first, last }: { first: number; last: number }): number | undefined {
+    const loop = this.loops.find((candidate) => candidate.name === publisher.name);
+    return loop?.passOwnEvents(publisher.appliedSeq, first, last) ? first - 1 : undefined;
   }
 
   status(): SubscriberStatus[] {

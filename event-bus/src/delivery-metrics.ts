@@ -27,6 +27,12 @@ export function createDeliveryMetrics(metrics: Metrics) {
       labelNames: ['subscriber'] as const,
       registers,
     }),
+    ownPasses: new Counter({
+      name: 'eventbus_own_events_passed_total',
+      help: "Publishes whose events the bus passed over in their publisher's own loop, applied from the answer",
+      labelNames: ['subscriber'] as const,
+      registers,
+    }),
     deadLetters: new Counter({
       name: 'eventbus_dead_letters_total',
       help: 'Events a subscriber rejected with a 4xx, set aside so they do not block the rest',
@@ -52,6 +58,7 @@ export function subscriberMetrics(metrics: DeliveryMetrics, subscriber: string) 
     },
     postTook: (seconds: number) => metrics.duration.observe(labels, seconds),
     passed: () => metrics.passes.inc(labels),
+    passedOwn: () => metrics.ownPasses.inc(labels),
     deadLettered: () => metrics.deadLetters.inc(labels),
   };
 }

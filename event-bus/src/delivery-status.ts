@@ -43,3 +43,26 @@ export interface SubscriberStatus {
   /** The other types: never sent (`skip`), or sent with the next it acts on (`later`). Null: no types. */
   others: 'skip' | 'later' | null;
 }
+
+/** A loop's status as `GET /subscribers` shows it. */
+export function loopStatus(
+  loop: Pick<SubscriberStatus, 'name' | 'url' | 'cursor' | 'failures' | 'lastError' | 'batches'> & {
+    types: Set<string> | undefined;
+    skipOthers: boolean;
+  },
+  head: number,
+  deadLetters: number,
+): SubscriberStatus {
+  return {
+    name: loop.name,
+    url: loop.url,
+    cursor: loop.cursor,
+    lag: Math.max(0, head - loop.cursor),
+    failures: loop.failures,
+    lastError: loop.lastError,
+    deadLetters,
+    batches: loop.batches,
+    types: loop.types ? [...loop.types] : null,
+    others: loop.types ? (loop.skipOthers ? 'skip' : 'later') : null,
+  };
+}

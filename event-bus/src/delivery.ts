@@ -11,7 +11,12 @@ import {
 } from './delivery-plan.js';
 import { storeAnsweredReactions, type StoreReactions } from './delivery-reactions.js';
 import type { EventRow, EventStore } from './store.js';
-import type { LoopContext, SubscriberConfig, SubscriberStatus } from './delivery-status.js';
+import {
+  loopStatus,
+  type LoopContext,
+  type SubscriberConfig,
+  type SubscriberStatus,
+} from './delivery-status.js';
 import {
   DELIVERY_TIMEOUT_MS,
   MAX_ANSWER_BYTES,
@@ -60,6 +65,8 @@ export class SubscriberLoop {
   private quietUntil: number | undefined;
   /** After a batch went wrong, the events up to this seq are sent again one by one. */
   private singlesUntil = 0;
+  /** While a POST is on its way: its answer moves the cursor, so nothing else may. */
+  private posting = false;
   private wakeUp: (() => void) | undefined;
   private cursorSaveTimer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
@@ -123,18 +130,20 @@ export class SubscriberLoop {
   }
 
   status(head: number): SubscriberStatus {
-    return {
-      name: this.name,
-      url: this.url,
-      cursor: this.cursor,
-      lag: Math.max(0, head - this.cursor),
-      failures: this.failures,
-      lastError: this.lastError,
-      deadLetters: this.store.deadLetterCount(this.name),
-      batches: this.batches,
-      types: this.types ? [...this.types] : null,
-      others: this.types ? (this.skipOthers ? 'skip' : 'later') : null,
-    };
+    return loopStatus(this, head, this.store.deadLetterCount(this.name));
+  }
+
+  /**
+   * The events `firstSeq`..`lastSeq`, just committed and not yet read by any loop, were published by this
+   * subscriber, which has applied every seq up to `appliedSeq`: passes over them, as if delivered, when it
+   * will certainly apply them from the publish's answer (docs/event-bus.md, "A publisher's own events").
+   */
+  passOwnEvents(appliedSeq: number, firstSeq: number, lastSeq: number): boolean {
+    const idle = !this.posting && this.failures === 0 && !this.stopped;
+    if (!idle || this.cursor !== firstSeq - 1 || this.knownCursor > appliedSeq) return false;
+    this.metrics.passedOwn();
+    this.advance(lastSeq);
+    return true;
   }
 
   private async run(): Promise<void> {
@@ -246,6 +255,7 @@ export class SubscriberLoop {
       'X-Events-Cursor': String(this.knownCursor),
     };
     if (through !== undefined) headers['X-Events-Through'] = String(through);
+    this.posting = true;
     try {
       // No abort signal: one costs a listener per POST. A stop closes the connections instead.
       return await this.client.request(this.target, {
@@ -261,6 +271,7 @@ export class SubscriberLoop {
       await this.backoff(networkError(err), rows);
       return undefined;
     } finally {
+      this.posting = false;
       this.metrics.postTook((performance.now() - started) / 1000);
     }
   }

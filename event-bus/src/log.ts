@@ -14,6 +14,7 @@ import {
   type Readiness,
 } from '@blog/common';
 import { Deliveries } from './deliveries.js';
+import { newSeqs, type Publisher } from './own-events.js';
 import { deliveredBytes, EventStore, storedForm, type AppendResult } from './store.js';
 
 /**
@@ -22,8 +23,11 @@ import { deliveredBytes, EventStore, storedForm, type AppendResult } from './sto
  * the bus is only a gateway and JetStream delivers.
  */
 export interface BusLog {
-  /** Stores validated events in order, each `id` once: a duplicate answers the first seq. */
-  append(events: OutgoingEvent[]): Promise<AppendResult[]>;
+  /**
+   * Stores validated events in order, each `id` once: a duplicate answers the first seq. With the
+   * `publisher` that sent them, `passedThrough` says the bus passed over them in its loop (own-events.ts).
+   */
+  append(events: OutgoingEvent[], publisher?: Publisher): Promise<Appended>;
   /** The newest seq (0: empty). */
   head(): Promise<number>;
   /**
@@ -40,6 +44,13 @@ export interface BusLog {
   start(): void;
   /** Stops delivering, and closes the log once `requestsDone` (the HTTP server's close) resolved. */
   stop(requestsDone: Promise<void>): Promise<void>;
+}
+
+/** What a publish stored (`BusLog.append`). */
+export interface Appended {
+  results: AppendResult[];
+  /** Every seq after the publisher's `appliedSeq` up to this one is of a type it skips: it applies the rest. */
+  passedThrough?: number;
 }
 
 /** What both logs tell the bus of every publish (the `eventbus_published_total` counter, debug lines). */
@@ -95,12 +106,18 @@ export function sqliteLog(
   );
   const store = new EventStore(config.DATA_DIR);
 
-  /** Stores validated events in one commit and wakes the delivery loops: every publish ends here. */
-  const storeEvents = (events: OutgoingEvent[]) => {
+  /**
+   * Stores validated events in one commit and wakes the delivery loops: every publish ends here. Before the
+   * loops can read them, the publisher's own loop may pass over them (`Deliveries.passOwnEvents`).
+   */
+  const storeEvents = (events: OutgoingEvent[], publisher?: Publisher): Appended => {
     const results = store.appendMany(events);
     published(events, results);
-    if (results.some((result) => !result.duplicate)) deliveries.wakeAll();
-    return results;
+    if (!results.some((result) => !result.duplicate)) return { results };
+    const stored = publisher && newSeqs(results);
+    const passedThrough = stored && deliveries.passOwnEvents(publisher, stored);
+    deliveries.wakeAll();
+    return passedThrough === undefined ? { results } : { results, passedThrough };
   };
 
   const deliveries = new Deliveries(config.SUBSCRIBERS, {
@@ -115,7 +132,7 @@ export function sqliteLog(
   });
 
   const busLog: BusLog = {
-    append: async (events) => storeEvents(events),
+    append: async (events, publisher) => storeEvents(events, publisher),
     head: async () => store.headSeq(),
     // Each chunk is a short query of its own, so nothing stays open in SQLite while a slow client is waited for.
     async *read(afterSeq, throughSeq, chunk) {

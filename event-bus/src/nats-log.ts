@@ -37,7 +37,8 @@ export function natsLog(source: NodeJS.ProcessEnv | undefined, log: Logger, publ
       published(events.slice(0, stored.length), stored);
       const failed = settled.find((result) => result.status === 'rejected');
       if (failed) throw failed.reason;
-      return stored;
+      // JetStream delivers every event to every replica: nothing is passed over for its publisher.
+      return { results: stored };
     },
     head: () => transport.headSeq(),
     async *read(afterSeq, throughSeq, chunk) {
