@@ -4,6 +4,7 @@ import { asBlogEvent, type IncomingEvent, type OutgoingEvent } from './events.js
 import { HttpError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import { OwnEvents, serviceName, type OwnEvent } from './own-events.js';
 import { derivedEventId, type DeliveryHeaders, type Projection } from './projection.js';
 import { CommandWaits } from './subscriber-waits.js';
 import { sleep, unavailableMessage, type EventTransport } from './transport.js';
@@ -55,6 +56,9 @@ export class Subscriber<State> {
   private readonly commandWaits = new CommandWaits();
   /** Commands' own events once stored, by id: applied in place of a pass over their seq (`passOver`). */
   private readonly commandEvents = new Map<string, IncomingEvent & { seq: number }>();
+  /** Own events the bus passed over, to apply from the publish's answer (`applyOwnEvents`). */
+  private readonly ownEvents = new OwnEvents();
+  private namedAsPublisher = false;
   /** Commands' views of the state (publishAndApply), by the id of their event, each taken once. */
   private readonly viewsByEventId = new Map<string, () => void>();
   /** Told of every event once applied (see `onApplied`). */
@@ -178,7 +182,10 @@ export class Subscriber<State> {
   private passOver(toSeq: number): void {
     if (toSeq <= this.appliedSeq) return;
     const own = [...this.commandEvents.values()].filter((e) => e.seq > this.appliedSeq && e.seq <= toSeq);
-    for (const event of own.sort((a, b) => a.seq - b.seq)) {
+    for (const event of own
+      .concat(this.ownEvents.between(this.appliedSeq, toSeq))
+      .sort((a, b) => a.seq - b.seq)) {
+      if (event.seq <= this.appliedSeq) continue; // the same seq from both lists
       this.appliedSeq = event.seq - 1;
       this.applyOne(event);
     }
@@ -204,6 +211,7 @@ export class Subscriber<State> {
     // Object.assign rather than a spread with a property after it, which Node 20's V8 copies slowly: this
     // and the copies below are made for every command and every reaction.
     const withId = Object.assign({}, event, { id: event.id ?? randomUUID() });
+    if (!this.namedAsPublisher) this.nameAsPublisher();
     let taken: { view: View } | undefined;
     if (view) this.viewsByEventId.set(withId.id, () => (taken = { view: view(this.state) }));
     try {
@@ -234,6 +242,44 @@ export class Subscriber<State> {
       this.viewsByEventId.delete(withId.id);
       this.commandEvents.delete(withId.id);
     }
+  }
+
+  /** From now on, publishes name this service, so the bus may leave out its own events (`applyOwnEvents`). */
+  private nameAsPublisher(): void {
+    this.namedAsPublisher = true;
+    const name = serviceName(this.log);
+    if (!name || !this.transport.setPublisher) return;
+    this.transport.setPublisher({
+      name,
+      appliedSeq: () => this.ownEvents.appliedOrQueued(this.appliedSeq),
+      passedOver: (passedThrough, events) => this.applyOwnEvents(passedThrough, events),
+    });
+  }
+
+  /**
+   * The bus passed over this service's own new `events` in its loop (docs/event-bus.md, "A publisher's own
+   * events"): in the queue, counts the seqs up to `passedThrough` as applied, then applies its own in seq
+   * order. Reactions they cause are published at once, since no delivery's answer will carry them.
+   */
+  private applyOwnEvents(passedThrough: number, events: OwnEvent[]): void {
+    this.ownEvents.add(events);
+    const applied = this.enqueue(async () => {
+      this.passOver(passedThrough);
+      for (const event of this.ownEvents.between(this.appliedSeq, Infinity)) {
+        if (event.seq === this.appliedSeq + 1) this.applyOne(event);
+      }
+      this.ownEvents.forget(this.appliedSeq);
+      const triggers = new Set(events.map((event) => event.seq));
+      const owed = [...this.outbox.values()].filter((entry) => triggers.has(entry.triggerSeq ?? 0));
+      if (owed.length === 0) return;
+      // No cursor of the bus's may now drop them from the outbox: they leave it once published.
+      for (const entry of owed) entry.triggerSeq = undefined;
+      await this.flushOutbox();
+    });
+    applied.catch((err: Error) => {
+      this.log.warn({ err: err.message }, 'own events not applied from the answer');
+      this.commandWaits.missed(); // the commands waiting read the log
+    });
   }
 
   /** Takes the view of the command whose event has this id, if one waits (publishAndApply); logs one that throws. */

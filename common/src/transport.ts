@@ -4,6 +4,7 @@ import { delay } from './process/delay.js';
 import type { OutgoingEvent, StoredEvent } from './events.js';
 import { HttpClient } from './http-client.js';
 import { BODY_MAX_BYTES } from './limits.js';
+import { eventsAfter, type OwnEventsPublisher } from './own-events.js';
 import { bearerHeader } from './token.js';
 
 /**
@@ -33,6 +34,11 @@ export interface EventTransport {
    * for HTTP, where the bus POSTs to `/events`.
    */
   consume?(consumerName: string, handle: (events: StoredEvent[]) => Promise<void>, startSeq?: number): void;
+  /**
+   * Names the publisher on every publish from now on, so the bus may pass over its own events in its
+   * delivery loop and say so in the answer (own-events.ts). Absent where delivery is not the bus's (NATS).
+   */
+  setPublisher?(publisher: OwnEventsPublisher): void;
   close(): void | Promise<void>;
 }
 
@@ -89,6 +95,12 @@ export function unavailableMessage(err: unknown): string {
 
 type WithId<T> = T & { id: string };
 
+/** What a publish request stored, and the seq through which the bus passed over the publisher's own events. */
+interface Sent {
+  stored: { seq: number; id: string }[];
+  passedThrough?: number;
+}
+
 /** Why a bus refuses this service: readiness and the logs say it as it is. */
 const TOKEN_REFUSED =
   'the event bus refused the token (401): EVENT_BUS_TOKEN must be the same on the bus and every service';
@@ -118,6 +130,8 @@ export class HttpTransport implements EventTransport {
   private readonly timeoutMs: number;
   /** `Authorization: Bearer <EVENT_BUS_TOKEN>` on every publish and read, when a token is set. */
   private readonly headers: Record<string, string>;
+  /** The subscriber this service is on the bus, named on each publish (`setPublisher`). */
+  private publisher: OwnEventsPublisher | undefined;
 
   constructor(
     readonly busUrl: string,
@@ -127,6 +141,10 @@ export class HttpTransport implements EventTransport {
     this.publishUrl = new URL(this.eventsUrl);
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.headers = bearerHeader(options.token);
+  }
+
+  setPublisher(publisher: OwnEventsPublisher): void {
+    this.publisher = publisher;
   }
 
   /**
@@ -152,20 +170,28 @@ export class HttpTransport implements EventTransport {
     while (this.waiting.length > 0) {
       const group = this.nextGroup();
       try {
-        const stored = await this.send(group);
-        group.forEach((pending, index) => pending.resolve(stored[index]!));
+        this.resolve(group, await this.send(group));
       } catch (err) {
         if (group.length === 1 || !(err instanceof TransportError && err.refused)) {
           group.forEach((pending) => pending.reject(err));
         } else {
           // The bus refused the array: send each alone, so only the event at fault fails.
           for (const pending of group) {
-            await this.send([pending]).then(([stored]) => pending.resolve(stored!), pending.reject);
+            await this.send([pending]).then((sent) => this.resolve([pending], sent), pending.reject);
           }
         }
       }
     }
     this.sending = false;
+  }
+
+  /** Hands the publisher its own events the bus passed over, if it did, then resolves each publish. */
+  private resolve(group: Pending[], { stored, passedThrough }: Sent): void {
+    if (passedThrough !== undefined && this.publisher) {
+      const events = group.map((pending) => pending.event);
+      this.publisher.passedOver(passedThrough, eventsAfter(passedThrough, events, stored));
+    }
+    group.forEach((pending, index) => pending.resolve(stored[index]!));
   }
 
   /** The waiting events that fit one request: up to MAX_EVENTS_PER_PUBLISH, within BODY_MAX_BYTES (one at least). */
@@ -180,8 +206,11 @@ export class HttpTransport implements EventTransport {
     return this.waiting.splice(0, count);
   }
 
-  /** One event as the course sends it, or an array stored in one commit; retried with the same ids. */
-  private async send(group: Pending[]): Promise<{ seq: number; id: string }[]> {
+  /**
+   * One event as the course sends it, or an array stored in one commit; retried with the same ids. Each
+   * try names the publisher with what it has applied then.
+   */
+  private async send(group: Pending[]): Promise<Sent> {
     const batch = group.length > 1;
     const body = batch ? `[${group.map((pending) => pending.json).join(',')}]` : group[0]!.json;
     const withIds = group.map((pending) => pending.event);
@@ -191,16 +220,20 @@ export class HttpTransport implements EventTransport {
         const res = await this.client.request(this.publishUrl, {
           method: 'POST',
           body,
-          headers: this.headers,
+          headers: this.publishHeaders(),
           timeoutMs: this.timeoutMs,
         });
         const answer = parseJson(res.body) as { events?: unknown } | undefined;
         const stored: unknown = batch ? answer?.events : [answer];
         if (res.status >= 200 && res.status < 300 && isStoredList(stored, withIds.length)) {
-          return stored.map((result, index) => ({
-            seq: result.seq,
-            id: String(result.id ?? withIds[index]!.id),
-          }));
+          const passed = Number(res.headers['x-events-passed-through']);
+          return {
+            stored: stored.map((result, index) => ({
+              seq: result.seq,
+              id: String(result.id ?? withIds[index]!.id),
+            })),
+            passedThrough: this.publisher && Number.isSafeInteger(passed) && passed >= 0 ? passed : undefined,
+          };
         }
         // Not `refused`: each event alone would meet the same 401, so the whole group fails at once.
         if (res.status === 401) throw new TransportError(`${TOKEN_REFUSED}; ${what} not stored`);
@@ -214,6 +247,16 @@ export class HttpTransport implements EventTransport {
         await sleep(backoffDelay(attempt, NETWORK_RETRY_BACKOFF));
       }
     }
+  }
+
+  /** The token, and who publishes (`X-Events-Publisher`, `X-Events-Applied`) if set. */
+  private publishHeaders(): Record<string, string> {
+    const publisher = this.publisher;
+    if (!publisher) return this.headers;
+    return Object.assign({}, this.headers, {
+      'X-Events-Publisher': publisher.name,
+      'X-Events-Applied': String(publisher.appliedSeq()),
+    });
   }
 
   async fetchAfter(afterSeq: number, limit: number, types?: readonly string[]): Promise<EventPage> {
