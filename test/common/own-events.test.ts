@@ -77,12 +77,12 @@ async function relay() {
 }
 
 /** The bus, and the service `posts` acting on PostCreated, each behind a relay; seq 1 delivered already. */
-async function system() {
+async function system(projection: Projection<Titles> = titles) {
   const toBus = await relay();
   const toService = await relay();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'blog-own-events-'));
   const env = { PORT: '0', EVENT_BUS_URL: toBus.url, LOG_LEVEL: 'silent', EVENT_BUS_TOKEN: '' };
-  const service = createService({ name: 'posts', projection: titles }, { env });
+  const service = createService({ name: 'posts', projection }, { env });
   const serviceServer = await service.start();
   toService.target = `http://127.0.0.1:${(serviceServer.address() as AddressInfo).port}`;
   const bus = createBus({
@@ -163,6 +163,20 @@ describe("a service's own events, applied from the publish's answer", () => {
     expect(publishes.map((request) => request.body.startsWith('['))).toEqual([false, true]);
     expect(delivered()).toEqual([1]);
     expect(logReads()).toBe(reads);
+  });
+
+  it('publishes at once the reactions its own events cause, as no delivery will carry them', async () => {
+    const noticing = {
+      ...titles,
+      react: (_state: Titles, event: { type: string }) =>
+        event.type === 'PostCreated' ? [{ type: 'PostNoticed', data: {} }] : [],
+    };
+    const { bus, delivered, post } = await system(noticing);
+    const created = await post('own');
+    await waitFor(() => bus.store.headSeq() === created.seq + 1);
+    const [reaction] = bus.store.after(created.seq, 1);
+    expect(reaction).toMatchObject({ type: 'PostNoticed', id: `${created.id}/PostNoticed` });
+    expect(delivered()).not.toContain(created.seq);
   });
 
   it('after a lost answer, is brought up to date from the log by the next delivery', async () => {
