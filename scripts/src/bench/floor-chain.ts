@@ -4,14 +4,16 @@
  *
  *   node floor-chain.js '{"part":"bus","port":4000,"subscribers":[{"name":"comments","url":"http://..."}]}'
  *
- * - `comments` takes `POST /posts/:id/comments`, publishes a CommentCreated to the bus (publishes made
- *   while one is on its way go together in the next request, as the services' transport does) and answers
- *   201 once the bus delivers that event back to it (read your writes); it turns each CommentModerated
- *   into a CommentUpdated, returned in its answer to the delivery. `POST /posts/create` gives a post id
- *   (set-up only: no event).
+ * - `comments` takes `POST /posts/:id/comments`, publishes a CommentCreated to the bus, naming itself
+ *   (publishes made while one is on its way go together in the next request, as the services' transport
+ *   does) and answers 201 once it has that event (read your writes): from the publish's answer when the
+ *   bus says it passed over it, else when the bus delivers it back; it turns each CommentModerated into a
+ *   CommentUpdated, returned in its answer to the delivery. `POST /posts/create` gives a post id (set-up
+ *   only: no event).
  * - `bus` numbers what is published and delivers to each subscriber only the types it acts on, one loop
  *   per subscriber (one POST at a time, all that waits in one array of up to 200), and takes the reactions
- *   a subscriber returns in its answer as published.
+ *   a subscriber returns in its answer as published. A publisher's own events are passed over in its loop
+ *   when that loop is idle at the head, as the bus does (docs/event-bus.md, "A publisher's own events").
  * - `moderation` returns a CommentModerated for each CommentCreated (rejected if it mentions an orange).
  * - `query` writes each event it is delivered to its `GET /posts/live` streams (server-sent events, the
  *   way query pushes), and keeps the comments' statuses for `GET /posts`, so the bench's harness reads it
@@ -35,10 +37,11 @@ export const FLOOR_SUBSCRIBERS: Record<Exclude<FloorPart, 'event-bus'>, readonly
 
 /**
  * A comment's HTTP exchanges between processes, on the floor as in the system on the HTTP bus: the POST,
- * the publish, one delivery per subscriber acting on each of its three events (3 + 1 + 1, the reactions
- * riding in the answers), and query's two pushes (pending, then final) on the live stream.
+ * the publish, one delivery per subscriber acting on each of its three events but comments' own
+ * CommentCreated, applied from the publish's answer (2 + 1 + 1, the reactions riding in the answers), and
+ * query's two pushes (pending, then final) on the live stream.
  */
-export const FLOOR_EXCHANGES = { requests: 7, pushes: 2 } as const;
+export const FLOOR_EXCHANGES = { requests: 6, pushes: 2 } as const;
 
 export interface FloorConfig {
   part: FloorPart;
@@ -66,11 +69,11 @@ const client = new HttpClient();
  * A POST, sent again until it is answered 2xx (nothing acknowledged is lost on the floor either); each
  * failure is written to stderr, which the bench shows in its progress.
  */
-async function postUntilAnswered(url: string, body: string): Promise<string> {
+async function postUntilAnswered(url: string, body: string, headers?: Record<string, string>) {
   for (;;) {
     try {
-      const reply = await client.request(url, { method: 'POST', body, timeoutMs: TIMEOUT_MS });
-      if (reply.status >= 200 && reply.status < 300) return reply.body;
+      const reply = await client.request(url, { method: 'POST', body, headers, timeoutMs: TIMEOUT_MS });
+      if (reply.status >= 200 && reply.status < 300) return reply;
       process.stderr.write(`POST ${url} answered ${reply.status}: ${reply.body.slice(0, 200)}\n`);
     } catch (err) {
       process.stderr.write(`POST ${url} failed: ${(err as Error).message}\n`);
@@ -90,9 +93,18 @@ function readBody(req: http.IncomingMessage): Promise<string> {
   });
 }
 
-function answer(res: http.ServerResponse, status: number, json: unknown): void {
+function answer(
+  res: http.ServerResponse,
+  status: number,
+  json: unknown,
+  headers?: Record<string, string>,
+): void {
   const body = JSON.stringify(json);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(body);
 }
 
@@ -134,9 +146,18 @@ function runBus({ port, subscribers = [] }: FloorConfig): void {
     next: 0,
     sending: false,
   }));
-  const append = (events: FloorEvent[]) => {
+  /**
+   * Numbers the events and wakes the loops; the publisher's loop first passes over them if it is idle at
+   * the head (the floor's comments applies every delivery at once, so it is never behind its loop): then
+   * the seq before them, for the answer.
+   */
+  const append = (events: FloorEvent[], publisher?: string) => {
+    const first = log.length + 1;
     for (const event of events) log.push({ ...event, seq: log.length + 1 });
+    const own = loops.find((loop) => loop.name === publisher && !loop.sending && loop.next === first - 1);
+    if (own) own.next = log.length;
     for (const loop of loops) void deliver(loop);
+    return own ? first - 1 : undefined;
   };
   /** Everything after the loop's cursor that it acts on, one POST at a time. */
   const deliver = async (loop: (typeof loops)[number]) => {
@@ -150,32 +171,45 @@ function runBus({ port, subscribers = [] }: FloorConfig): void {
       }
       if (batch.length === 0) break;
       const reply = await postUntilAnswered(`${loop.url}/events`, JSON.stringify(batch));
-      const reactions = (JSON.parse(reply) as { events?: FloorEvent[] }).events;
+      const reactions = (JSON.parse(reply.body) as { events?: FloorEvent[] }).events;
       if (reactions) append(reactions);
     }
     loop.sending = false;
   };
   serve(port, {
-    'POST /events': (_req, body, res) => {
+    'POST /events': (req, body, res) => {
       const parsed = JSON.parse(body) as FloorEvent | FloorEvent[];
       const events = Array.isArray(parsed) ? parsed : [parsed];
       const first = log.length + 1;
-      append(events);
-      answer(res, 201, { events: events.map((event, i) => ({ seq: first + i, id: event.id })) });
+      const passed = append(events, req.headers['x-events-publisher'] as string | undefined);
+      const headers = passed === undefined ? undefined : { 'x-events-passed-through': String(passed) };
+      answer(res, 201, { events: events.map((event, i) => ({ seq: first + i, id: event.id })) }, headers);
     },
   });
 }
 
 function runComments({ port, busUrl }: FloorConfig): void {
   const delivered = new Map<string, () => void>();
-  const waiting: string[] = [];
+  const waiting: { id: string; json: string }[] = [];
   let publishing = false;
-  /** One publish at a time; what waits meanwhile goes together next. */
+  let appliedSeq = 0;
+  const applied = (event: { id: string; seq?: number }) => {
+    appliedSeq = Math.max(appliedSeq, event.seq ?? 0);
+    delivered.get(event.id)?.();
+    delivered.delete(event.id);
+  };
+  /** One publish at a time, naming this subscriber; what waits meanwhile goes together next. */
   const publishWaiting = async () => {
     publishing = true;
     while (waiting.length > 0) {
       const group = waiting.splice(0, MAX_BATCH);
-      await postUntilAnswered(`${busUrl}/events`, `[${group.join(',')}]`);
+      const headers = { 'x-events-publisher': 'comments', 'x-events-applied': String(appliedSeq) };
+      const body = `[${group.map((event) => event.json).join(',')}]`;
+      const reply = await postUntilAnswered(`${busUrl}/events`, body, headers);
+      // Passed over: the events are this service's own, applied from the answer.
+      if (reply.headers['x-events-passed-through'] === undefined) continue;
+      const stored = (JSON.parse(reply.body) as { events: { seq: number }[] }).events;
+      group.forEach((event, index) => applied({ id: event.id, seq: stored[index]!.seq }));
     }
     publishing = false;
   };
@@ -185,7 +219,7 @@ function runComments({ port, busUrl }: FloorConfig): void {
     const comment = { id: randomUUID(), postId, content, status: 'pending' };
     const event: FloorEvent = { id: randomUUID(), type: 'CommentCreated', data: comment };
     delivered.set(event.id, () => answer(res, 201, [{ id: comment.id, content, status: 'pending' }]));
-    waiting.push(JSON.stringify(event));
+    waiting.push({ id: event.id, json: JSON.stringify(event) });
     if (!publishing) void publishWaiting();
   };
   serve(
@@ -195,11 +229,10 @@ function runComments({ port, busUrl }: FloorConfig): void {
         answer(res, 201, { id: randomUUID(), title: (JSON.parse(body) as { title: string }).title }),
       'POST /events': deliveryRoute((events) =>
         events.flatMap((event) => {
-          if (event.type === 'CommentModerated')
-            return [reaction(event, 'CommentUpdated', event.data.status)];
-          delivered.get(event.id)?.();
-          delivered.delete(event.id);
-          return [];
+          applied(event);
+          return event.type === 'CommentModerated'
+            ? [reaction(event, 'CommentUpdated', event.data.status)]
+            : [];
         }),
       ),
     },
