@@ -74,6 +74,7 @@ export class OwnEvents {
 
 /** The service's name, as its logger gives it on every line (`createLogger`); undefined if it has none. */
 export function serviceName(log: Logger): string | undefined {
-  const service = (log.bindings() as { service?: unknown }).service;
+  const service =
+    typeof log.bindings === 'function' ? (log.bindings() as { service?: unknown }).service : undefined;
   return typeof service === 'string' ? service : undefined;
 }

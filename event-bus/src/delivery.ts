@@ -17,16 +17,7 @@ import {
   type SubscriberConfig,
   type SubscriberStatus,
 } from './delivery-status.js';
-import {
-  DELIVERY_TIMEOUT_MS,
-  MAX_ANSWER_BYTES,
-  DEFER_MAX_MS,
-  TELL_PASSES_AFTER_MS,
-  CURSOR_SAVE_DELAY_MS,
-  FIRST_RETRY_MS,
-  RETRYABLE_4XX,
-  networkError,
-} from './delivery-policy.js';
+import * as policy from './delivery-policy.js';
 
 export { BATCH_MAX_BYTES, BATCH_MAX_EVENTS };
 export { DEFER_MAX_MS, DELIVERY_TIMEOUT_MS, TELL_PASSES_AFTER_MS } from './delivery-policy.js';
@@ -65,7 +56,7 @@ export class SubscriberLoop {
   private quietUntil: number | undefined;
   /** After a batch went wrong, the events up to this seq are sent again one by one. */
   private singlesUntil = 0;
-  /** While a POST is on its way: its answer moves the cursor, so nothing else may. */
+  /** From sending a POST until its answer is handled: that moves the cursor, so nothing else may. */
   private posting = false;
   private wakeUp: (() => void) | undefined;
   private cursorSaveTimer: NodeJS.Timeout | undefined;
@@ -96,7 +87,7 @@ export class SubscriberLoop {
     this.metrics = subscriberMetrics(context.metrics, subscriber.name);
     this.retryMaxMs = context.retryMaxMs;
     this.storeReactionsInLog = context.storeReactions;
-    this.deferMaxMs = context.deferMaxMs ?? DEFER_MAX_MS;
+    this.deferMaxMs = context.deferMaxMs ?? policy.DEFER_MAX_MS;
     this.authorization = context.authorization;
     this.cursor = this.store.cursor(this.name);
     this.savedCursor = this.cursor;
@@ -171,7 +162,7 @@ export class SubscriberLoop {
    */
   private async whenQuiet(): Promise<void> {
     if (this.passedFrom === undefined) return this.idle();
-    this.quietUntil ??= Date.now() + TELL_PASSES_AFTER_MS;
+    this.quietUntil ??= Date.now() + policy.TELL_PASSES_AFTER_MS;
     if (Date.now() < this.quietUntil) return this.idle(this.quietUntil - Date.now());
     const last = this.store.after(this.cursor - 1, 1);
     if (last.length === 0) return this.idle();
@@ -228,14 +219,20 @@ export class SubscriberLoop {
     await new Promise((resolve) => setImmediate(resolve));
   }
 
+  /** POSTs the events and handles the answer; no publish may move the cursor meanwhile (`passOwnEvents`). */
   private async deliver(delivery: Delivery): Promise<void> {
+    this.posting = true;
+    await this.deliverNow(delivery).finally(() => (this.posting = false));
+  }
+
+  private async deliverNow(delivery: Delivery): Promise<void> {
     this.deferral = undefined;
     const { rows, body, through } = deliveryBody(delivery);
     const res = await this.post(body, rows, through);
     if (!res) return;
     const { status } = res;
     if (status >= 200 && status < 300) return this.answered(res, rows, delivery.batch, through);
-    if (status >= 500 || status < 400 || RETRYABLE_4XX.has(status)) {
+    if (status >= 500 || status < 400 || policy.RETRYABLE_4XX.has(status)) {
       this.metrics.count('failed');
       const why = status === 401 || status === 403 ? ': it refuses the token (EVENT_BUS_TOKEN)' : '';
       return this.backoff(`answered ${status}${why}`, rows);
@@ -255,23 +252,21 @@ export class SubscriberLoop {
       'X-Events-Cursor': String(this.knownCursor),
     };
     if (through !== undefined) headers['X-Events-Through'] = String(through);
-    this.posting = true;
     try {
       // No abort signal: one costs a listener per POST. A stop closes the connections instead.
       return await this.client.request(this.target, {
         method: 'POST',
         body,
         headers,
-        timeoutMs: DELIVERY_TIMEOUT_MS,
-        maxAnswerBytes: MAX_ANSWER_BYTES,
+        timeoutMs: policy.DELIVERY_TIMEOUT_MS,
+        maxAnswerBytes: policy.MAX_ANSWER_BYTES,
       });
     } catch (err) {
       if (this.stopped) return undefined; // cut off by stop(): the events go out again after the restart
       this.metrics.count('failed');
-      await this.backoff(networkError(err), rows);
+      await this.backoff(policy.networkError(err), rows);
       return undefined;
     } finally {
-      this.posting = false;
       this.metrics.postTook((performance.now() - started) / 1000);
     }
   }
@@ -357,7 +352,7 @@ export class SubscriberLoop {
   private advance(seq: number): void {
     this.cursor = seq;
     this.passedFrom = undefined;
-    this.cursorSaveTimer ??= setTimeout(() => this.saveCursor(), CURSOR_SAVE_DELAY_MS);
+    this.cursorSaveTimer ??= setTimeout(() => this.saveCursor(), policy.CURSOR_SAVE_DELAY_MS);
   }
 
   /** The cursor as the subscriber knows it: without the passes it has not been told of yet. */
@@ -390,7 +385,7 @@ export class SubscriberLoop {
     this.failures++;
     this.lastError = error;
     const delay = backoffDelay(this.failures - 1, {
-      firstMs: FIRST_RETRY_MS,
+      firstMs: policy.FIRST_RETRY_MS,
       maxMs: this.retryMaxMs,
       jitter: true,
     });
