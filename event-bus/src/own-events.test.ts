@@ -65,8 +65,13 @@ async function busFor(sub: Awaited<ReturnType<typeof subscriber>>) {
     env: { PORT: '0', DATA_DIR: dir, LOG_LEVEL: 'silent', RETRY_MAX_MS: '20', SUBSCRIBERS: `sub=${sub.url}` },
   });
   const server = await bus.start();
+  let stopped = false;
+  const stop = async () => {
+    if (!stopped) await bus.stop();
+    stopped = true;
+  };
   cleanups.push(async () => {
-    await bus.stop();
+    await stop();
     await rm(dir, { recursive: true, force: true });
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -86,7 +91,7 @@ async function busFor(sub: Awaited<ReturnType<typeof subscriber>>) {
   const metrics = async () => (await fetch(`${url}/metrics`)).text();
   await publish({ type: 'Wanted', data: { i: 1 } });
   await waitFor(() => loop.cursor === 1 && loop.types !== undefined);
-  return { bus, loop, publish, metrics, url };
+  return { bus, loop, publish, metrics, url, dir, stop };
 }
 
 /** The headers a service of ours publishes with, as subscriber `sub` having applied `appliedSeq`. */
@@ -129,6 +134,22 @@ describe("a publisher's own events", () => {
       lag: number;
     }>;
     expect(status).toMatchObject([{ cursor: 5, lag: 0 }]);
+  });
+
+  it('leave the cursor past them in SQLite, so a restarted bus does not deliver them', async () => {
+    const sub = await subscriber();
+    const { loop, publish, dir, stop } = await busFor(sub);
+    const own = await publish({ type: 'Wanted', data: { i: 2 } }, asSub(1));
+    expect(own.passedThrough).toBe('1');
+    expect(loop.cursor).toBe(2);
+    await stop();
+
+    const restarted = createBus({
+      env: { PORT: '0', DATA_DIR: dir, LOG_LEVEL: 'silent', SUBSCRIBERS: `sub=${sub.url}` },
+    });
+    expect(restarted.store.cursor('sub')).toBe(2);
+    restarted.store.close();
+    expect(sub.seqs()).toEqual([1]);
   });
 
   it('are delivered back when the publisher is behind what the bus delivered it', async () => {
