@@ -1,5 +1,4 @@
 import type { IncomingEvent, OutgoingEvent } from './events.js';
-import type { Logger } from './logger.js';
 
 // A service's own events that the bus passed over in its delivery loop, applied from the publish's answer
 // instead of a delivery back (docs/event-bus.md, "A publisher's own events").
@@ -70,11 +69,4 @@ export class OwnEvents {
   forget(appliedSeq: number): void {
     for (const seq of this.bySeq.keys()) if (seq <= appliedSeq) this.bySeq.delete(seq);
   }
-}
-
-/** The service's name, as its logger gives it on every line (`createLogger`); undefined if it has none. */
-export function serviceName(log: Logger): string | undefined {
-  const service =
-    typeof log.bindings === 'function' ? (log.bindings() as { service?: unknown }).service : undefined;
-  return typeof service === 'string' ? service : undefined;
 }

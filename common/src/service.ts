@@ -86,7 +86,7 @@ export function createService<State>(definition: ServiceDefinition<State>, optio
   const transport = options.transport ?? transportFor(config, log, definition.name);
   // Deliveries must come from the bus: with EVENT_BUS_TOKEN set, POST /events needs it.
   const tokenCheck = new TokenCheck(config.EVENT_BUS_TOKEN);
-  const subscriber = new Subscriber(definition.projection, transport, log, metrics);
+  const subscriber = new Subscriber(definition.projection, transport, log, metrics, definition.name);
   const readiness = cachedReadiness(subscriber, transport, log, () => withdrawal.withdrawn);
   const context: ServiceContext<State> = { subscriber, log, metrics };
   // The types this service acts on: the bus may hold back the others a moment, to send them together.

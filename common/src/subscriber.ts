@@ -4,7 +4,7 @@ import { asBlogEvent, type IncomingEvent, type OutgoingEvent } from './events.js
 import { HttpError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
-import { OwnEvents, serviceName, type OwnEvent } from './own-events.js';
+import { OwnEvents, type OwnEvent } from './own-events.js';
 import { derivedEventId, type DeliveryHeaders, type Projection } from './projection.js';
 import { CommandWaits } from './subscriber-waits.js';
 import { sleep, unavailableMessage, type EventTransport } from './transport.js';
@@ -69,6 +69,8 @@ export class Subscriber<State> {
     readonly transport: EventTransport,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    /** Its name among the bus's subscribers: with it, its publishes say so (`nameAsPublisher`). */
+    private readonly subscriberName?: string,
   ) {
     this.state = projection.initial();
   }
@@ -247,10 +249,9 @@ export class Subscriber<State> {
   /** From now on, publishes name this service, so the bus may leave out its own events (`applyOwnEvents`). */
   private nameAsPublisher(): void {
     this.namedAsPublisher = true;
-    const name = serviceName(this.log);
-    if (!name || !this.transport.setPublisher) return;
+    if (!this.subscriberName || !this.transport.setPublisher) return;
     this.transport.setPublisher({
-      name,
+      name: this.subscriberName,
       appliedSeq: () => this.ownEvents.appliedOrQueued(this.appliedSeq),
       passedOver: (passedThrough, events) => this.applyOwnEvents(passedThrough, events),
     });

@@ -144,7 +144,7 @@ function floorNotes({ details: d }: Results): string[] {
   const { requests, pushes } = FLOOR_EXCHANGES;
   const notes = [
     `floor: per comment, ${requests} HTTP exchanges between bare node:http processes (POST, publish, ` +
-      `3 + 1 + 1 deliveries carrying the 2 reactions in their answers) and ${pushes} pushes on the live stream`,
+      `2 + 1 + 1 deliveries carrying the 2 reactions in their answers, comments applying its own event from the publish's answer) and ${pushes} pushes on the live stream`,
   ];
   if (floor.latency) notes.push(latencyNote(floor.latency, 'floor latency'));
   const t = floor.throughput;
