@@ -59,6 +59,7 @@ export class Subscriber<State> {
   private readonly viewsByEventId = new Map<string, () => void>();
   /** Told of every event once applied (see `onApplied`). */
   private readonly appliedListeners = new Set<(event: IncomingEvent) => void>();
+  private readonly appliedCounters = new Map<string, { inc(): void }>();
 
   constructor(
     private readonly projection: Projection<State>,
@@ -337,21 +338,20 @@ export class Subscriber<State> {
   }
 
   private applyOne(event: IncomingEvent): void {
-    const logFields = { type: event.type, id: event.id, seq: event.seq };
     // A reaction published before a restart shows up in the log: it is no longer owed.
-    if (event.id !== undefined) this.outbox.delete(event.id);
+    if (event.id !== undefined && this.outbox.size > 0) this.outbox.delete(event.id);
     const known = asBlogEvent(event);
     if (!known) {
       this.metrics.eventsIgnored.inc({ reason: 'unknown-type' });
-      this.log.debug(logFields, 'event of a type this service does not handle');
+      this.log.debug(logFieldsOf(event), 'event of a type this service does not handle');
     } else {
       const ignored = this.projection.apply(this.state, known);
       if (ignored) {
         this.metrics.eventsIgnored.inc({ reason: ignored });
-        this.log.warn({ ...logFields, reason: ignored }, 'event acknowledged but not applied');
+        this.log.warn({ ...logFieldsOf(event), reason: ignored }, 'event acknowledged but not applied');
       } else {
-        this.metrics.eventsApplied.inc({ type: event.type });
-        this.log.debug(logFields, 'event applied');
+        this.appliedCounterOf(event.type).inc();
+        if (this.log.isLevelEnabled('debug')) this.log.debug(logFieldsOf(event), 'event applied');
         for (const reaction of this.projection.react?.(this.state, known) ?? []) {
           const id = derivedEventId(event, reaction.type);
           this.outbox.set(id, { reaction: Object.assign({}, reaction, { id }), triggerSeq: event.seq });
@@ -372,6 +372,13 @@ export class Subscriber<State> {
    * The bus stores the reactions in an answer before its cursor passes the events answered, so a reaction
    * whose trigger is at or below the cursor it reports is in the log: no need to send it again.
    */
+  /** The applied count of one type, its labelled child made once: every event of a replay counts. */
+  private appliedCounterOf(type: string) {
+    let counter = this.appliedCounters.get(type);
+    if (!counter) this.appliedCounters.set(type, (counter = this.metrics.eventsApplied.labels({ type })));
+    return counter;
+  }
+
   private forgetStoredReactions(busCursor: number): void {
     for (const [id, { triggerSeq }] of this.outbox) {
       if (triggerSeq !== undefined && triggerSeq <= busCursor) this.outbox.delete(id);
@@ -397,6 +404,8 @@ export class Subscriber<State> {
     }
   }
 }
+
+const logFieldsOf = (event: IncomingEvent) => ({ type: event.type, id: event.id, seq: event.seq });
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
