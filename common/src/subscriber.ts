@@ -59,7 +59,8 @@ export class Subscriber<State> {
   private readonly viewsByEventId = new Map<string, () => void>();
   /** Told of every event once applied (see `onApplied`). */
   private readonly appliedListeners = new Set<(event: IncomingEvent) => void>();
-  private readonly appliedCounters = new Map<string, { inc(): void }>();
+  /** Events applied and not yet in the metric, by type (countApplied). */
+  private readonly appliedUncounted = new Map<string, number>();
 
   constructor(
     private readonly projection: Projection<State>,
@@ -350,7 +351,7 @@ export class Subscriber<State> {
         this.metrics.eventsIgnored.inc({ reason: ignored });
         this.log.warn({ ...logFieldsOf(event), reason: ignored }, 'event acknowledged but not applied');
       } else {
-        this.appliedCounterOf(event.type).inc();
+        this.countApplied(event.type);
         if (this.log.isLevelEnabled('debug')) this.log.debug(logFieldsOf(event), 'event applied');
         for (const reaction of this.projection.react?.(this.state, known) ?? []) {
           const id = derivedEventId(event, reaction.type);
@@ -369,16 +370,23 @@ export class Subscriber<State> {
   }
 
   /**
+   * Counts an applied event: by type, added to the metric once per run of events applied together (a page,
+   * a delivery), since the metric hashes its labels on every addition; before any scrape can read it.
+   */
+  private countApplied(type: string): void {
+    if (this.appliedUncounted.size === 0) queueMicrotask(() => this.addAppliedCounts());
+    this.appliedUncounted.set(type, (this.appliedUncounted.get(type) ?? 0) + 1);
+  }
+
+  private addAppliedCounts(): void {
+    for (const [type, count] of this.appliedUncounted) this.metrics.eventsApplied.inc({ type }, count);
+    this.appliedUncounted.clear();
+  }
+
+  /**
    * The bus stores the reactions in an answer before its cursor passes the events answered, so a reaction
    * whose trigger is at or below the cursor it reports is in the log: no need to send it again.
    */
-  /** The applied count of one type, its labelled child made once: every event of a replay counts. */
-  private appliedCounterOf(type: string) {
-    let counter = this.appliedCounters.get(type);
-    if (!counter) this.appliedCounters.set(type, (counter = this.metrics.eventsApplied.labels({ type })));
-    return counter;
-  }
-
   private forgetStoredReactions(busCursor: number): void {
     for (const [id, { triggerSeq }] of this.outbox) {
       if (triggerSeq !== undefined && triggerSeq <= busCursor) this.outbox.delete(id);
