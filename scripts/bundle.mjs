@@ -1,7 +1,9 @@
 // The single-file build of the services that start from one (a `src/main.ts`): `<service>/dist/main.js` and
 // everything it imports, @blog/common and the dependencies included, bundled by esbuild into
-// `<service>/dist/index.bundle.js` with its source map. Node then reads and compiles one file instead of
-// hundreds, which is most of a service's boot (docs/performance.md, "Start-up").
+// `<service>/dist/index.bundle.js` with its source map: a CommonJS script, which the service's start file runs
+// through `vm.Script` with V8's code cache of a previous start (query/src/bundle-run.ts). Node then reads one
+// file instead of hundreds, and compiles little of it, which is most of a service's boot (docs/performance.md,
+// "Start-up").
 // Plain JavaScript, run after `tsc -b` (`npm run build`, `npm start`):
 //
 //   node scripts/bundle.mjs [service ...]        # default: every service with a src/main.ts
@@ -31,10 +33,6 @@ const SERVICES = ['posts', 'comments', 'moderation', 'query', 'event-bus'];
  * on the HTTP bus never reads it.
  */
 const EXTERNAL = ['better-sqlite3', '@nats-io/*'];
-/** The dependencies are CommonJS that `require` Node's modules: an ES module bundle gives them a `require`. */
-const REQUIRE_BANNER =
-  "import { createRequire as createRequireOfBundle } from 'node:module';\n" +
-  'const require = createRequireOfBundle(import.meta.url);';
 
 /** Bundles one service; resolves with the bundle's path and size. */
 export async function bundleService(service, rootDir = ROOT_DIR, { installRecordOf } = {}) {
@@ -45,15 +43,17 @@ export async function bundleService(service, rootDir = ROOT_DIR, { installRecord
     outfile,
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    // A CommonJS script, so that query's start file can run it with V8's code cache (vm.Script); a dynamic
+    // import() becomes a require(), since a script's import() fails on Node 20 once its code comes from a cache.
+    format: 'cjs',
     target: 'node20',
+    supported: { 'dynamic-import': false },
     // Minified, it is a third smaller to read and parse; the source map gives the stack traces their names.
     minify: true,
     keepNames: true,
     sourcemap: true,
     external: EXTERNAL,
     plugins: [onePerVersion(rootDir), loadedOnUse(rootDir, service), englishZod(), jsonAsText()],
-    banner: { js: REQUIRE_BANNER },
     metafile: true,
     logLevel: 'warning',
     absWorkingDir: rootDir,

@@ -69,6 +69,23 @@ describe('Subscriber.start', () => {
     expect(subscriber.state).toEqual(['T1', 'T2', 'T3', 'T4', 'T5']);
   });
 
+  it('counts every event applied in its metric, by type, for a scrape right after', async () => {
+    const metrics = createMetrics('posts');
+    const subscriber = new Subscriber(
+      titles,
+      logOf([1, 2, 3].map(post)),
+      createLogger('posts', 'silent'),
+      metrics,
+    );
+    await subscriber.start();
+    await subscriber.receive([post(4), { seq: 5, id: 'e5', type: 'CommentCreated', data: { id: 'c' } }]);
+    const counted = await metrics.eventsApplied.get();
+    expect(counted.values.map(({ labels, value }) => [labels.type, value])).toEqual([
+      ['PostCreated', 4],
+      ['CommentCreated', 1],
+    ]);
+  });
+
   it('stops at the head the first page reported, though events keep coming', async () => {
     const log = [1, 2, 3].map(post);
     // Every read finds one more event published since: only the head ends this catch-up.

@@ -63,6 +63,8 @@ export class Subscriber<State> {
   private readonly viewsByEventId = new Map<string, () => void>();
   /** Told of every event once applied (see `onApplied`). */
   private readonly appliedListeners = new Set<(event: IncomingEvent) => void>();
+  /** Events applied and not yet in the metric, by type (countApplied). */
+  private readonly appliedUncounted = new Map<string, number>();
 
   constructor(
     private readonly projection: Projection<State>,
@@ -384,21 +386,20 @@ export class Subscriber<State> {
   }
 
   private applyOne(event: IncomingEvent): void {
-    const logFields = { type: event.type, id: event.id, seq: event.seq };
     // A reaction published before a restart shows up in the log: it is no longer owed.
-    if (event.id !== undefined) this.outbox.delete(event.id);
+    if (event.id !== undefined && this.outbox.size > 0) this.outbox.delete(event.id);
     const known = asBlogEvent(event);
     if (!known) {
       this.metrics.eventsIgnored.inc({ reason: 'unknown-type' });
-      this.log.debug(logFields, 'event of a type this service does not handle');
+      this.log.debug(logFieldsOf(event), 'event of a type this service does not handle');
     } else {
       const ignored = this.projection.apply(this.state, known);
       if (ignored) {
         this.metrics.eventsIgnored.inc({ reason: ignored });
-        this.log.warn({ ...logFields, reason: ignored }, 'event acknowledged but not applied');
+        this.log.warn({ ...logFieldsOf(event), reason: ignored }, 'event acknowledged but not applied');
       } else {
-        this.metrics.eventsApplied.inc({ type: event.type });
-        this.log.debug(logFields, 'event applied');
+        this.countApplied(event.type);
+        if (this.log.isLevelEnabled('debug')) this.log.debug(logFieldsOf(event), 'event applied');
         for (const reaction of this.projection.react?.(this.state, known) ?? []) {
           const id = derivedEventId(event, reaction.type);
           this.outbox.set(id, { reaction: Object.assign({}, reaction, { id }), triggerSeq: event.seq });
@@ -413,6 +414,20 @@ export class Subscriber<State> {
       this.commandWaits.applied(this.appliedSeq);
     }
     if (this.appliedListeners.size > 0) this.notifyApplied(event);
+  }
+
+  /**
+   * Counts an applied event: by type, added to the metric once per run of events applied together (a page,
+   * a delivery), since the metric hashes its labels on every addition; before any scrape can read it.
+   */
+  private countApplied(type: string): void {
+    if (this.appliedUncounted.size === 0) queueMicrotask(() => this.addAppliedCounts());
+    this.appliedUncounted.set(type, (this.appliedUncounted.get(type) ?? 0) + 1);
+  }
+
+  private addAppliedCounts(): void {
+    for (const [type, count] of this.appliedUncounted) this.metrics.eventsApplied.inc({ type }, count);
+    this.appliedUncounted.clear();
   }
 
   /**
@@ -444,6 +459,8 @@ export class Subscriber<State> {
     }
   }
 }
+
+const logFieldsOf = (event: IncomingEvent) => ({ type: event.type, id: event.id, seq: event.seq });
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -27,6 +27,16 @@ function writeRepository(root: string) {
   }
 }
 
+/**
+ * Runs a bundle alone, as the CommonJS script it is: under a `.cjs` name, since its folder's package is
+ * `"type": "module"` (query's start file runs it through `vm.Script`).
+ */
+function runAsCommonJs(file: string) {
+  const script = file.replace(/\.js$/, '.cjs');
+  copyFileSync(file, script);
+  return spawnSync(process.execPath, [script], { encoding: 'utf8' });
+}
+
 describe('scripts/bundle.mjs', () => {
   let root: string;
   beforeEach(() => {
@@ -44,7 +54,7 @@ describe('scripts/bundle.mjs', () => {
     expect(file).toBe(path.join(root, 'query', 'dist', 'index.bundle.js'));
     // The dependency is inside: the bundle runs with node_modules gone.
     rmSync(path.join(root, 'node_modules'), { recursive: true });
-    const run = spawnSync(process.execPath, [file], { encoding: 'utf8' });
+    const run = runAsCommonJs(file);
     expect(run.stderr).toBe('');
     expect(run.stdout).toBe(`hello query from ${os.platform()}\n`);
     const map = JSON.parse(readFileSync(`${file}.map`, 'utf8')) as { sources: string[] };
@@ -96,7 +106,7 @@ describe('scripts/bundle.mjs', () => {
       "import left from 'left';\nimport right from 'right';\nconsole.log(left === right, left.marker);\n",
     );
     const { file } = await bundleService('query', root);
-    const run = spawnSync(process.execPath, [file], { encoding: 'utf8' });
+    const run = runAsCommonJs(file);
     expect(run.stderr).toBe('');
     // One copy: both packages share one module, as a deduplicated install would.
     expect(run.stdout).toBe('true table-rows\n');
@@ -105,14 +115,14 @@ describe('scripts/bundle.mjs', () => {
     expect(text).toContain(`JSON.parse('{"marker":"table-rows"}')`);
   });
 
-  it('leaves the NATS client in node_modules, imported only when used', async () => {
+  it('leaves the NATS client in node_modules, required only when used', async () => {
     writeFileSync(
       path.join(root, 'query', 'dist', 'main.js'),
       "export const loadNats = () => import('@nats-io/transport-node');\nconsole.log('started');\n",
     );
     const { file } = await bundleService('query', root);
     // Not resolved at build time (it is not installed here), nor at start.
-    expect(spawnSync(process.execPath, [file], { encoding: 'utf8' }).stdout).toBe('started\n');
-    expect(readFileSync(file, 'utf8')).toContain('import("@nats-io/transport-node")');
+    expect(runAsCommonJs(file).stdout).toBe('started\n');
+    expect(readFileSync(file, 'utf8')).toContain('require("@nats-io/transport-node")');
   });
 });
