@@ -343,13 +343,15 @@ export class Subscriber<State> {
    *
    * With `types`, the first page is one event, which tells the head; the pages after it hold only those
    * types (the transport permitting), up to the last CATCH_UP_WHOLE_TAIL events, read whole. The seqs a
-   * page covers without holding them are counted as applied, as a delivery's passed-over seqs are.
+   * page covers without holding them are counted as applied, as a delivery's passed-over seqs are. Such a
+   * page's events may come without their id: none is asked for while a command waits to see its own event
+   * applied (its view is taken by id), and a projection that reacts reads every event whole (catchUpTypes).
    */
   private async fetchUntil(targetSeq: number, types?: readonly string[]): Promise<void> {
     let wholeFrom = Infinity;
     let pageSize = 0;
     const fetchPage = (afterSeq: number, first: boolean) => {
-      const typed = types !== undefined && !first && afterSeq < wholeFrom;
+      const typed = types !== undefined && !first && afterSeq < wholeFrom && this.viewsByEventId.size === 0;
       if (!(first && types)) pageSize = pageSize === 0 ? FIRST_PAGE_SIZE : Math.min(PAGE_SIZE, 2 * pageSize);
       const limit = first && types ? 1 : typed ? Math.min(pageSize, wholeFrom - afterSeq) : pageSize;
       const page = this.transport.fetchAfter(afterSeq, limit, typed ? types : undefined);

@@ -88,6 +88,8 @@ describe('the SQLite bus alone', () => {
         [5, 'C'],
       ]);
       expect(page.through).toBe(5);
+      // Each event as a projection needs it: no id, no time.
+      expect(page.events[0]).toEqual({ seq: 4, type: 'A', data: {} });
       // A range of other types only: no event, and covered all the same; at the head, nothing more.
       expect(await typedPage('after=4&limit=2&types=A')).toEqual({ events: [], through: 6 });
       expect(await typedPage('after=6&types=A')).toEqual({ events: [], through: 6 });

@@ -223,7 +223,7 @@ function busServer({ config, log, metrics }: ReturnType<typeof busParts>, eventL
  *
  * With `types`, only the events of those types, as `{"events": [...], "through": SEQ}`: the page covers
  * the log up to `through` (every event of those types up to it is in it), so a reader goes on after it,
- * whatever the page holds.
+ * whatever the page holds. A log that reads by type (`BusLog.readTypes`) gives them without id and time.
  */
 async function streamEvents(
   eventLog: BusLog,
@@ -231,32 +231,39 @@ async function streamEvents(
   res: Response,
   { after, through, maxBytes, types }: { after: number; through: number; maxBytes: number; types?: string[] },
 ) {
-  const wanted = types && typeFilter(types);
-  let bytes = wanted ? '{"events":[],"through":}'.length + String(through).length : 1;
+  const chunks =
+    types && eventLog.readTypes
+      ? eventLog.readTypes(after, through, READ_CHUNK, types)
+      : eventLog.read(after, through, READ_CHUNK);
+  // A log that cannot read by type is read whole, and its events of other types are passed over here.
+  const wanted = types && !eventLog.readTypes ? typeFilter(types) : undefined;
+  let bytes = types ? '{"events":[],"through":}'.length + String(through).length : 1;
   let count = 0;
-  let covered = after;
+  let covered = through;
   let cut = false;
   try {
     // Leaving the loop ends the read (and, on nats, deletes its consumer).
-    for await (const chunk of eventLog.read(after, through, READ_CHUNK)) {
+    for await (const chunk of chunks) {
       if (res.destroyed) break;
       const events: string[] = [];
       for (const json of chunk) {
-        if (!wanted || wanted(json)) {
-          const size = Buffer.byteLength(json) + 1;
-          cut = count > 0 && bytes + size > maxBytes;
-          if (cut) break;
-          events.push(json);
-          bytes += size;
-          count++;
+        if (wanted && !wanted(json)) continue;
+        const size = Buffer.byteLength(json) + 1;
+        cut = count > 0 && bytes + size > maxBytes;
+        // The page covers the log up to the event left out: nothing of those types lies before it.
+        if (cut) {
+          covered = eventSeq(json) - 1;
+          break;
         }
-        if (wanted) covered = eventSeq(json);
+        events.push(json);
+        bytes += size;
+        count++;
       }
       if (!res.headersSent)
         res
           .status(200)
           .type('application/json')
-          .write(wanted ? '{"events":[' : '[');
+          .write(types ? '{"events":[' : '[');
       const text = events.join(',');
       if (text && !res.write(count > events.length ? `,${text}` : text)) await drained(res);
       if (cut) break;
@@ -269,9 +276,9 @@ async function streamEvents(
   }
   if (res.destroyed) return;
   // Read to the end of the range, a page covers all of it, whatever seqs the log holds in it.
-  const end = wanted ? `],"through":${cut ? covered : through}}` : ']';
+  const end = types ? `],"through":${covered}}` : ']';
   if (res.headersSent) res.end(end);
-  else res.type('application/json').send(wanted ? `{"events":[${end}` : '[]');
+  else res.type('application/json').send(types ? `{"events":[${end}` : '[]');
 }
 
 /**

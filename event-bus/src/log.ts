@@ -35,6 +35,17 @@ export interface BusLog {
    * most `chunk`: the next chunk is read only when the caller asks for it.
    */
   read(afterSeq: number, throughSeq: number, chunk: number): AsyncIterable<string[]>;
+  /**
+   * As `read`, but only the events of `types`, each as `{"seq":N,"type":...,"data":...}` with any other
+   * fields it was published with and without its id and time; chunks cover `chunk` seqs of the log, and
+   * one that holds none of those types is not yielded. A log without it is read whole and filtered.
+   */
+  readTypes?(
+    afterSeq: number,
+    throughSeq: number,
+    chunk: number,
+    types: readonly string[],
+  ): AsyncIterable<string[]>;
   subscribers(): Promise<unknown[]>;
   deadLetters(subscriber?: string): Promise<unknown[]>;
   readiness(): Promise<Readiness>;
@@ -139,6 +150,13 @@ export function sqliteLog(
       // Seqs have no holes, so a range of `chunk` seqs is a chunk of events.
       for (let after = afterSeq; after < throughSeq; after += chunk) {
         const events = store.jsonAfter(after, Math.min(throughSeq, after + chunk));
+        if (events.length > 0) yield events;
+      }
+    },
+    async *readTypes(afterSeq, throughSeq, chunk, types) {
+      const typesJson = JSON.stringify(types);
+      for (let after = afterSeq; after < throughSeq; after += chunk) {
+        const events = store.typedJsonAfter(after, Math.min(throughSeq, after + chunk), typesJson);
         if (events.length > 0) yield events;
       }
     },
