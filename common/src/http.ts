@@ -290,7 +290,9 @@ export function listen(
   });
   server.on('clientError', answerClientError(headersOf.get(app) ?? {}));
   return new Promise((resolve, reject) => {
-    server.listen(port, host ?? '::', () => resolve(server));
+    // Without a host, Node binds `::` (dual stack), or 0.0.0.0 where IPv6 is off, and looks up no name.
+    if (host === undefined) server.listen(port, () => resolve(server));
+    else server.listen(port, host, () => resolve(server));
     server.keepAliveTimeout = options.keepAliveTimeout;
     server.once('error', reject);
   });

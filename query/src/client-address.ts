@@ -26,10 +26,25 @@ export const DEFAULT_TRUSTED_PROXIES = [
   'fc00::/7',
 ];
 
+/**
+ * 4 or 6 for an address a BlockList takes, else 0. Read at start, so without `net.isIP`, whose first IPv6
+ * test compiles a large regular expression: an IPv6 address is checked by parsing it as the BlockList will.
+ */
+function rangeFamily(address: string): 0 | 4 | 6 {
+  if (net.isIPv4(address)) return 4;
+  if (!address.includes(':')) return 0;
+  try {
+    new net.SocketAddress({ address, family: 'ipv6' });
+    return 6;
+  } catch {
+    return 0;
+  }
+}
+
 /** `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or range: the problem with `entry`, if any. */
 function rangeProblem(entry: string): string | undefined {
   const [address, bits, ...rest] = entry.split('/');
-  const family = net.isIP(address ?? '');
+  const family = rangeFamily(address ?? '');
   if (rest.length > 0 || family === 0) return `"${entry}" is not an address or address/prefix`;
   const max = family === 4 ? 32 : 128;
   if (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max)) {
@@ -54,7 +69,7 @@ export function trustedProxies(value: string | string[]): net.BlockList {
   const entries = Array.isArray(value) ? value : value.trim() === 'none' ? [] : value.split(',');
   for (const entry of entries.map((e) => e.trim()).filter(Boolean)) {
     const [address, bits] = entry.split('/') as [string, string | undefined];
-    const family = net.isIP(address) === 4 ? 'ipv4' : 'ipv6';
+    const family = rangeFamily(address) === 4 ? 'ipv4' : 'ipv6';
     list.addSubnet(address, bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits), family);
   }
   return list;
