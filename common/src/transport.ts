@@ -22,7 +22,8 @@ export interface EventTransport {
    * A page of the log after `afterSeq`: at most `limit` events, fewer once they fill PAGE_MAX_BYTES (never
    * none while there is one). Only an empty page says the log has nothing more (see `EventPage`).
    * With `types`, the transport may leave out the events of other types: the page's `throughSeq` then
-   * says how far it covers the log, and `limit` counts the events it covers, of any type.
+   * says how far it covers the log, and `limit` counts the events it covers, of any type; its events may
+   * come without their `id` and `time` (the SQLite bus leaves them out).
    */
   fetchAfter(afterSeq: number, limit: number, types?: readonly string[]): Promise<EventPage>;
   /**
