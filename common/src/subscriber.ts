@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { backoffDelay } from './backoff.js';
+import { AppliedCount, AppliedListeners } from './applied-events.js';
 import { asBlogEvent, type IncomingEvent, type OutgoingEvent } from './events.js';
 import { HttpError } from './errors.js';
+import { logPages } from './log-pages.js';
+import { Outbox } from './outbox.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { OwnEvents, type OwnEvent } from './own-events.js';
@@ -12,17 +15,6 @@ import { sleep, unavailableMessage, type EventTransport } from './transport.js';
 /** A delivery's `seq` past the head of the log: the bus never sends one, so it is refused (409). */
 const SEQ_NOT_IN_LOG = new HttpError(409, [{ message: 'This seq is not in the event log', field: 'seq' }]);
 
-const PAGE_SIZE = 10_000;
-/**
- * A read of the log starts with a page this large, and each page may cover twice the one before, up to
- * PAGE_SIZE: the bus answers the first page soon, and stays a page ahead while this service applies one.
- */
-const FIRST_PAGE_SIZE = 1000;
-/**
- * The newest events of the log that the catch-up at start reads whole, whatever their type, so that what
- * `onApplied` listeners keep of the latest events (query's live stream) is as a full read would leave it.
- */
-const CATCH_UP_WHOLE_TAIL = 1000;
 /** The most reactions an answer to a delivery carries (the bus reads up to 8 MiB); more are published. */
 const MAX_REPLY_REACTIONS = 200;
 /**
@@ -45,10 +37,7 @@ export class Subscriber<State> {
   appliedSeq = 0;
   caughtUp = false;
   /** Reactions not yet known to be in the log, by their derived id, with the seq of their trigger. */
-  private readonly outbox = new Map<
-    string,
-    { reaction: OutgoingEvent & { id: string }; triggerSeq?: number }
-  >();
+  private readonly outbox = new Outbox();
   /** Everything that reads or changes the state runs through this chain, one step at a time. */
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -62,9 +51,8 @@ export class Subscriber<State> {
   /** Commands' views of the state (publishAndApply), by the id of their event, each taken once. */
   private readonly viewsByEventId = new Map<string, () => void>();
   /** Told of every event once applied (see `onApplied`). */
-  private readonly appliedListeners = new Set<(event: IncomingEvent) => void>();
-  /** Events applied and not yet in the metric, by type (countApplied). */
-  private readonly appliedUncounted = new Map<string, number>();
+  private readonly appliedListeners: AppliedListeners;
+  private readonly appliedCount: AppliedCount;
 
   constructor(
     private readonly projection: Projection<State>,
@@ -75,6 +63,8 @@ export class Subscriber<State> {
     private readonly subscriberName?: string,
   ) {
     this.state = projection.initial();
+    this.appliedListeners = new AppliedListeners(log);
+    this.appliedCount = new AppliedCount(metrics.eventsApplied);
   }
 
   /**
@@ -88,7 +78,7 @@ export class Subscriber<State> {
         await this.enqueue(() => this.fetchUntil(Infinity, this.catchUpTypes()));
         // Read in the same step as the flush: an event applied later may still owe its reactions.
         const handledSeq = await this.enqueue(async () => {
-          await this.flushOutbox();
+          await this.outbox.publish(this.transport, this.log);
           return this.appliedSeq;
         });
         this.caughtUp = true;
@@ -145,7 +135,7 @@ export class Subscriber<State> {
   ): Promise<OutgoingEvent[]> {
     const received = this.enqueue(async () => {
       // Only the bus knows its cursor, and it never passes what this service acknowledged.
-      if (busCursor !== undefined && busCursor <= this.appliedSeq) this.forgetStoredReactions(busCursor);
+      if (busCursor !== undefined && busCursor <= this.appliedSeq) this.outbox.forgetStored(busCursor);
       const passedThrough = busCursor !== undefined && through !== undefined ? through : undefined;
       // What the bus's cursor passed but this service lacks (an event it refused, dead-lettered) is read.
       if (passedThrough !== undefined && busCursor! > this.appliedSeq) await this.fetchUntil(busCursor!);
@@ -170,7 +160,7 @@ export class Subscriber<State> {
       if (replyAccepted && this.outbox.size <= MAX_REPLY_REACTIONS) {
         return [...this.outbox.values()].map((entry) => entry.reaction);
       }
-      await this.flushOutbox();
+      await this.outbox.publish(this.transport, this.log);
       return [];
     });
     // A command waiting for its event need not wait for a delivery that failed: it reads the log.
@@ -277,7 +267,7 @@ export class Subscriber<State> {
       if (owed.length === 0) return;
       // No cursor of the bus's may now drop them from the outbox: they leave it once published.
       for (const entry of owed) entry.triggerSeq = undefined;
-      await this.flushOutbox();
+      await this.outbox.publish(this.transport, this.log);
     });
     applied.catch((err: Error) => {
       this.log.warn({ err: err.message }, 'own events not applied from the answer');
@@ -315,18 +305,7 @@ export class Subscriber<State> {
    * every event applied, and of the last CATCH_UP_WHOLE_TAIL of the log at start whatever their type.
    */
   onApplied(listener: (event: IncomingEvent) => void): () => void {
-    this.appliedListeners.add(listener);
-    return () => void this.appliedListeners.delete(listener);
-  }
-
-  private notifyApplied(event: IncomingEvent): void {
-    for (const listener of this.appliedListeners) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.log.error({ err, type: event.type, seq: event.seq }, 'an onApplied listener failed');
-      }
-    }
+    return this.appliedListeners.add(listener);
   }
 
   private enqueue<T>(step: () => Promise<T> | T): Promise<T> {
@@ -336,38 +315,21 @@ export class Subscriber<State> {
   }
 
   /**
-   * Fetches and applies pages after `appliedSeq` until a page comes back empty, or `targetSeq` is applied, or
-   * the head of the log as the first page reported it. Only these end it: a short page may not be the last
-   * (a page also ends at a byte budget, PAGE_MAX_BYTES). The next page is requested before the current one
-   * is applied, so the bus reads while this service applies; the pages grow from FIRST_PAGE_SIZE.
-   *
-   * With `types`, the first page is one event, which tells the head; the pages after it hold only those
-   * types (the transport permitting), up to the last CATCH_UP_WHOLE_TAIL events, read whole. The seqs a
-   * page covers without holding them are counted as applied, as a delivery's passed-over seqs are. Such a
-   * page's events may come without their id: none is asked for while a command waits to see its own event
-   * applied (its view is taken by id), and a projection that reacts reads every event whole (catchUpTypes).
+   * Fetches and applies the log's pages after `appliedSeq` (`logPages`) until `targetSeq` is applied, or the
+   * head of the log as the first page reported it. With `types`, the pages hold only those types, but the
+   * last CATCH_UP_WHOLE_TAIL events; the seqs a page covers without holding them are counted as applied, as
+   * a delivery's passed-over seqs are. Such a page's events may come without their id: none is asked for
+   * while a command waits to see its own event applied (its view is taken by id), and a projection that
+   * reacts reads every event whole (catchUpTypes).
    */
   private async fetchUntil(targetSeq: number, types?: readonly string[]): Promise<void> {
-    let wholeFrom = Infinity;
-    let pageSize = 0;
-    const fetchPage = (afterSeq: number, first: boolean) => {
-      const typed = types !== undefined && !first && afterSeq < wholeFrom && this.viewsByEventId.size === 0;
-      if (!(first && types)) pageSize = pageSize === 0 ? FIRST_PAGE_SIZE : Math.min(PAGE_SIZE, 2 * pageSize);
-      const limit = first && types ? 1 : typed ? Math.min(pageSize, wholeFrom - afterSeq) : pageSize;
-      const page = this.transport.fetchAfter(afterSeq, limit, typed ? types : undefined);
-      page.catch(() => undefined); // awaited below; this only keeps an unused prefetch from going unhandled
-      return page;
-    };
-    let target = targetSeq;
-    let next = this.appliedSeq < target ? fetchPage(this.appliedSeq, true) : undefined;
-    for (let first = true; next; first = false) {
-      const { events, headSeq, throughSeq } = await next;
-      // Events published meanwhile are delivered: a catch-up under a steady stream of them still ends.
-      if (first && headSeq !== undefined) target = Math.min(target, headSeq);
-      if (first) wholeFrom = target - CATCH_UP_WHOLE_TAIL;
-      // A page of some types may hold none, and still cover part of the log.
-      const covered = Math.max(events.at(-1)?.seq ?? this.appliedSeq, throughSeq ?? 0);
-      next = covered > this.appliedSeq && covered < target ? fetchPage(covered, false) : undefined;
+    const pages = logPages(this.transport, {
+      afterSeq: this.appliedSeq,
+      targetSeq,
+      types,
+      mayLeaveOut: () => this.viewsByEventId.size === 0,
+    });
+    for await (const { events, throughSeq } of pages) {
       for (const stored of events) {
         const inOrder =
           throughSeq === undefined
@@ -400,7 +362,7 @@ export class Subscriber<State> {
         this.metrics.eventsIgnored.inc({ reason: ignored });
         this.log.warn({ ...logFieldsOf(event), reason: ignored }, 'event acknowledged but not applied');
       } else {
-        this.countApplied(event.type);
+        this.appliedCount.add(event.type);
         if (this.log.isLevelEnabled('debug')) this.log.debug(logFieldsOf(event), 'event applied');
         for (const reaction of this.projection.react?.(this.state, known) ?? []) {
           const id = derivedEventId(event, reaction.type);
@@ -415,50 +377,7 @@ export class Subscriber<State> {
       // A command waiting for its own event (publishAndApply) answers as soon as the delivery brings it.
       this.commandWaits.applied(this.appliedSeq);
     }
-    if (this.appliedListeners.size > 0) this.notifyApplied(event);
-  }
-
-  /**
-   * Counts an applied event: by type, added to the metric once per run of events applied together (a page,
-   * a delivery), since the metric hashes its labels on every addition; before any scrape can read it.
-   */
-  private countApplied(type: string): void {
-    if (this.appliedUncounted.size === 0) queueMicrotask(() => this.addAppliedCounts());
-    this.appliedUncounted.set(type, (this.appliedUncounted.get(type) ?? 0) + 1);
-  }
-
-  private addAppliedCounts(): void {
-    for (const [type, count] of this.appliedUncounted) this.metrics.eventsApplied.inc({ type }, count);
-    this.appliedUncounted.clear();
-  }
-
-  /**
-   * The bus stores the reactions in an answer before its cursor passes the events answered, so a reaction
-   * whose trigger is at or below the cursor it reports is in the log: no need to send it again.
-   */
-  private forgetStoredReactions(busCursor: number): void {
-    for (const [id, { triggerSeq }] of this.outbox) {
-      if (triggerSeq !== undefined && triggerSeq <= busCursor) this.outbox.delete(id);
-    }
-  }
-
-  private async flushOutbox(): Promise<void> {
-    if (this.outbox.size === 0) return;
-    // Published together, they reach the bus as one request (the transport groups them).
-    const results = await Promise.allSettled(
-      [...this.outbox.values()].map(async ({ reaction }) => {
-        // Every replica decides every reaction: `once` stores the first and answers the others with it.
-        const { seq } = await this.transport.publish(reaction, { once: true });
-        this.log.debug({ type: reaction.type, id: reaction.id, seq }, 'reaction published');
-        this.outbox.delete(reaction.id);
-      }),
-    );
-    const failed = results.find((result) => result.status === 'rejected');
-    if (failed) {
-      const types = [...new Set([...this.outbox.values()].map((r) => r.reaction.type))].join(', ');
-      const message = `${unavailableMessage(failed.reason)} (could not publish ${types})`;
-      throw HttpError.unavailable(message, failed.reason);
-    }
+    if (this.appliedListeners.size > 0) this.appliedListeners.notify(event);
   }
 }
 
