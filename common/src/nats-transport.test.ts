@@ -17,7 +17,7 @@ import {
   REPLAY_CONSUMER_PREFIX,
   type PublishResult,
 } from './nats-transport.js';
-import { TransportError, type PublishOptions } from './transport.js';
+import { TransportError, type EventPage, type PublishOptions } from './transport.js';
 
 // NatsTransport against a real nats-server (JetStream, file storage): BLOG_NATS_URL if CI started one,
 // else one of this file's own. The tests that kill NATS start their own server, always.
@@ -181,7 +181,7 @@ describe.skipIf(shared.skip)('NatsTransport', () => {
     // 60 events of 90 KB: 5.4 MB, more than one page carries.
     const text = 'x'.repeat(90_000);
     for (let i = 1; i <= 60; i++) await transport.publish({ type: 'Big', data: { text }, id: `big-${i}` });
-    const pages: StoredEvent[][] = [];
+    const pages: EventPage['events'][] = [];
     for (let after = 0; ;) {
       const { events, headSeq } = await transport.fetchAfter(after, 10_000);
       expect(headSeq).toBe(60);
@@ -612,7 +612,7 @@ describe.skipIf(own.skip)('NatsTransport on a three-node JetStream cluster', () 
     await leader.kill();
     await publishSoon(transport, { type: 'T', data: {}, id: 'one-node-down' });
     // A read may meet a timeout while the cluster has not yet noticed the node is gone: read again.
-    let ids: string[] = [];
+    let ids: (string | undefined)[] = [];
     await waitFor(
       async () =>
         (ids = await transport.fetchAfter(0, 10).then(

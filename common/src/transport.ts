@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { backoffDelay } from './backoff.js';
 import { delay } from './process/delay.js';
-import type { OutgoingEvent, StoredEvent } from './events.js';
+import type { IncomingEvent, OutgoingEvent, StoredEvent } from './events.js';
 import { HttpClient } from './http-client.js';
 import { BODY_MAX_BYTES } from './limits.js';
 import { eventsAfter, type OwnEventsPublisher } from './own-events.js';
@@ -54,8 +54,11 @@ export interface PublishOptions {
 
 /** What `fetchAfter` resolves with. */
 export interface EventPage {
-  /** In seq order, from `afterSeq + 1`; a short page is not the end of the log, an empty one is. */
-  events: StoredEvent[];
+  /**
+   * In seq order, from `afterSeq + 1`; a short page is not the end of the log, an empty one is. Each has its
+   * id, but in a page of some types, which leaves out what a projection does not read (its id and time).
+   */
+  events: (IncomingEvent & { seq: number })[];
   /**
    * The head of the log when the page was read, if the transport knows it (every event of the page is at or
    * below it): a reader catching up may stop there, and leave what comes later to delivery.
@@ -282,7 +285,7 @@ export class HttpTransport implements EventTransport {
     }
     const head = Number(res.headers['x-last-seq']);
     return {
-      events: events as StoredEvent[],
+      events: events as EventPage['events'],
       headSeq: Number.isSafeInteger(head) ? head : undefined,
       ...(typed ? { throughSeq: typed.through } : {}),
     };
