@@ -30,9 +30,10 @@ const SERVICES = ['posts', 'comments', 'moderation', 'query', 'event-bus'];
 /**
  * Loaded from node_modules, not carried in the bundle: native addons, which cannot be bundled; and the NATS
  * client, which `common` imports only when a service uses NATS (common/src/nats-libraries.ts), so a service
- * on the HTTP bus never reads it.
+ * on the HTTP bus never reads it; and ws's optional native helpers, which it tries to require and goes
+ * without when they are not installed (they are not).
  */
-const EXTERNAL = ['better-sqlite3', '@nats-io/*'];
+const EXTERNAL = ['better-sqlite3', '@nats-io/*', 'bufferutil', 'utf-8-validate'];
 
 /** Bundles one service; resolves with the bundle's path and size. */
 export async function bundleService(service, rootDir = ROOT_DIR, { installRecordOf } = {}) {
