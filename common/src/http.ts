@@ -3,7 +3,15 @@ import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { describeError, errorHandler, notFoundHandler } from './errors.js';
-import { fastJsonBodyParser, jsonBodyParser } from './json-body.js';
+import {
+  acceptEventSockets,
+  closeEventSockets,
+  drainEventSockets,
+  socketExchanges,
+  type ExchangeAnswer,
+  type SocketExchange,
+} from './event-socket.js';
+import { fastJsonBodyParser, jsonBodyParser, parseJsonBuffer } from './json-body.js';
 import { BODY_MAX_BYTES } from './limits.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -119,7 +127,8 @@ function jsonHeaderList(headers: Record<string, string>): HeaderList {
 
 function rawKit(options: HttpAppOptions): RawKit {
   const headers = staticHeaders(false);
-  const parseJson = fastJsonBodyParser(options.bodyLimit ?? BODY_MAX_BYTES);
+  const bodyLimit = options.bodyLimit ?? BODY_MAX_BYTES;
+  const parseJson = fastJsonBodyParser(bodyLimit);
   // Each route's fixed headers are listed once; an answer adds its own and the length to a copy.
   const headerLists = new WeakMap<Record<string, string>, HeaderList>();
   const headerList = (base: Record<string, string>) => {
@@ -149,7 +158,7 @@ function rawKit(options: HttpAppOptions): RawKit {
     publicHeaders: staticHeaders(true),
     json: (route, handle, guard, answerHeaders = headers) => {
       const base = headerList(answerHeaders);
-      return (req, res, params = {}) => {
+      const handler: RawHandler = (req, res, params = {}) => {
         const started = performance.now();
         const reply = (status: number, json: string, extra?: Record<string, string>) => {
           answer(res, base, status, json, extra);
@@ -175,6 +184,43 @@ function rawKit(options: HttpAppOptions): RawKit {
             }, fail);
         });
       };
+      socketExchanges.set(handler, socketExchange(options, bodyLimit, route, handle, guard));
+      return handler;
+    },
+  };
+}
+
+/** A raw JSON route as a message on the event path's socket: the same guard, checks and answers. */
+function socketExchange(
+  options: HttpAppOptions,
+  bodyLimit: number,
+  route: string,
+  handle: Parameters<RawKit['json']>[1],
+  guard: Parameters<RawKit['json']>[2],
+): SocketExchange {
+  const refusal = (req: IncomingMessage, err: unknown): ExchangeAnswer => {
+    const { status, errors, headers } = describeError(err, options.log, req.method, req.url);
+    return { status, json: JSON.stringify({ errors }), headers };
+  };
+  return {
+    guard: (req) => guard?.(req),
+    bodyLimit,
+    refusal,
+    exchange: async (req, body) => {
+      const started = performance.now();
+      let answer: ExchangeAnswer;
+      try {
+        guard?.(req);
+        const result = await handle(parseJsonBuffer(body, bodyLimit), req, {});
+        const json = result.json ?? JSON.stringify(result.body);
+        answer = { status: result.status ?? 200, json, headers: result.headers };
+      } catch (err) {
+        answer = refusal(req, err);
+      }
+      const labels = { method: 'POST', route, status: String(answer.status) };
+      options.metrics.httpDuration.observe(labels, (performance.now() - started) / 1000);
+      options.metrics.socketExchanges.inc();
+      return answer;
     },
   };
 }
@@ -289,6 +335,7 @@ export function listen(
     else app(req, res);
   });
   server.on('clientError', answerClientError(headersOf.get(app) ?? {}));
+  acceptEventSockets(server, rawRoutes);
   return new Promise((resolve, reject) => {
     // Without a host, Node binds `::` (dual stack), or 0.0.0.0 where IPv6 is off, and looks up no name.
     if (host === undefined) server.listen(port, () => resolve(server));
@@ -304,6 +351,7 @@ export function listen(
  */
 export function drainConnections(server: Server): void {
   drainingServers.add(server);
+  void drainEventSockets(server);
 }
 
 /**
@@ -347,7 +395,10 @@ export async function closeServer(server: Server, graceMs = 10_000): Promise<voi
   server.closeIdleConnections();
   // An answer sent with keep-alive before the drain leaves its connection idle once done.
   const sweep = setInterval(() => server.closeIdleConnections(), 100);
-  const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+  const timer = setTimeout(() => {
+    server.closeAllConnections();
+    void closeEventSockets(server);
+  }, graceMs);
   await closed;
   clearInterval(sweep);
   clearTimeout(timer);

@@ -3,6 +3,7 @@ export * from './config.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './http.js';
+export * from './event-socket-client.js';
 export * from './http-client.js';
 export * from './limits.js';
 export * from './logger.js';

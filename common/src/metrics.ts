@@ -14,6 +14,11 @@ export function createMetrics(service: string) {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     registers: [registry],
   });
+  const socketExchanges = new Counter({
+    name: 'event_socket_exchanges_total',
+    help: "Requests of POST /events answered as messages on the event path's socket (also in http_request_duration_seconds)",
+    registers: [registry],
+  });
   const eventsApplied = new Counter({
     name: 'events_applied_total',
     help: 'Events applied to this service state, by type',
@@ -37,7 +42,7 @@ export function createMetrics(service: string) {
     next();
   };
 
-  return { registry, httpDuration, eventsApplied, eventsIgnored, timeRequests };
+  return { registry, httpDuration, socketExchanges, eventsApplied, eventsIgnored, timeRequests };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

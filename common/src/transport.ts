@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { backoffDelay } from './backoff.js';
 import { delay } from './process/delay.js';
 import type { IncomingEvent, OutgoingEvent, StoredEvent } from './events.js';
-import { HttpClient } from './http-client.js';
+import { EventSocketClient } from './event-socket-client.js';
 import { BODY_MAX_BYTES } from './limits.js';
 import { eventsAfter, type OwnEventsPublisher } from './own-events.js';
 import { bearerHeader } from './token.js';
@@ -125,7 +125,8 @@ interface Pending {
 }
 
 export class HttpTransport implements EventTransport {
-  private readonly client = new HttpClient();
+  // Publishes go on the bus's socket where it takes one (docs/event-bus.md, "The event path's socket").
+  private readonly client = new EventSocketClient();
   private readonly eventsUrl: string;
   /** `eventsUrl` parsed once, for the publishes. */
   private readonly publishUrl: URL;

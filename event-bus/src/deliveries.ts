@@ -1,4 +1,4 @@
-import { bearerHeader, HttpClient, type Logger, type Metrics } from '@blog/common';
+import { bearerHeader, EventSocketClient, type Logger, type Metrics } from '@blog/common';
 import { createDeliveryMetrics, registerLagGauges } from './delivery-metrics.js';
 import type { StoreReactions } from './delivery-reactions.js';
 import { SubscriberLoop, type SubscriberConfig, type SubscriberStatus } from './delivery.js';
@@ -22,8 +22,9 @@ export interface DeliveryOptions {
 /** All the subscribers' loops, and the one HTTP client they share. */
 export class Deliveries {
   readonly loops: SubscriberLoop[];
-  // Keep-alive: a delivery reuses its connection instead of paying a TCP handshake per event.
-  private readonly client = new HttpClient();
+  // A delivery goes as a message on the subscriber's socket where it takes one, else as a POST on a
+  // keep-alive connection: either way, no TCP handshake per event (docs/event-bus.md, "The event path's socket").
+  private readonly client = new EventSocketClient();
 
   constructor(
     subscribers: SubscriberConfig[],

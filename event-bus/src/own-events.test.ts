@@ -27,6 +27,8 @@ afterEach(async () => {
 async function subscriber(hold: (post: Post) => Promise<void> | undefined = () => undefined) {
   const posts: Post[] = [];
   const server = http.createServer((req, res) => {
+    // It takes POSTs only: asked for a socket, it answers 404 and the bus POSTs each delivery.
+    if (req.method !== 'POST') return void res.writeHead(404).end();
     let raw = '';
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => (raw += chunk));

@@ -23,6 +23,8 @@ async function subscriber(accepted: () => string) {
   const received: { seq: number; type: string }[] = [];
   const refused: (string | undefined)[] = [];
   const server = http.createServer((req, res) => {
+    // It takes POSTs only: asked for a socket, it answers 404 and the bus POSTs each delivery.
+    if (req.method !== 'POST') return void res.writeHead(404).end();
     let raw = '';
     req.on('data', (chunk: Buffer) => (raw += chunk));
     req.on('end', () => {

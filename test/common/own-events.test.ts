@@ -40,6 +40,8 @@ async function relay() {
   const client = new HttpClient();
   const state = { target: '', cut: (_request: Relayed) => false, seen: [] as Relayed[] };
   const server = http.createServer((req, res) => {
+    // A relay of requests, not of sockets: asked for one, it answers 404, and the service POSTs to it.
+    if (req.headers.upgrade) return void res.writeHead(404).end();
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => (body += chunk));
