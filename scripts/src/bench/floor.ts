@@ -1,10 +1,11 @@
 /**
- * The floor: what the comment's way costs on this machine with nothing on top of `node:http`, measured in
- * the same run and by the same harness as the system (latency.ts, throughput.ts). Four bare processes
- * (floor-chain.ts) make the same HTTP exchanges as the system on the HTTP bus, in the same pattern: the
- * POST to comments, the publish, each delivery to a subscriber that acts on the event, each reaction in
- * the answer to its delivery, and query's pushes on its live stream. The system's figure over the floor's
- * is what the system costs above the network.
+ * The floor: what the comment's way costs on this machine with nothing on top of `node:http` and `ws`,
+ * measured in the same run and by the same harness as the system (latency.ts, throughput.ts). Four bare
+ * processes (floor-chain.ts) make the same exchanges as the system on the HTTP bus, on the same wire and in
+ * the same pattern: the POST to comments (HTTP), then the publish and each delivery to a subscriber that
+ * acts on the event, each reaction in the answer to its delivery, over one WebSocket per (client, server)
+ * pair; and query's pushes on its live stream. The system's figure over the floor's is what the system
+ * costs above the network.
  */
 import { fileURLToPath } from 'node:url';
 import { describeExit, ManagedProcess } from '@blog/common/process';

@@ -143,8 +143,8 @@ function floorNotes({ details: d }: Results): string[] {
   if (!floor) return [];
   const { requests, pushes } = FLOOR_EXCHANGES;
   const notes = [
-    `floor: per comment, ${requests} HTTP exchanges between bare node:http processes (POST, publish, ` +
-      `2 + 1 + 1 deliveries carrying the 2 reactions in their answers, comments applying its own event from the publish's answer) and ${pushes} pushes on the live stream`,
+    `floor: per comment, ${requests} exchanges between bare node:http processes (the POST, then the publish and ` +
+      `2 + 1 + 1 deliveries over one WebSocket per pair, carrying the 2 reactions in their answers, comments applying its own event from the publish's answer) and ${pushes} pushes on the live stream`,
   ];
   if (floor.latency) notes.push(latencyNote(floor.latency, 'floor latency'));
   const t = floor.throughput;

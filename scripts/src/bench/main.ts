@@ -10,7 +10,7 @@
  * its thousands of comments would make every later `GET /posts` large):
  *   1. latency: one comment at a time, from sending its POST (and from its `201`) to its final status
  *      (approved / rejected) pushed by query, then the same through the floor (floor.ts: bare node:http
- *      processes making the comment's HTTP exchanges with no work);
+ *      processes making the comment's exchanges, the event path's over WebSockets, with no work);
  *   2. query's `GET /posts` requests per second (autocannon) with 500 posts, beside a bare node:http server
  *      sending the same bytes, measured the same way;
  *   3. throughput: concurrent writers for a fixed time, then until every comment is final in query; then

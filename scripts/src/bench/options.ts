@@ -66,9 +66,9 @@ The table leads with the user's side: a comment's latency from sending its POST 
 pushed by query (GET /posts/live), p50 and p99, and the comments per second from the first POST to the
 last comment final in query; then the CPU each process used per comment. Beside each, the floor: the
 same phases, through the same harness, in the same run, on four bare node:http processes making the
-comment's HTTP exchanges with no work (the POST, the publish, a delivery to each subscriber that acts on
-each event, the reactions in the answers, query's pushes on its live stream), and the system's ratio to
-it. The figures from the 201 follow as details.
+comment's exchanges with no work (the POST, then the publish and a delivery to each subscriber that acts
+on each event, the reactions in the answers, over one WebSocket per pair; query's pushes on its live
+stream), and the system's ratio to it. The figures from the 201 follow as details.
 
 Options:
   --quick              a short smoke run (few samples, 2 s phases, a log of 10,000 events)

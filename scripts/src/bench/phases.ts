@@ -49,7 +49,9 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
     floor: null,
   };
   if (urls && (phases.has('latency') || phases.has('throughput'))) {
-    say("floor: the comment's HTTP exchanges done by bare node:http processes, measured beside each phase");
+    say(
+      "floor: the comment's exchanges (HTTP, WebSocket) done by bare processes, measured beside each phase",
+    );
     run.floor = await startFloor();
     measured.floor = { latency: null, throughput: null };
   }
