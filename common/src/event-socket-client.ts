@@ -161,7 +161,8 @@ export class EventSocketClient extends HttpClient {
         // Not read: a server that took `GET /events` for the log would send all of it.
         res.destroy();
         req.destroy();
-        notTaken(UPGRADE_REFUSED_RETRY_MS);
+        // A 5xx says this server cannot now (it is going away), not that it never takes a socket.
+        notTaken((res.statusCode ?? 0) >= 500 ? UPGRADE_FAILED_RETRY_MS : UPGRADE_REFUSED_RETRY_MS);
       });
       ws.once('error', () => notTaken(UPGRADE_FAILED_RETRY_MS));
       ws.once('open', () => {

@@ -185,6 +185,13 @@ describe("the event path's socket", () => {
     const closed = new Promise((resolve) => ws.once('close', resolve));
     drainConnections(server);
     expect(await closed).toBe(1001);
+    // No new socket while it drains: a 503, and the client POSTs.
+    const refused = new WebSocket(url.replace('http', 'ws'), { headers: { Authorization: TOKEN } });
+    const status = await new Promise((resolve) =>
+      refused.once('unexpected-response', (_req, res) => resolve(res.statusCode)),
+    );
+    refused.terminate();
+    expect(status).toBe(503);
     // The client's own socket closed too: its next request is a POST (no new socket on a draining server).
     expect((await post(client, url, '{"n":2}')).status).toBe(200);
     expect(counts.posts).toBe(1);

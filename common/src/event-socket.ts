@@ -82,8 +82,12 @@ interface ServerSockets {
 
 const socketsOf = new WeakMap<Server, Promise<ServerSockets>>();
 
-/** Takes `GET /events` upgrades on `server` for the raw route `POST /events` that answers on the socket. */
-export function acceptEventSockets(server: Server, table: RawRouteTable): void {
+/**
+ * Takes `GET /events` upgrades on `server` for the raw route `POST /events` that answers on the socket;
+ * while `draining`, refuses them with 503, so the client POSTs (to this server, with `Connection: close`,
+ * or to another replica) and asks again a second later.
+ */
+export function acceptEventSockets(server: Server, table: RawRouteTable, draining: () => boolean): void {
   const route = findRawRoute(table, 'POST', SOCKET_PATH);
   const exchange = route && socketExchanges.get(route.handler);
   if (!exchange) return;
@@ -102,8 +106,9 @@ export function acceptEventSockets(server: Server, table: RawRouteTable): void {
     } catch (err) {
       return refuse(socket, exchange.refusal(req, err));
     }
+    if (draining()) return refuse(socket, GOING_AWAY);
     void socketsFor(server, exchange).then((sockets) => {
-      if (sockets.draining || socket.destroyed) return void socket.destroy();
+      if (sockets.draining || draining()) return refuse(socket, GOING_AWAY);
       sockets.wss.handleUpgrade(req, socket, head, (ws) => serve(sockets, ws, req, exchange));
     });
   });
@@ -165,6 +170,11 @@ function serve(
     });
   });
 }
+
+const GOING_AWAY: ExchangeAnswer = {
+  status: 503,
+  json: JSON.stringify({ errors: [{ message: 'This server is shutting down: POST, or ask again later' }] }),
+};
 
 /** A refused upgrade: the answer the POST would get, and the connection closed. */
 function refuse(socket: Duplex, answer: ExchangeAnswer): void {

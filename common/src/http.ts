@@ -335,7 +335,7 @@ export function listen(
     else app(req, res);
   });
   server.on('clientError', answerClientError(headersOf.get(app) ?? {}));
-  acceptEventSockets(server, rawRoutes);
+  acceptEventSockets(server, rawRoutes, () => drainingServers.has(server));
   return new Promise((resolve, reject) => {
     // Without a host, Node binds `::` (dual stack), or 0.0.0.0 where IPv6 is off, and looks up no name.
     if (host === undefined) server.listen(port, () => resolve(server));
