@@ -164,16 +164,16 @@ export class EventSocketClient extends HttpClient {
         // A 5xx says this server cannot now (it is going away), not that it never takes a socket.
         notTaken((res.statusCode ?? 0) >= 500 ? UPGRADE_FAILED_RETRY_MS : UPGRADE_REFUSED_RETRY_MS);
       });
-      ws.once('error', () => notTaken(UPGRADE_FAILED_RETRY_MS));
+      // `on`, not `once`: ending a socket still opening emits an error of its own, which must not go unheard.
+      ws.on('error', () => notTaken(UPGRADE_FAILED_RETRY_MS));
       ws.once('open', () => {
-        if (settled) return void ws.terminate();
+        if (settled || this.closing) {
+          ws.terminate();
+          return notTaken(0);
+        }
         settled = true;
         ws.removeAllListeners('error');
         ws.removeAllListeners('unexpected-response');
-        if (this.closing) {
-          ws.terminate();
-          return resolve(undefined);
-        }
         resolve((state.socket = new EventSocket(ws)));
       });
     }).finally(() => (state.opening = undefined));

@@ -94,7 +94,7 @@ describe('npm run bench -- --quick', () => {
     // The table goes to stderr with --json, and the same JSON to the file; it leads with the figures
     // from sending the POST, the floor beside them.
     expect(stderr).toContain('| figure');
-    expect(stderr).toContain('floor (bare node:http)');
+    expect(stderr).toContain('floor (bare processes)');
     expect(stderr).toMatch(/\| latency p50, POST sent → final status pushed by query/);
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(results);
   });

@@ -143,7 +143,7 @@ function floorNotes({ details: d }: Results): string[] {
   if (!floor) return [];
   const { requests, pushes } = FLOOR_EXCHANGES;
   const notes = [
-    `floor: per comment, ${requests} exchanges between bare node:http processes (the POST, then the publish and ` +
+    `floor: per comment, ${requests} exchanges between bare processes (the POST over node:http, then the publish and ` +
       `2 + 1 + 1 deliveries over one WebSocket per pair, carrying the 2 reactions in their answers, comments applying its own event from the publish's answer) and ${pushes} pushes on the live stream`,
   ];
   if (floor.latency) notes.push(latencyNote(floor.latency, 'floor latency'));

@@ -9,7 +9,7 @@
  * One run measures, in this order (the throughput phase comes last of the three on the running system, since
  * its thousands of comments would make every later `GET /posts` large):
  *   1. latency: one comment at a time, from sending its POST (and from its `201`) to its final status
- *      (approved / rejected) pushed by query, then the same through the floor (floor.ts: bare node:http
+ *      (approved / rejected) pushed by query, then the same through the floor (floor.ts: bare
  *      processes making the comment's exchanges, the event path's over WebSockets, with no work);
  *   2. query's `GET /posts` requests per second (autocannon) with 500 posts, beside a bare node:http server
  *      sending the same bytes, measured the same way;

@@ -36,7 +36,7 @@ export const QUICK: Settings = {
 export const TARGETS = {
   latencyFromPostP50Ms: 3,
   latencyFromPostP99Ms: 10,
-  /** The latency from the POST over the floor's (the same exchanges through bare node:http processes). */
+  /** The latency from the POST over the floor's (the same exchanges through bare processes). */
   latencyToFloor: 3,
   latencyP50Ms: 5,
   latencyP99Ms: 20,
@@ -65,7 +65,7 @@ throughput, query's GET /posts rate and query's start on a long log, prints a ta
 The table leads with the user's side: a comment's latency from sending its POST to its final status
 pushed by query (GET /posts/live), p50 and p99, and the comments per second from the first POST to the
 last comment final in query; then the CPU each process used per comment. Beside each, the floor: the
-same phases, through the same harness, in the same run, on four bare node:http processes making the
+same phases, through the same harness, in the same run, on four bare processes (node:http, ws) making the
 comment's exchanges with no work (the POST, then the publish and a delivery to each subscriber that acts
 on each event, the reactions in the answers, over one WebSocket per pair; query's pushes on its live
 stream), and the system's ratio to it. The figures from the 201 follow as details.

@@ -24,7 +24,7 @@ export function formatTable(r: Results): string {
   // Rows without a floor (figure, measured, target, course, mark) get empty floor cells.
   const full = (row: string[]) => (row.length === 5 ? [row[0]!, row[1]!, '', '', ...row.slice(2)] : row);
   const rows = [
-    ['figure', 'measured', 'floor (bare node:http)', 'system ÷ floor', 'target', 'course (JS)', ''],
+    ['figure', 'measured', 'floor (bare processes)', 'system ÷ floor', 'target', 'course (JS)', ''],
     ...sections.flatMap((s) => s.rows.map(full)),
   ];
   const notes = sections.flatMap((s) => s.notes);

@@ -22,7 +22,7 @@ export interface Measured {
   throughput: WithCpu<ThroughputResult> | null;
   replay: ReplayResult | null;
   client: ClientResult | null;
-  /** The same latency and throughput phases through bare node:http processes (floor.ts). */
+  /** The same latency and throughput phases through bare processes (floor.ts). */
   floor: FloorResult | null;
 }
 
