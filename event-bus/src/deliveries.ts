@@ -48,14 +48,8 @@ export class Deliveries {
     for (const loop of this.loops) loop.start();
   }
 
-  /**
-   * A publish happened. The loops of subscribers that have answered reactions go first: on a comment's way
-   * the next step waits for them (moderation, then comments), while a delivery to query ends there. Each
-   * loop sends in the order it is woken, and the processes they wake compete for the same cores.
-   */
   wakeAll(): void {
-    for (const loop of this.loops) if (loop.reacts) loop.wake();
-    for (const loop of this.loops) if (!loop.reacts) loop.wake();
+    for (const loop of this.loops) loop.wake();
   }
 
   /**

@@ -58,7 +58,6 @@ export class SubscriberLoop {
   private singlesUntil = 0;
   /** From sending a POST until its answer is handled: that moves the cursor, so nothing else may. */
   private posting = false;
-  reacts = false; // it has answered reactions: woken first (Deliveries.wakeAll)
   private wakeUp: (() => void) | undefined;
   private cursorSaveTimer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
@@ -290,7 +289,6 @@ export class SubscriberLoop {
       this.singlesUntil = last.seq;
       return;
     }
-    if (res.headers['x-events-reactions'] !== undefined) this.reacts = true;
     if (res.headers['x-events-reactions'] !== undefined && !this.storeReactions(res.body, rows)) {
       // The log could not take them (say it is closing): the events go again, and so do the reactions.
       this.metrics.count('failed');
