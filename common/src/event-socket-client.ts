@@ -5,13 +5,23 @@
  */
 import type { WebSocket } from 'ws';
 import { FIRST_LINE_MAX_BYTES, loadWs, lowerCaseHeaders, SOCKET_PATH, splitMessage } from './event-socket.js';
-import { HttpClient, type HttpAnswer, type HttpRequestOptions } from './http-client.js';
+import {
+  HttpClient,
+  type HttpAnswer,
+  type HttpClientOptions,
+  type HttpRequestOptions,
+} from './http-client.js';
 import { ANSWER_MAX_BYTES, BODY_MAX_BYTES } from './limits.js';
 
 /** After a server answered the upgrade with anything but 101 (it does not take it): POSTs until then. */
 export const UPGRADE_REFUSED_RETRY_MS = 30_000;
 /** After an upgrade that did not reach the server (it is down, say): POSTs, which fail as they do, until then. */
 export const UPGRADE_FAILED_RETRY_MS = 1_000;
+/**
+ * How often an open socket is pinged; one unanswered for a whole period is ended. Well under the idle
+ * timeouts of connection tracking (IPVS: 15 min) and the server's idle limit (SOCKET_IDLE_MS).
+ */
+export const SOCKET_PING_MS = 30_000;
 /** The longest an upgrade may take before the request goes as a POST (a server may leave a GET unanswered). */
 export const UPGRADE_TIMEOUT_MS = 2_000;
 
@@ -37,10 +47,31 @@ class EventSocket {
     return this.ws.readyState === this.ws.OPEN;
   }
 
-  constructor(private readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer) => this.answered(data));
-    ws.on('close', () => this.fail('the event socket closed before the answer'));
+  /** Whether the server has been heard from since the last ping. */
+  private heard = true;
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    private readonly ws: WebSocket,
+    pingMs: number,
+  ) {
+    ws.on('message', (data: Buffer) => {
+      this.heard = true;
+      this.answered(data);
+    });
+    ws.on('pong', () => (this.heard = true));
+    ws.on('close', () => {
+      clearInterval(this.heartbeat);
+      this.fail('the event socket closed before the answer');
+    });
     ws.on('error', () => ws.terminate());
+    // A ping now and then keeps an idle socket open through the network's connection tracking, and finds
+    // a server that went away without closing it (a node lost): unheard for a whole period, it is ended.
+    this.heartbeat = setInterval(() => {
+      if (!this.heard) return void ws.terminate();
+      this.heard = false;
+      ws.ping();
+    }, pingMs).unref();
   }
 
   exchange(options: HttpRequestOptions, maxBytes: number): Promise<HttpAnswer> {
@@ -101,6 +132,12 @@ interface SocketState {
 export class EventSocketClient extends HttpClient {
   private readonly states = new Map<string, SocketState>();
   private closing = false;
+  private readonly pingMs: number;
+
+  constructor(options: HttpClientOptions & { pingMs?: number } = {}) {
+    super(options);
+    this.pingMs = options.pingMs ?? SOCKET_PING_MS;
+  }
 
   override request(url: string | URL, options: HttpRequestOptions): Promise<HttpAnswer> {
     const target = typeof url === 'string' ? url : url.href;
@@ -174,7 +211,7 @@ export class EventSocketClient extends HttpClient {
         settled = true;
         ws.removeAllListeners('error');
         ws.removeAllListeners('unexpected-response');
-        resolve((state.socket = new EventSocket(ws)));
+        resolve((state.socket = new EventSocket(ws, this.pingMs)));
       });
     }).finally(() => (state.opening = undefined));
   }

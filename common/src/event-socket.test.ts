@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -196,5 +196,41 @@ describe("the event path's socket", () => {
     // The client's own socket closed too: its next request is a POST (no new socket on a draining server).
     expect((await post(client, url, '{"n":2}')).status).toBe(200);
     expect(counts.posts).toBe(1);
+  });
+
+  it('ends a socket whose server falls silent without closing it, before the exchange times out', async () => {
+    const { url } = await eventServer();
+    // A TCP relay that can go silent both ways, as a lost node or a dropped connection-tracking entry does.
+    const relay = { silent: false };
+    const proxy = net.createServer((inbound) => {
+      const outbound = net.connect(Number(new URL(url).port), '127.0.0.1');
+      inbound.on('data', (chunk) => void (relay.silent || outbound.write(chunk)));
+      outbound.on('data', (chunk) => void (relay.silent || inbound.write(chunk)));
+      inbound.on('close', () => outbound.destroy());
+      outbound.on('close', () => inbound.destroy());
+      inbound.on('error', () => outbound.destroy());
+      outbound.on('error', () => inbound.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const client = new EventSocketClient({ pingMs: 100 });
+    clients.push(client);
+    try {
+      const proxied = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/events`;
+      const answer = (timeoutMs: number) =>
+        client.request(proxied, {
+          method: 'POST',
+          body: '{"n":1}',
+          headers: { Authorization: TOKEN },
+          timeoutMs,
+        });
+      expect((await answer(5000)).status).toBe(200);
+      relay.silent = true;
+      // Unanswered: the pings go unheard, and the socket is ended (ECONNRESET), not left to time out.
+      await expect(answer(30_000)).rejects.toMatchObject({ code: 'ECONNRESET' });
+      relay.silent = false;
+      expect((await answer(5000)).status).toBe(200);
+    } finally {
+      proxy.close();
+    }
   });
 });

@@ -20,6 +20,11 @@ export const FIRST_LINE_MAX_BYTES = 64 * 1024;
  * clients send one at a time.
  */
 export const SOCKET_IN_FLIGHT_MAX = 32;
+/**
+ * A socket the client has sent nothing on for this long (no request, no ping: ours ping every 30 s) is
+ * ended, so a client that went away without closing it does not hold it for ever.
+ */
+export const SOCKET_IDLE_MS = 120_000;
 /** Answers written to a socket and not yet taken by its client, past which the socket is ended. */
 export const SOCKET_UNREAD_MAX_BYTES = 8 * 1024 * 1024;
 
@@ -77,6 +82,8 @@ interface ServerSockets {
   wss: WebSocketServer;
   /** Each open socket with the count of its requests not answered yet. */
   open: Map<WebSocket, number>;
+  /** When each socket was last heard from (a request or a ping). */
+  heard: Map<WebSocket, number>;
   draining: boolean;
 }
 
@@ -125,8 +132,17 @@ function socketsFor(server: Server, exchange: SocketExchange): Promise<ServerSoc
         maxPayload: exchange.bodyLimit + FIRST_LINE_MAX_BYTES,
       }),
       open: new Map(),
+      heard: new Map(),
       draining: false,
     }));
+    void sockets.then((made) => {
+      // Whatever the socket, one sweep per server ends those unheard for SOCKET_IDLE_MS.
+      const sweep = setInterval(() => {
+        const before = performance.now() - SOCKET_IDLE_MS;
+        for (const [ws, heard] of made.heard) if (heard < before) ws.terminate();
+      }, SOCKET_IDLE_MS / 4).unref();
+      server.once('close', () => clearInterval(sweep));
+    });
     socketsOf.set(server, sockets);
   }
   return sockets;
@@ -140,9 +156,15 @@ function serve(
   exchange: SocketExchange,
 ): void {
   sockets.open.set(ws, 0);
-  ws.on('close', () => sockets.open.delete(ws));
+  sockets.heard.set(ws, performance.now());
+  ws.on('ping', () => sockets.heard.set(ws, performance.now()));
+  ws.on('close', () => {
+    sockets.open.delete(ws);
+    sockets.heard.delete(ws);
+  });
   ws.on('error', () => ws.terminate());
   ws.on('message', (data: Buffer, isBinary: boolean) => {
+    sockets.heard.set(ws, performance.now());
     const message = isBinary ? undefined : splitMessage(data);
     const ref = message?.head.ref;
     // Not a request of the event path: as a request that is not HTTP, it ends the connection.
