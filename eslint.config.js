@@ -65,7 +65,7 @@ const testHelper = {
   message: 'Production code imports no test helper (test/support, */testing, *.test.*).',
 };
 const severalPackages = {
-  regex: '/test/support/(stack|nats-stack|bad-input)(\\.js)?$',
+  regex: '/test/support/(stack|nats-stack|bad-input|http-system)(\\.js)?$',
   message: 'This helper starts several packages together: a test using it belongs in test/.',
 };
 const restrict = (...patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
@@ -170,7 +170,7 @@ export default defineConfig(
   {
     // The generic test helpers, which unit tests may use, import no package's source.
     files: ['test/support/*.ts'],
-    ignores: ['test/support/{stack,nats-stack,bad-input,transports}.ts'],
+    ignores: ['test/support/{stack,nats-stack,bad-input,transports,http-system}.ts'],
     rules: restrict(otherPackageByPath),
   },
   {

@@ -1,42 +1,29 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSystem } from '../scripts/src/process/system.js';
-import type { System } from '../scripts/src/process/system-types.js';
-import { blogClient } from './support/client.js';
+import { describe, expect, it } from 'vitest';
+import { httpSystemForTests, metricSamples } from './support/http-system.js';
 import { waitFor } from './support/stack.js';
 
 // The five services as real processes on the HTTP bus, as `npm start` runs them: every publish and every
 // delivery travels as a message on the event path's socket, none as a POST of its own (docs/event-bus.md,
 // "The event path's socket"), and the course's flow is unchanged.
 describe("the event path's socket, between the real services", () => {
-  let system: System;
-  let blog: ReturnType<typeof blogClient>;
-
-  beforeAll(async () => {
-    system = await startSystem({ transport: 'http', quiet: true, env: { LOG_LEVEL: 'warn' } });
-    blog = blogClient(system.urls);
-  });
-  afterAll(() => system?.stop());
+  const running = httpSystemForTests();
 
   /** `POST /events` answered by a process: on its socket, and in all (socket and POSTs). */
   const eventsAnswered = async (url: string) => {
-    const text = await (await fetch(`${url}/metrics`)).text();
-    const sum = (match: (line: string) => boolean) =>
-      text
-        .split('\n')
-        .filter(match)
-        .reduce((total, line) => total + Number(line.split(' ').at(-1)), 0);
+    const sum = (samples: { value: number }[]) => samples.reduce((total, { value }) => total + value, 0);
+    const durations = await metricSamples(url, 'http_request_duration_seconds_count');
     return {
-      socket: sum((line) => line.startsWith('event_socket_exchanges_total')),
+      socket: sum(await metricSamples(url, 'event_socket_exchanges_total')),
       all: sum(
-        (line) =>
-          line.startsWith('http_request_duration_seconds_count{') &&
-          line.includes('method="POST"') &&
-          line.includes('route="/events"'),
+        durations.filter(
+          ({ labels }) => labels.includes('method="POST"') && labels.includes('route="/events"'),
+        ),
       ),
     };
   };
 
   it('carries every publish and delivery of a post and its comments, and each comment ends moderated', async () => {
+    const { system, blog } = running;
     const post = await blog.createPost('A post over sockets');
     expect(post.status).toBe(201);
     const postId = post.body.id as string;

@@ -1,37 +1,26 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSystem } from '../scripts/src/process/system.js';
-import type { System } from '../scripts/src/process/system-types.js';
-import { blogClient } from './support/client.js';
+import { describe, expect, it } from 'vitest';
+import { httpSystemForTests, metricSamples } from './support/http-system.js';
 import { waitFor } from './support/stack.js';
 
 // The five services as real processes on the HTTP bus, as `npm start` runs them: comments applies its own
 // CommentCreated from the publish's answer, so a comment made while the system is otherwise idle costs no
 // delivery back to comments (docs/event-bus.md, "A publisher's own events").
 describe("a command's own event, on the HTTP bus", () => {
-  let system: System;
-  let blog: ReturnType<typeof blogClient>;
-
-  beforeAll(async () => {
-    system = await startSystem({ transport: 'http', quiet: true, env: { LOG_LEVEL: 'warn' } });
-    blog = blogClient(system.urls);
-  });
-  afterAll(() => system?.stop());
+  const running = httpSystemForTests();
 
   /** A counter of the bus's metrics for the subscriber comments (with `outcome`, if given). */
   const busCounter = async (name: string, outcome?: string) => {
-    const text = await (await fetch(`${system.urls['event-bus']}/metrics`)).text();
-    const line = text
-      .split('\n')
-      .find(
-        (candidate) =>
-          candidate.startsWith(`${name}{`) &&
-          candidate.includes('subscriber="comments"') &&
-          (outcome === undefined || candidate.includes(`outcome="${outcome}"`)),
-      );
-    return line ? Number(line.split(' ').at(-1)) : 0;
+    const samples = await metricSamples(running.system.urls['event-bus'], name);
+    const sample = samples.find(
+      ({ labels }) =>
+        labels.includes('subscriber="comments"') &&
+        (outcome === undefined || labels.includes(`outcome="${outcome}"`)),
+    );
+    return sample?.value ?? 0;
   };
 
   it('is not delivered back to comments when comments are made one at a time, and the 201 still shows it pending', async () => {
+    const { blog } = running;
     const post = await blog.createPost('A post');
     expect(post.status).toBe(201);
     const postId = post.body.id as string;

@@ -3,16 +3,10 @@ import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { describeError, errorHandler, notFoundHandler } from './errors.js';
-import {
-  acceptEventSockets,
-  closeEventSockets,
-  drainEventSockets,
-  socketExchanges,
-  type ExchangeAnswer,
-  type SocketExchange,
-} from './event-socket.js';
-import { fastJsonBodyParser, jsonBodyParser, parseJsonBuffer } from './json-body.js';
+import { acceptEventSockets, closeEventSockets, drainEventSockets, socketExchanges } from './event-socket.js';
+import { fastJsonBodyParser, jsonBodyParser } from './json-body.js';
 import { BODY_MAX_BYTES } from './limits.js';
+import { socketExchange } from './socket-exchange.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import {
@@ -186,41 +180,6 @@ function rawKit(options: HttpAppOptions): RawKit {
       };
       socketExchanges.set(handler, socketExchange(options, bodyLimit, route, handle, guard));
       return handler;
-    },
-  };
-}
-
-/** A raw JSON route as a message on the event path's socket: the same guard, checks and answers. */
-function socketExchange(
-  options: HttpAppOptions,
-  bodyLimit: number,
-  route: string,
-  handle: Parameters<RawKit['json']>[1],
-  guard: Parameters<RawKit['json']>[2],
-): SocketExchange {
-  const refusal = (req: IncomingMessage, err: unknown): ExchangeAnswer => {
-    const { status, errors, headers } = describeError(err, options.log, req.method, req.url);
-    return { status, json: JSON.stringify({ errors }), headers };
-  };
-  return {
-    guard: (req) => guard?.(req),
-    bodyLimit,
-    refusal,
-    exchange: async (req, body) => {
-      const started = performance.now();
-      let answer: ExchangeAnswer;
-      try {
-        guard?.(req);
-        const result = await handle(parseJsonBuffer(body, bodyLimit), req, {});
-        const json = result.json ?? JSON.stringify(result.body);
-        answer = { status: result.status ?? 200, json, headers: result.headers };
-      } catch (err) {
-        answer = refusal(req, err);
-      }
-      const labels = { method: 'POST', route, status: String(answer.status) };
-      options.metrics.httpDuration.observe(labels, (performance.now() - started) / 1000);
-      options.metrics.socketExchanges.inc();
-      return answer;
     },
   };
 }
