@@ -115,7 +115,10 @@ export function sqliteLog(
     },
     source,
   );
-  const store = new EventStore(config.DATA_DIR);
+  const store = new EventStore(config.DATA_DIR, {
+    onCheckpointError: (err) =>
+      log.error({ err }, 'the checkpoint worker failed: the bus checkpoints its log itself again'),
+  });
 
   /**
    * Stores validated events in one commit and wakes the delivery loops: every publish ends here. Before the

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { OutgoingEvent } from '@blog/common';
+import { Checkpoints, holdDataDir } from './checkpoints.js';
 
 /**
  * The event log on disk: one SQLite file, `events.db` under DATA_DIR (docs/event-bus.md, "Storage").
@@ -10,6 +11,11 @@ import type { OutgoingEvent } from '@blog/common';
  * better-sqlite3 is synchronous, and that is a feature here: an `append` runs start to finish without any
  * other request in between, so two concurrent publishes of the same `id` cannot both be stored.
  */
+
+export interface StoreOptions {
+  /** The checkpoint worker failed: the bus checkpoints itself again (checkpoints.ts). */
+  onCheckpointError?: (err: Error) => void;
+}
 
 /** One row of `events`. `body` is the event as the publisher sent it (minus `id`), already JSON. */
 export interface EventRow {
@@ -118,6 +124,9 @@ export function deliveredBytes(form: Pick<EventRow, 'id' | 'type' | 'body'>): nu
 export class EventStore {
   readonly file: string;
   private readonly db: Database.Database;
+  /** `bus.lock`, held while the store is open (checkpoints.ts, holdDataDir). */
+  private readonly lock: Database.Database;
+  private readonly checkpoints: Checkpoints;
   /** The highest seq stored, kept in memory: this process is the only writer of the file. */
   private head: number;
   /** The newest events, consecutive by seq, so delivery rarely reads SQLite; and the bytes of their bodies. */
@@ -138,24 +147,26 @@ export class EventStore {
   private readonly countDeadLettersOf: Database.Statement<[string], { count: number }>;
   private readonly appendInTransaction: (events: OutgoingEvent[]) => AppendResult[];
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, { onCheckpointError }: StoreOptions = {}) {
     mkdirSync(dataDir, { recursive: true });
     this.file = path.join(dataDir, 'events.db');
-    this.db = new Database(this.file);
-    // WAL: readers never block the writer. synchronous=NORMAL: a commit is not fsynced, so it survives any
-    // crash of this process but not a power cut of the whole machine (the trade-off docs/event-bus.md states).
-    // EXCLUSIVE, set before WAL: the file is locked once for the life of the process instead of at every
-    // transaction, and the WAL index lives in this process's memory, not a shared-memory file; a commit
-    // costs less. This process is the only one that opens the file (a second bus on it waits, then fails).
-    this.db.pragma('locking_mode = EXCLUSIVE');
     try {
+      this.lock = holdDataDir(dataDir);
+    } catch (err) {
+      if (!/database is locked/.test((err as Error).message)) throw err;
+      throw new Error(`${dataDir} is held by another event-bus: one bus per DATA_DIR (database is locked)`);
+    }
+    try {
+      this.db = new Database(this.file);
+      // WAL: readers never block the writer. synchronous=NORMAL: a commit is not fsynced, so it survives any
+      // crash of this process but not a power cut of the whole machine (the trade-off docs/event-bus.md states).
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.exec(SCHEMA);
+      this.checkpoints = new Checkpoints(this.db, onCheckpointError ?? (() => {}));
     } catch (err) {
-      this.db.close();
-      if (!/database is locked/.test((err as Error).message)) throw err;
-      throw new Error(`${this.file} is held by another event-bus: one bus per DATA_DIR (database is locked)`);
+      this.lock.close();
+      throw err;
     }
 
     // A publish is one statement: the INSERT returns the new seq, or nothing when the id is already stored.
@@ -348,6 +359,8 @@ export class EventStore {
   }
 
   close(): void {
+    this.checkpoints.stop();
     if (this.db.open) this.db.close();
+    if (this.lock.open) this.lock.close();
   }
 }
