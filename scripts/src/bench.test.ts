@@ -33,9 +33,21 @@ describe('npm run bench -- --quick', () => {
       machine: { cpus: number; node: string };
       figures: Record<string, unknown>;
       errors: Record<string, unknown>;
-      details: { replay: { verified: boolean }; client: { skipped: string | null; loadsMs: number[] } };
+      details: {
+        replay: { verified: boolean };
+        client: { skipped: string | null; loadsMs: number[] };
+        latency: { fromRequestMs: { count: number }; settings: { warmup: number } };
+        latencyCold: { fromRequestMs: { count: number } };
+        floor: { latency: { fromRequestMs: { count: number } } };
+      };
     };
     expect(results.mode).toBe('quick');
+    // The headline samples come after the warm-up to the steady state, as many for the floor, measured in
+    // turns; the freshly started system's are a detail.
+    expect(results.details.latency.fromRequestMs.count).toBe(40);
+    expect(results.details.latency.settings.warmup).toBe(100);
+    expect(results.details.floor.latency.fromRequestMs.count).toBe(40);
+    expect(results.details.latencyCold.fromRequestMs.count).toBe(40);
     expect(results.machine.cpus).toBeGreaterThan(0);
     expect(results.machine.node).toBe(process.version);
 
@@ -46,6 +58,8 @@ describe('npm run bench -- --quick', () => {
       'floorLatencyP99Ms',
       'latencyP50ToFloor',
       'latencyP99ToFloor',
+      'latencyColdFromPostP50Ms',
+      'latencyColdFromPostP99Ms',
       'floorPerSec',
       'throughputToFloor',
       'cpuMsPerComment',
@@ -96,6 +110,7 @@ describe('npm run bench -- --quick', () => {
     expect(stderr).toContain('| figure');
     expect(stderr).toContain('floor (bare processes)');
     expect(stderr).toMatch(/\| latency p50, POST sent → final status pushed by query/);
+    expect(stderr).toMatch(/\| detail: freshly started \(comments 6–45\)/);
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(results);
   });
 });

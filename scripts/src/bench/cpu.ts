@@ -85,3 +85,22 @@ export async function measuredWithCpu<T>(
   const result = await measure();
   return { ...result, cpuMsPerComment: cpuPerComment(before, snapshot(), comments(result)) };
 }
+
+/** The CPU each process used over several stretches of one phase (`during`), per comment at the end. */
+export class CpuTally {
+  private readonly used: CpuSnapshot = {};
+
+  constructor(private readonly snapshot: () => CpuSnapshot) {}
+
+  async during<T>(measure: () => Promise<T>): Promise<T> {
+    const before = this.snapshot();
+    const result = await measure();
+    for (const [name, ms] of Object.entries(this.snapshot()))
+      this.used[name] = (this.used[name] ?? 0) + ms - (before[name] ?? 0);
+    return result;
+  }
+
+  perComment(comments: number): Record<string, number> | null {
+    return cpuPerComment({}, this.used, comments);
+  }
+}

@@ -13,7 +13,7 @@ import { say } from '../harness.js';
 import { freePorts } from '../process/ports.js';
 import { cpuSnapshot, measuredWithCpu } from './cpu.js';
 import { FLOOR_PARTS, FLOOR_SUBSCRIBERS, type FloorConfig, type FloorPart } from './floor-chain.js';
-import { measureLatency, type LatencyResult } from './latency.js';
+import type { LatencyResult } from './latency.js';
 import type { Settings, Targets } from './options.js';
 import type { WithCpu } from './results.js';
 import { measureThroughput, type ThroughputResult } from './throughput.js';
@@ -77,18 +77,6 @@ export async function startFloor(): Promise<FloorChain> {
     cpu: () => cpuSnapshot(undefined, Object.fromEntries(processes.map((p, i) => [FLOOR_PARTS[i], p.pid]))),
     stop,
   };
-}
-
-/** The latency phase's comments, one at a time, through the floor (seen pushed, as the system's). */
-export function floorLatency(
-  floor: FloorChain,
-  settings: Settings['latency'],
-): Promise<WithCpu<LatencyResult>> {
-  return measuredWithCpu(
-    () => floor.cpu(),
-    () => measureLatency(floor.targets, settings, 'push', 0),
-    () => settings.warmup + settings.samples,
-  );
 }
 
 /** The throughput phase's writers, through the floor: the rate the comment's way allows on this machine. */

@@ -160,6 +160,19 @@ function floorNotes({ details: d }: Results): string[] {
 /** The figures from the 201, and seen by polling `GET /posts` (the course's way): details now. */
 export function detailSection({ figures: f, details: d }: Results): Section {
   const section: Section = { rows: [], notes: [] };
+  if (d.latencyCold && f.latencyColdFromPostP50Ms !== null && f.latencyColdFromPostP99Ms !== null) {
+    const { warmup, samples } = d.latencyCold.settings;
+    section.rows.push([
+      `detail: freshly started (comments ${warmup + 1}–${warmup + samples}), POST sent → final pushed, p50 / p99`,
+      `${ms(f.latencyColdFromPostP50Ms)} / ${ms(f.latencyColdFromPostP99Ms)}`,
+      '',
+      '',
+      '',
+      '',
+      '',
+    ]);
+    section.notes.push(latencyNote(d.latencyCold, 'latency (push, freshly started)'));
+  }
   if (f.latencyP50Ms !== null && f.latencyP99Ms !== null && f.latencyMaxMs !== null) {
     section.rows.push([
       'detail: from the 201 → final pushed, p50 / p99 / max',

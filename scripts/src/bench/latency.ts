@@ -26,6 +26,7 @@ export interface LatencyResult {
   wrongStatus: number;
 }
 
+/** One run of the latency phase, start to end: `settings.warmup` comments, then `settings.samples`. */
 export async function measureLatency(
   targets: Targets,
   settings: Settings['latency'],
@@ -33,13 +34,13 @@ export async function measureLatency(
   pollIntervalMs: number,
   onSample?: (sample: WallTimes) => void,
 ): Promise<LatencyResult> {
-  const views = targets.query.map((url) => new QueryView(url));
-  const lives =
-    observer === 'push' ? await Promise.all(targets.query.map((url) => LiveView.connect(url))) : [];
+  const run = await LatencyRun.open(targets, settings, observer, pollIntervalMs, onSample);
   try {
-    return await measureLatencyWith({ targets, views, lives }, settings, pollIntervalMs, onSample);
+    await run.comments(settings.warmup, { counted: false });
+    await run.comments(settings.samples);
+    return run.result();
   } finally {
-    for (const live of lives) live.close();
+    run.close();
   }
 }
 
@@ -51,61 +52,98 @@ interface Samples {
   wrongStatus: number;
 }
 
-/** Where the samples go: the replicas written to in turn, and each query replica's view (read in turn). */
-interface Readers {
-  targets: Targets;
-  views: QueryView[];
-  /** One per query replica when seen pushed; none when polled. */
-  lives: LiveView[];
-}
+/**
+ * Comments one at a time through one system, taken in as many turns as asked (`comments`), so that two
+ * systems can be measured in alternate blocks: a change of the machine's speed during the run then falls
+ * on both alike.
+ */
+export class LatencyRun {
+  private readonly samples: Samples = { afterCreated: [], fromRequest: [], create: [], wrongStatus: 0 };
+  private readonly nextPosts: () => string;
+  private readonly nextComments: () => string;
+  private readonly pollsBefore: number;
+  /** Comments made so far, counted or not: it numbers the next one. */
+  private made = 0;
+  private postId = '';
 
-async function measureLatencyWith(
-  { targets, views, lives }: Readers,
-  settings: Settings['latency'],
-  pollIntervalMs: number,
-  onSample?: (sample: WallTimes) => void,
-): Promise<LatencyResult> {
-  const samples: Samples = { afterCreated: [], fromRequest: [], create: [], wrongStatus: 0 };
-  const nextPosts = inTurn(targets.posts);
-  const nextComments = inTurn(targets.comments);
-  const polls = () => views.reduce((sum, view) => sum + view.polls, 0);
-  let postId = '';
-  const total = settings.warmup + settings.samples;
-  const pollsBefore = polls();
-  for (let i = 0; i < total; i++) {
-    // A fresh post every so often keeps the observed view small.
-    if (i % settings.commentsPerPost === 0)
-      postId = await createPost({ posts: nextPosts() }, `latency ${i / settings.commentsPerPost}`);
-    const content = i % settings.everyNthOrange === 2 ? `latency ${i}: an orange` : `latency ${i}: fine`;
-    const { id, sent, created } = await createComment(nextComments(), postId, content);
-    // Each sample is read from the next query replica.
-    const reader = i % views.length;
-    const { status, visible } =
-      lives.length > 0
-        ? await pushedFinal(lives[reader]!, id, created)
-        : await polledFinal(views[reader]!, postId, id, created, pollIntervalMs);
-    onSample?.({
-      sent: wall(sent),
-      created: wall(created),
-      visible: wall(visible),
-      warmup: i < settings.warmup,
-    });
-    if (status !== moderated(content)) samples.wrongStatus++;
-    if (i >= settings.warmup) {
-      samples.afterCreated.push(visible - created);
-      samples.fromRequest.push(visible - sent);
-      samples.create.push(created - sent);
+  private constructor(
+    targets: Targets,
+    private readonly settings: Settings['latency'],
+    private readonly views: QueryView[],
+    /** One per query replica when seen pushed; none when polled. */
+    private readonly lives: LiveView[],
+    private readonly pollIntervalMs: number,
+    private readonly onSample?: (sample: WallTimes) => void,
+  ) {
+    this.nextPosts = inTurn(targets.posts);
+    this.nextComments = inTurn(targets.comments);
+    this.pollsBefore = this.polls();
+  }
+
+  static async open(
+    targets: Targets,
+    settings: Settings['latency'],
+    observer: Observer,
+    pollIntervalMs: number,
+    onSample?: (sample: WallTimes) => void,
+  ): Promise<LatencyRun> {
+    const views = targets.query.map((url) => new QueryView(url));
+    const lives =
+      observer === 'push' ? await Promise.all(targets.query.map((url) => LiveView.connect(url))) : [];
+    return new LatencyRun(targets, settings, views, lives, pollIntervalMs, onSample);
+  }
+
+  /** `count` more comments, each sent once the one before is final; `counted: false` for a warm-up. */
+  async comments(count: number, { counted = true }: { counted?: boolean } = {}): Promise<void> {
+    const { settings, views, lives, samples } = this;
+    for (let n = 0; n < count; n++) {
+      const i = this.made++;
+      // A fresh post every so often keeps the observed view small.
+      if (i % settings.commentsPerPost === 0)
+        this.postId = await createPost(
+          { posts: this.nextPosts() },
+          `latency ${i / settings.commentsPerPost}`,
+        );
+      const postId = this.postId;
+      const content = i % settings.everyNthOrange === 2 ? `latency ${i}: an orange` : `latency ${i}: fine`;
+      const { id, sent, created } = await createComment(this.nextComments(), postId, content);
+      // Each sample is read from the next query replica.
+      const reader = i % views.length;
+      const { status, visible } =
+        lives.length > 0
+          ? await pushedFinal(lives[reader]!, id, created)
+          : await polledFinal(views[reader]!, postId, id, created, this.pollIntervalMs);
+      this.onSample?.({ sent: wall(sent), created: wall(created), visible: wall(visible), warmup: !counted });
+      if (status !== moderated(content)) samples.wrongStatus++;
+      if (counted) {
+        samples.afterCreated.push(visible - created);
+        samples.fromRequest.push(visible - sent);
+        samples.create.push(created - sent);
+      }
     }
   }
-  return {
-    observer: lives.length > 0 ? 'push' : 'poll',
-    settings: { ...settings, pollIntervalMs },
-    afterCreatedMs: distribution(samples.afterCreated),
-    fromRequestMs: distribution(samples.fromRequest),
-    createMs: distribution(samples.create),
-    pollsPerSample: round((polls() - pollsBefore) / total, 1),
-    wrongStatus: samples.wrongStatus,
-  };
+
+  /** What the counted comments measured. */
+  result(): LatencyResult {
+    const { samples } = this;
+    return {
+      observer: this.lives.length > 0 ? 'push' : 'poll',
+      settings: { ...this.settings, pollIntervalMs: this.pollIntervalMs },
+      afterCreatedMs: distribution(samples.afterCreated),
+      fromRequestMs: distribution(samples.fromRequest),
+      createMs: distribution(samples.create),
+      pollsPerSample: round((this.polls() - this.pollsBefore) / Math.max(1, this.made), 1),
+      wrongStatus: samples.wrongStatus,
+    };
+  }
+
+  close(): void {
+    for (const live of this.lives) live.close();
+  }
+
+  private polls(): number {
+    return this.views.reduce((sum, view) => sum + view.polls, 0);
+  }
 }
 
 /** `POST /posts/:id/comments`: the new comment's id, and when the POST was sent and its 201 arrived. */

@@ -9,8 +9,10 @@
  * One run measures, in this order (the throughput phase comes last of the three on the running system, since
  * its thousands of comments would make every later `GET /posts` large):
  *   1. latency: one comment at a time, from sending its POST (and from its `201`) to its final status
- *      (approved / rejected) pushed by query, then the same through the floor (floor.ts: bare
- *      processes making the comment's exchanges, the event path's over WebSockets, with no work);
+ *      (approved / rejected) pushed by query: on the freshly started system, then seen by polling, then
+ *      (the headline) in the steady state, once the system and the floor (floor.ts: bare processes making
+ *      the comment's exchanges, the event path's over WebSockets, with no work) have each taken 3,000
+ *      comments, the two in alternate blocks;
  *   2. query's `GET /posts` requests per second (autocannon) with 500 posts, beside a bare node:http server
  *      sending the same bytes, measured the same way;
  *   3. throughput: concurrent writers for a fixed time, then until every comment is final in query; then

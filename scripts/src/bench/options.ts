@@ -5,7 +5,16 @@ import { ROOT_DIR, transportOptions } from '../process/names.js';
 import type { SystemOptions } from '../process/system-types.js';
 
 export interface Settings {
-  latency: { warmup: number; samples: number; commentsPerPost: number; everyNthOrange: number };
+  latency: {
+    warmup: number;
+    samples: number;
+    /** Comments through each of the system and the floor before the headline samples (steady state). */
+    steadyAfter: number;
+    /** The headline samples, of each (phases.ts, steadyLatency). */
+    steadySamples: number;
+    commentsPerPost: number;
+    everyNthOrange: number;
+  };
   throughput: { writers: number; posts: number; durationMs: number; drainTimeoutMs: number };
   rps: { posts: number; commentsPerPost: number; durationS: number; connections: number };
   replay: { events: number; readyTimeoutMs: number };
@@ -13,7 +22,14 @@ export interface Settings {
 }
 
 export const FULL: Settings = {
-  latency: { warmup: 30, samples: 300, commentsPerPost: 50, everyNthOrange: 5 },
+  latency: {
+    warmup: 30,
+    samples: 300,
+    steadyAfter: 3000,
+    steadySamples: 1000,
+    commentsPerPost: 50,
+    everyNthOrange: 5,
+  },
   throughput: { writers: 32, posts: 20, durationMs: 10_000, drainTimeoutMs: 60_000 },
   rps: { posts: 500, commentsPerPost: 2, durationS: 10, connections: 50 },
   replay: { events: 100_000, readyTimeoutMs: 60_000 },
@@ -21,7 +37,14 @@ export const FULL: Settings = {
 };
 
 export const QUICK: Settings = {
-  latency: { warmup: 5, samples: 40, commentsPerPost: 50, everyNthOrange: 5 },
+  latency: {
+    warmup: 5,
+    samples: 40,
+    steadyAfter: 100,
+    steadySamples: 40,
+    commentsPerPost: 50,
+    everyNthOrange: 5,
+  },
   throughput: { writers: 8, posts: 5, durationMs: 2_000, drainTimeoutMs: 30_000 },
   rps: { posts: 100, commentsPerPost: 2, durationS: 2, connections: 50 },
   replay: { events: 10_000, readyTimeoutMs: 30_000 },
@@ -63,7 +86,8 @@ Starts the five services (real processes, free ports, a fresh temporary event lo
 throughput, query's GET /posts rate and query's start on a long log, prints a table and writes JSON.
 
 The table leads with the user's side: a comment's latency from sending its POST to its final status
-pushed by query (GET /posts/live), p50 and p99, and the comments per second from the first POST to the
+pushed by query (GET /posts/live), p50 and p99 in the steady state (after 3,000 comments; the freshly
+started system's figures follow as a detail), and the comments per second from the first POST to the
 last comment final in query; then the CPU each process used per comment. Beside each, the floor: the
 same phases, through the same harness, in the same run, on four bare processes (node:http, ws) making the
 comment's exchanges with no work (the POST, then the publish and a delivery to each subscriber that acts

@@ -5,15 +5,15 @@
 import { busHeaders, say } from '../harness.js';
 import type { System } from '../process/system-types.js';
 import { measureClient } from './client-page.js';
-import { cpuSnapshot, measuredWithCpu } from './cpu.js';
-import { floorLatency, floorThroughput, startFloor, type FloorChain } from './floor.js';
+import { CpuTally, cpuSnapshot, measuredWithCpu } from './cpu.js';
+import { floorThroughput, startFloor, type FloorChain, type FloorResult } from './floor.js';
 import type { LogLine } from './hops.js';
-import { measureLatency, type WallTimes } from './latency.js';
+import { LatencyRun, measureLatency, type LatencyResult, type WallTimes } from './latency.js';
 import { targetsOf, type Options, type Settings, type Urls } from './options.js';
 import { measureRate } from './rate.js';
 import { measureReplay } from './replay.js';
 import { get } from './requests.js';
-import type { Measured } from './results.js';
+import type { Measured, WithCpu } from './results.js';
 import { measureThroughput } from './throughput.js';
 
 /** A run in progress: the system the bench started (if any), and what `--hops` collects. */
@@ -30,6 +30,8 @@ export interface Run {
   floor: FloorChain | undefined;
 }
 
+type FloorLatency = FloorResult['latency'];
+
 export interface Subscribers {
   deadLetters: number;
   subscribers: unknown;
@@ -41,6 +43,7 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
   const phases = options.phases;
   const measured: Measured = {
     latency: null,
+    latencyCold: null,
     latencyPolled: null,
     rate: null,
     throughput: null,
@@ -56,11 +59,9 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
     measured.floor = { latency: null, throughput: null };
   }
   if (urls && phases.has('latency')) {
-    Object.assign(measured, await latencyPhase(run, urls));
-    if (run.floor && measured.floor) {
-      say(`floor: the latency phase's comments through the bare processes, seen pushed`);
-      measured.floor.latency = await floorLatency(run.floor, s.latency);
-    }
+    const { floorLatency, ...system } = await latencyPhase(run, urls);
+    Object.assign(measured, system);
+    if (measured.floor) measured.floor.latency = floorLatency;
   }
   if (urls && phases.has('rate')) {
     say(`GET /posts rate: ${s.rps.posts} posts with ${s.rps.commentsPerPost} comments each`);
@@ -89,26 +90,83 @@ export async function runPhases(run: Run): Promise<{ measured: Measured; subscri
   return { measured, subscribers };
 }
 
-/** Latency twice: seen pushed by query's live stream, then seen by polling `GET /posts`. */
-async function latencyPhase(run: Run, urls: Urls): Promise<Pick<Measured, 'latency' | 'latencyPolled'>> {
+/**
+ * The latency phase. First on the freshly started system, seen pushed (`latencyCold`), then seen by polling
+ * `GET /posts` (before the steady part's thousands of comments make that answer large); then the headline:
+ * the steady state, beside the floor (`steadyLatency`).
+ */
+async function latencyPhase(
+  run: Run,
+  urls: Urls,
+): Promise<Pick<Measured, 'latency' | 'latencyCold' | 'latencyPolled'> & { floorLatency: FloorLatency }> {
   const s = run.settings.latency;
   const snapshot = () => cpuSnapshot(run.system);
   const comments = () => s.warmup + s.samples;
-  say(`latency: ${s.warmup} warm-up + ${s.samples} comments, one at a time, seen pushed`);
-  run.collecting = run.options.hops;
-  const latency = await measuredWithCpu(
+  say(`latency: ${s.warmup} warm-up + ${s.samples} comments on the freshly started system, seen pushed`);
+  const latencyCold = await measuredWithCpu(
     snapshot,
-    () => measureLatency(targetsOf(urls), s, 'push', 0, (sample) => run.wallSamples.push(sample)),
+    () => measureLatency(targetsOf(urls), s, 'push', 0),
     comments,
   );
-  run.collecting = false;
-  say(`latency: the same again, seen by polling GET /posts`);
+  say(`latency: ${s.warmup} warm-up + ${s.samples} comments, seen by polling GET /posts`);
   const latencyPolled = await measuredWithCpu(
     snapshot,
     () => measureLatency(targetsOf(urls), s, 'poll', run.options.pollIntervalMs),
     comments,
   );
-  return { latency, latencyPolled };
+  const { latency, floorLatency } = await steadyLatency(run, urls, 2 * comments());
+  return { latency, latencyCold, latencyPolled, floorLatency };
+}
+
+/** Comments in each block of the steady samples, system and floor in turn. */
+const LATENCY_BLOCK = 50;
+
+/**
+ * The headline latency, seen pushed: once the system and the floor have each taken `steadyAfter`
+ * comments (V8 has compiled their hot paths, and the machine runs as it does under steady use; the first
+ * thousands of comments after a start are slower, in the floor too), `steadySamples` comments each, system
+ * and floor in alternate blocks, so that a change of the machine's speed falls on both alike.
+ */
+async function steadyLatency(
+  run: Run,
+  urls: Urls,
+  alreadyMade: number,
+): Promise<{ latency: WithCpu<LatencyResult>; floorLatency: FloorLatency }> {
+  const s = run.settings.latency;
+  say(
+    `latency: the system and the floor each to ${s.steadyAfter} comments, then ${s.steadySamples} each ` +
+      `in alternate blocks of ${LATENCY_BLOCK}, seen pushed`,
+  );
+  const system = await LatencyRun.open(targetsOf(urls), s, 'push', 0, (sample) => {
+    if (run.collecting) run.wallSamples.push(sample);
+  });
+  const floor = run.floor && (await LatencyRun.open(run.floor.targets, s, 'push', 0));
+  const systemCpu = new CpuTally(() => cpuSnapshot(run.system));
+  const floorCpu = run.floor && new CpuTally(run.floor.cpu);
+  try {
+    await system.comments(Math.max(0, s.steadyAfter - alreadyMade), { counted: false });
+    await floor?.comments(s.steadyAfter, { counted: false });
+    for (let done = 0; done < s.steadySamples; done += LATENCY_BLOCK) {
+      const count = Math.min(LATENCY_BLOCK, s.steadySamples - done);
+      run.collecting = run.options.hops;
+      await systemCpu.during(() => system.comments(count));
+      run.collecting = false;
+      if (floor && floorCpu) await floorCpu.during(() => floor.comments(count));
+    }
+  } finally {
+    system.close();
+    floor?.close();
+  }
+  // Their notes say how many comments came before the samples.
+  const steady = (result: LatencyResult, cpu: CpuTally) => ({
+    ...result,
+    settings: { ...result.settings, warmup: s.steadyAfter, samples: s.steadySamples },
+    cpuMsPerComment: cpu.perComment(s.steadySamples),
+  });
+  return {
+    latency: steady(system.result(), systemCpu),
+    floorLatency: floor && floorCpu ? steady(floor.result(), floorCpu) : null,
+  };
 }
 
 async function throughputPhase(run: Run, urls: Urls): Promise<Measured['throughput']> {

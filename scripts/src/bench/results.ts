@@ -16,7 +16,10 @@ export type WithCpu<T> = T & { cpuMsPerComment: Record<string, number> | null };
 
 /** What the phases measured (null: phase not run). */
 export interface Measured {
+  /** Seen pushed, in the steady state: the headline. */
   latency: WithCpu<LatencyResult> | null;
+  /** Seen pushed, on the freshly started system (its first comments after `warmup`). */
+  latencyCold: WithCpu<LatencyResult> | null;
   latencyPolled: WithCpu<LatencyResult> | null;
   rate: RateResult | null;
   throughput: WithCpu<ThroughputResult> | null;
@@ -35,6 +38,9 @@ export type Figures = {
   floorLatencyP99Ms: number;
   latencyP50ToFloor: number;
   latencyP99ToFloor: number;
+  /** The same on the freshly started system (its first comments, before the JIT has compiled the path). */
+  latencyColdFromPostP50Ms: number;
+  latencyColdFromPostP99Ms: number;
   /** From the 201 (a detail now: the time after the POST's answer). */
   latencyP50Ms: number;
   latencyP99Ms: number;
@@ -160,9 +166,11 @@ export function runFacts(
 }
 
 function figuresOf(measured: Measured): Results['figures'] {
-  const { latency, latencyPolled, throughput, rate, replay, client } = measured;
+  const { latency, latencyCold, latencyPolled, throughput, rate, replay, client } = measured;
   return {
     ...headlineFigures(measured),
+    latencyColdFromPostP50Ms: latencyCold?.fromRequestMs.p50 ?? null,
+    latencyColdFromPostP99Ms: latencyCold?.fromRequestMs.p99 ?? null,
     latencyP50Ms: latency?.afterCreatedMs.p50 ?? null,
     latencyP99Ms: latency?.afterCreatedMs.p99 ?? null,
     latencyMaxMs: latency?.afterCreatedMs.max ?? null,
@@ -208,13 +216,14 @@ function headlineFigures({ latency, throughput, floor }: Measured) {
 }
 
 function errorsOf(
-  { latency, latencyPolled, throughput, rate, replay, floor }: Measured,
+  { latency, latencyCold, latencyPolled, throughput, rate, replay, floor }: Measured,
   deadLetters: number,
 ): Results['errors'] {
   return {
     throughputNon201: throughput?.errorCount ?? 0,
     throughputNotFinal: throughput ? Math.max(0, throughput.created - throughput.final) : 0,
-    latencyWrongStatus: (latency?.wrongStatus ?? 0) + (latencyPolled?.wrongStatus ?? 0),
+    latencyWrongStatus:
+      (latency?.wrongStatus ?? 0) + (latencyCold?.wrongStatus ?? 0) + (latencyPolled?.wrongStatus ?? 0),
     queryNon2xx: rate ? rate.query.non2xx + rate.query.errors : 0,
     bareNon2xx: rate ? rate.bare.non2xx + rate.bare.errors : 0,
     replayNotVerified: replay && !replay.verified ? 1 : 0,
