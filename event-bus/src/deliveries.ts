@@ -1,5 +1,6 @@
 import { bearerHeader, EventSocketClient, type Logger, type Metrics } from '@blog/common';
 import { createDeliveryMetrics, registerLagGauges } from './delivery-metrics.js';
+import { actsOnAny } from './delivery-plan.js';
 import type { StoreReactions } from './delivery-reactions.js';
 import { SubscriberLoop, type SubscriberConfig, type SubscriberStatus } from './delivery.js';
 import type { Publisher } from './own-events.js';
@@ -48,8 +49,21 @@ export class Deliveries {
     for (const loop of this.loops) loop.start();
   }
 
-  wakeAll(): void {
-    for (const loop of this.loops) loop.wake();
+  /**
+   * Events of `types` were stored: the loops of subscribers that act on one of them go at once; the others,
+   * which will only pass over them, once the I/O of this turn is done, so that their reads of the log are
+   * not on the way of the deliveries that matter.
+   */
+  wakeAll(types?: ReadonlySet<string>): void {
+    let passing = false;
+    for (const loop of this.loops) {
+      if (!types || actsOnAny(loop, types)) loop.wake();
+      else passing = true;
+    }
+    if (passing)
+      setImmediate(() => {
+        for (const loop of this.loops) loop.wake();
+      });
   }
 
   /**

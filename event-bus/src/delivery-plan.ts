@@ -29,6 +29,13 @@ export interface TypesWanted {
   skipOthers: boolean;
 }
 
+/** Whether a subscriber may be sent an event of one of `stored`: false when it only passes over them all. */
+export function actsOnAny({ types, skipOthers }: TypesWanted, stored: ReadonlySet<string>): boolean {
+  if (!types || !skipOthers) return true;
+  for (const type of stored) if (types.has(type)) return true;
+  return false;
+}
+
 /**
  * The delivery to make of `read`, the events after the cursor in seq order: all of them, or, for a
  * subscriber that skips the types it does not act on, only those it acts on, and `through` the last seq

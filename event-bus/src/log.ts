@@ -130,7 +130,7 @@ export function sqliteLog(
     if (!results.some((result) => !result.duplicate)) return { results };
     const stored = publisher && newSeqs(results);
     const passedThrough = stored && deliveries.passOwnEvents(publisher, stored);
-    deliveries.wakeAll();
+    deliveries.wakeAll(new Set(events.map((event) => event.type)));
     return passedThrough === undefined ? { results } : { results, passedThrough };
   };
 
