@@ -66,6 +66,15 @@ describe('EventStore', () => {
     while (sizeOf() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(sizeOf()).toBeGreaterThan(before + 100 * 2000);
     expect(store.after(0, 1000).map((row) => row.seq)).toHaveLength(101);
+
+    // Closed while the worker's connection is open: every event is in events.db itself, the WAL empty.
+    for (let i = 0; i < 50; i++) store.append({ type: 'T', data: { i } });
+    store.close();
+    const wal = `${store.file}-wal`;
+    expect(existsSync(wal) ? statSync(wal).size : 0).toBe(0);
+    const db = new Database(store.file, { readonly: true });
+    expect(db.prepare('SELECT count(*) AS count FROM events').get()).toEqual({ count: 151 });
+    db.close();
   });
 
   it('appends with seq 1, 2, 3, keeping the publisher id or making one', () => {

@@ -360,6 +360,9 @@ export class EventStore {
 
   close(): void {
     this.checkpoints.stop();
+    // Everything into events.db now: SQLite does it when the last connection closes, and the worker's may
+    // still be open.
+    if (this.db.open) this.db.pragma('wal_checkpoint(TRUNCATE)');
     if (this.db.open) this.db.close();
     if (this.lock.open) this.lock.close();
   }
