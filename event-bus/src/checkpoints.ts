@@ -17,28 +17,49 @@ import Database from 'better-sqlite3';
 export const CHECKPOINT_INTERVAL_MS = 100;
 /** Pages of WAL (4 KiB each) past which a commit of the bus checkpoints itself, as SQLite's default does at 1,000. */
 export const WAL_BACKSTOP_PAGES = 16_000;
+/** How long closing the log waits for the worker's connection to close (a checkpoint under way, its start). */
+const STOP_WAIT_MS = 2000;
 /** SQLite's own default, for the bus when the worker has failed. */
 const SQLITE_AUTOCHECKPOINT_PAGES = 1000;
+
+/** The worker's state, shared with the bus in one Int32Array (`Atomics`). */
+const IDLE = 0; // not connected yet (it connects at its first tick)
+const OPEN = 1; // connected
+const STOPPED = 2; // the bus is closing: the worker must not connect, or must close
+const CLOSED = 3; // the worker has closed its connection
 
 // CommonJS, so that it runs as it is from src/ (the tests) and dist/ alike.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
-// timeout 0: a checkpoint that finds the file busy is tried again at the next tick, never waited for.
-const db = new Database(workerData.file, { timeout: 0 });
-db.pragma('synchronous = NORMAL');
-const timer = setInterval(() => {
+const state = workerData.state;
+let db;
+const end = () => {
+  clearInterval(timer);
+  if (db) {
+    db.close();
+    Atomics.store(state, 0, ${CLOSED});
+    Atomics.notify(state, 0);
+  }
+  parentPort.close();
+};
+const tick = () => {
+  // Connects only if the bus has not begun to close (the exchange decides, whichever of the two comes first).
+  if (!db) {
+    if (Atomics.compareExchange(state, 0, ${IDLE}, ${OPEN}) !== ${IDLE}) return end();
+    // timeout 0: a checkpoint that finds the file busy is tried again at the next tick, never waited for.
+    db = new Database(workerData.file, { timeout: 0 });
+    db.pragma('synchronous = NORMAL');
+  }
+  if (Atomics.load(state, 0) === ${STOPPED}) return end();
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
   } catch (err) {
     if (err.code !== 'SQLITE_BUSY' && err.code !== 'SQLITE_LOCKED') throw err;
   }
-}, workerData.intervalMs);
-parentPort.on('message', () => {
-  clearInterval(timer);
-  db.close();
-  parentPort.close();
-});
+};
+const timer = setInterval(tick, workerData.intervalMs);
+parentPort.on('message', () => (db ? end() : undefined));
 `;
 
 /**
@@ -47,6 +68,7 @@ parentPort.on('message', () => {
  */
 export class Checkpoints {
   private readonly worker: Worker;
+  private readonly state = new Int32Array(new SharedArrayBuffer(4));
   private stopped = false;
 
   constructor(
@@ -57,7 +79,7 @@ export class Checkpoints {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { file: db.name, driver, intervalMs: CHECKPOINT_INTERVAL_MS },
+      workerData: { file: db.name, driver, intervalMs: CHECKPOINT_INTERVAL_MS, state: this.state },
     });
     // The bus's shutdown stops it; it must never keep the process alive by itself.
     this.worker.unref();
@@ -69,11 +91,19 @@ export class Checkpoints {
     });
   }
 
-  /** Ends the worker's timer and connection (before the bus closes its own). */
+  /**
+   * Ends the worker's timer and connection. If it has connected, waits (at most `STOP_WAIT_MS`) until it
+   * has closed: the bus closes its own connection last, so that SQLite copies the WAL into events.db and
+   * removes it, and no file of the log is touched once `close` has returned. (It never waits for a worker
+   * that has not connected: one still starting may need this thread, which the wait would hold.)
+   */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    if (Atomics.compareExchange(this.state, 0, IDLE, STOPPED) === IDLE) return;
+    Atomics.store(this.state, 0, STOPPED);
     this.worker.postMessage('stop');
+    Atomics.wait(this.state, 0, STOPPED, STOP_WAIT_MS);
   }
 }
 

@@ -126,7 +126,9 @@ export class EventStore {
   private readonly db: Database.Database;
   /** `bus.lock`, held while the store is open (checkpoints.ts, holdDataDir). */
   private readonly lock: Database.Database;
-  private readonly checkpoints: Checkpoints;
+  /** Started by the first write: a bus that only serves reads (a replay) runs no worker. */
+  private checkpoints: Checkpoints | undefined;
+  private readonly onCheckpointError: (err: Error) => void;
   /** The highest seq stored, kept in memory: this process is the only writer of the file. */
   private head: number;
   /** The newest events, consecutive by seq, so delivery rarely reads SQLite; and the bytes of their bodies. */
@@ -148,6 +150,7 @@ export class EventStore {
   private readonly appendInTransaction: (events: OutgoingEvent[]) => AppendResult[];
 
   constructor(dataDir: string, { onCheckpointError }: StoreOptions = {}) {
+    this.onCheckpointError = onCheckpointError ?? (() => {});
     mkdirSync(dataDir, { recursive: true });
     this.file = path.join(dataDir, 'events.db');
     try {
@@ -163,7 +166,6 @@ export class EventStore {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.exec(SCHEMA);
-      this.checkpoints = new Checkpoints(this.db, onCheckpointError ?? (() => {}));
     } catch (err) {
       this.lock.close();
       throw err;
@@ -228,6 +230,7 @@ export class EventStore {
    * again: the answer is the first seq, with `duplicate: true`, so a publisher can retry safely.
    */
   append(event: OutgoingEvent): AppendResult {
+    this.checkpoints ??= new Checkpoints(this.db, this.onCheckpointError);
     const { id, type, body } = storedForm(event);
     const time = new Date().toISOString();
     const inserted = this.insertEvent.get(id, type, body, time);
@@ -326,6 +329,7 @@ export class EventStore {
   }
 
   setCursor(subscriber: string, seq: number): void {
+    this.checkpoints ??= new Checkpoints(this.db, this.onCheckpointError);
     this.upsertCursor.run(subscriber, seq);
   }
 
@@ -359,7 +363,7 @@ export class EventStore {
   }
 
   close(): void {
-    this.checkpoints.stop();
+    this.checkpoints?.stop();
     // Everything into events.db now: SQLite does it when the last connection closes, and the worker's may
     // still be open.
     if (this.db.open) this.db.pragma('wal_checkpoint(TRUNCATE)');
