@@ -71,10 +71,7 @@ export class Checkpoints {
   private readonly state = new Int32Array(new SharedArrayBuffer(4));
   private stopped = false;
 
-  constructor(
-    private readonly db: Database.Database,
-    onError: (err: Error) => void,
-  ) {
+  constructor(db: Database.Database, onError: (err: Error) => void) {
     db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER_SOURCE, {

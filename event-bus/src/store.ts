@@ -230,7 +230,7 @@ export class EventStore {
    * again: the answer is the first seq, with `duplicate: true`, so a publisher can retry safely.
    */
   append(event: OutgoingEvent): AppendResult {
-    this.checkpoints ??= new Checkpoints(this.db, this.onCheckpointError);
+    this.startCheckpoints();
     const { id, type, body } = storedForm(event);
     const time = new Date().toISOString();
     const inserted = this.insertEvent.get(id, type, body, time);
@@ -329,7 +329,7 @@ export class EventStore {
   }
 
   setCursor(subscriber: string, seq: number): void {
-    this.checkpoints ??= new Checkpoints(this.db, this.onCheckpointError);
+    this.startCheckpoints();
     this.upsertCursor.run(subscriber, seq);
   }
 
@@ -362,12 +362,15 @@ export class EventStore {
     return this.countDeadLettersOf.get(subscriber)?.count ?? 0;
   }
 
+  /** The worker's connection closed first (`stop` waits for it), this one, the last, copies the WAL into events.db. */
   close(): void {
     this.checkpoints?.stop();
-    // Everything into events.db now: SQLite does it when the last connection closes, and the worker's may
-    // still be open.
-    if (this.db.open) this.db.pragma('wal_checkpoint(TRUNCATE)');
     if (this.db.open) this.db.close();
     if (this.lock.open) this.lock.close();
+  }
+
+  /** Hands the checkpoints to their worker from the first write on (checkpoints.ts). */
+  private startCheckpoints(): void {
+    this.checkpoints ??= new Checkpoints(this.db, this.onCheckpointError);
   }
 }

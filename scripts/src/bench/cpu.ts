@@ -81,9 +81,9 @@ export async function measuredWithCpu<T>(
   measure: () => Promise<T>,
   comments: (result: T) => number,
 ): Promise<T & { cpuMsPerComment: Record<string, number> | null }> {
-  const before = snapshot();
-  const result = await measure();
-  return { ...result, cpuMsPerComment: cpuPerComment(before, snapshot(), comments(result)) };
+  const tally = new CpuTally(snapshot);
+  const result = await tally.during(measure);
+  return { ...result, cpuMsPerComment: tally.perComment(comments(result)) };
 }
 
 /** The CPU each process used over several stretches of one phase (`during`), per comment at the end. */
