@@ -127,6 +127,22 @@ function liveStreams({ maxBufferedBytes, heartbeatMs }: { maxBufferedBytes: numb
   };
 }
 
+/** An event applied here, and when (the time its message shows if the event carries none). */
+interface Applied {
+  event: IncomingEvent;
+  appliedAt: number;
+}
+
+function messageOf({ event, appliedAt }: Applied): LiveEventMessage {
+  return {
+    type: event.type,
+    seq: event.seq,
+    id: event.id,
+    time: event.time ?? new Date(appliedAt).toISOString(),
+    data: event.data,
+  };
+}
+
 /**
  * The last `size` items added, kept in a ring: every event applied is added, those of a catch-up at start
  * included, so adding one moves nothing.
@@ -168,7 +184,9 @@ export function liveUpdates(options: LiveOptions = {}) {
   const trusted: BlockList = trustedProxies(options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES);
 
   const streams = liveStreams({ maxBufferedBytes, heartbeatMs });
-  const recent = latest<LiveEventMessage>(recentEvents);
+  // The events themselves, each with when it was applied: the message of one is made only if it is sent
+  // or shown, so a catch-up of 100,000 events makes 20 of them, not 100,000.
+  const recent = latest<Applied>(recentEvents);
   /** Grows with every event applied: the cached snapshot is good while it has not moved. */
   let applied = 0;
   let snapshot: { applied: number; chunk: Buffer } | undefined;
@@ -177,16 +195,10 @@ export function liveUpdates(options: LiveOptions = {}) {
 
   const onApplied = (event: IncomingEvent) => {
     applied++;
-    const message: LiveEventMessage = {
-      type: event.type,
-      seq: event.seq,
-      id: event.id,
-      time: event.time ?? new Date().toISOString(),
-      data: event.data,
-    };
-    recent.add(message);
+    const entry: Applied = { event, appliedAt: Date.now() };
+    recent.add(entry);
     if (streams.size === 0) return;
-    streams.sendToAll(Buffer.from(`data: ${JSON.stringify(message)}\n\n`));
+    streams.sendToAll(Buffer.from(`data: ${JSON.stringify(messageOf(entry))}\n\n`));
   };
 
   const routes = (
@@ -205,7 +217,11 @@ export function liveUpdates(options: LiveOptions = {}) {
 
     const snapshotChunk = (): Buffer => {
       if (snapshot?.applied !== applied) {
-        const view = { seq: subscriber.appliedSeq, posts: subscriber.state.posts, recent: recent.inOrder() };
+        const view = {
+          seq: subscriber.appliedSeq,
+          posts: subscriber.state.posts,
+          recent: recent.inOrder().map(messageOf),
+        };
         snapshot = {
           applied,
           chunk: Buffer.from(`retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(view)}\n\n`),
