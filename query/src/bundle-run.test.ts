@@ -7,11 +7,15 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/support/wait-for.js';
 import { CACHE_WRITE_DELAY_MS, runBundle } from './bundle-run.js';
+
+/** The built module, for a process of its own (run `npx tsc -b` first). */
+const BUILT = new URL('../dist/bundle-run.js', import.meta.url).href;
 
 declare global {
   var bundleRuns: string[] | undefined;
@@ -59,6 +63,16 @@ describe('runBundle', () => {
     expect(runBundle(bundle)).toBe(false);
     expect(globalThis.bundleRuns?.at(-1)).toBe(`howdy index.bundle.js on ${os.platform()}`);
     await waitFor(() => !readFileSync(cacheFile()).equals(first), { message: 'the cache was not replaced' });
+    expect(runBundle(bundle)).toBe(true);
+  });
+
+  it('writes the cache as the process exits when it stops within the delay', () => {
+    writeFileSync(bundle, bundleText('hello'));
+    // A process of its own that runs the bundle and ends at once, long before CACHE_WRITE_DELAY_MS.
+    const run = `import(${JSON.stringify(BUILT)}).then((m) => console.log(m.runBundle(process.argv[1])))`;
+    // The delay's timer does not hold the process open: without the write on exit there would be no cache.
+    expect(execFileSync(process.execPath, ['-e', run, bundle], { encoding: 'utf8' }).trim()).toBe('false');
+    expect(existsSync(cacheFile())).toBe(true);
     expect(runBundle(bundle)).toBe(true);
   });
 

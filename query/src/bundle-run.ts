@@ -17,7 +17,7 @@ const WRAPPER = ['(function (exports, require, module, __filename, __dirname) {'
  * of the functions a previous start ran, so that a start neither parses the bundle nor compiles what it
  * runs. The cache's first 32 bytes are the SHA-256 of the bundle with Node's version and architecture, so
  * it serves only the bundle it was made from (V8 itself refuses one made with other flags). With none, or
- * one refused, a new one is written once the service has run a while; where the folder cannot be written
+ * one refused, a new one is written once the service has run a while, or as it exits if sooner; where the folder cannot be written
  * (a read-only image) the service starts as without it. Returns whether V8 took the cache.
  */
 export function runBundle(bundle: string): boolean {
@@ -33,7 +33,16 @@ export function runBundle(bundle: string): boolean {
   const module = { exports: {} };
   run.call(module.exports, module.exports, createRequire(bundle), module, bundle, path.dirname(bundle));
   const taken = cachedData !== undefined && script.cachedDataRejected !== true;
-  if (!taken) setTimeout(() => writeCache(cacheFile, key, script), CACHE_WRITE_DELAY_MS).unref();
+  if (!taken) {
+    // Also on exit: a service stopped within the delay (a test, a bench's start) still leaves its cache.
+    const write = () => {
+      clearTimeout(timer);
+      process.off('exit', write);
+      writeCache(cacheFile, key, script);
+    };
+    const timer = setTimeout(write, CACHE_WRITE_DELAY_MS).unref();
+    process.on('exit', write);
+  }
   return taken;
 }
 
