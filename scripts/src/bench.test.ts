@@ -34,7 +34,7 @@ describe('npm run bench -- --quick', () => {
       figures: Record<string, unknown>;
       errors: Record<string, unknown>;
       details: {
-        replay: { verified: boolean };
+        replay: { verified: boolean; codeCache: boolean; restart: { verified: boolean; codeCache: boolean } };
         client: { skipped: string | null; loadsMs: number[] };
         latency: { fromRequestMs: { count: number }; settings: { warmup: number } };
         latencyCold: { fromRequestMs: { count: number } };
@@ -101,6 +101,13 @@ describe('npm run bench -- --quick', () => {
     // Correctness, not speed: every comment got its status, nothing failed, query served the whole log.
     for (const [name, count] of Object.entries(results.errors)) expect(count, name).toBe(0);
     expect(results.details.replay.verified).toBe(true);
+    // query's first start has no code cache (the bench removes it); the first start writes one as it stops,
+    // and the restart takes it.
+    expect(results.details.replay).toMatchObject({
+      codeCache: false,
+      restart: { verified: true, codeCache: true },
+    });
+    expect(stderr).toMatch(/\| detail: query restarted, with the code cache of its first start/);
 
     // The floor ran beside the system, through the same harness, and every comment came back final.
     expect(results.errors.floorErrors).toBe(0);

@@ -3,6 +3,7 @@ import { cpuNote, detailSection, headlineSection, mark, ms, type Section } from 
 import { formatHops } from './hops.js';
 import { TARGETS } from './options.js';
 import { formatProfiles } from './profiles.js';
+import type { StartFigures } from './replay.js';
 import type { Results } from './results.js';
 
 /** The whole report: the table, then the hops and profiles when the run gathered them. */
@@ -107,24 +108,40 @@ function replaySection({ figures: f, details: d, transport }: Results): Section 
   return {
     rows: [
       [
-        `query ready from ${replay.events.toLocaleString('en')} events`,
+        `query ready from ${replay.events.toLocaleString('en')} events (first start, no code cache)`,
         `${(f.readyMs / 1000).toFixed(2)} s`,
         `≤ ${TARGETS.readyMs / 1000} s`,
         '',
         mark(f.readyMs <= TARGETS.readyMs && replay.verified),
       ],
+      [
+        'detail: query restarted, with the code cache of its first start',
+        `${(replay.restart.readyMs / 1000).toFixed(2)} s`,
+        '',
+        '',
+        '',
+      ],
     ],
     notes: [
       `start: ${replay.posts} posts and ${replay.comments} comments in ${replay.events} events ` +
         `(${(replay.databaseBytes / 2 ** 20).toFixed(1)} MiB of ${store}, built in ${replay.buildMs} ms); ` +
-        `spawn → /readyz 200 in ${replay.readyMs} ms (polled every ${replay.pollMs} ms)` +
-        (replay.bootMs === null ? '' : ` (boot ${replay.bootMs} ms, catch-up ${replay.catchUpMs} ms)`) +
-        (replay.queryCpuMs === null ? '' : `, CPU to ready: query ${replay.queryCpuMs} ms`) +
-        (replay.busCpuMs === null ? '' : `, bus ${replay.busCpuMs} ms`) +
-        '; ' +
-        `${replay.verified ? 'every post and comment served' : 'NOT VERIFIED'}`,
+        `polled every ${replay.pollMs} ms`,
+      startNote('first start', replay),
+      startNote('restart', replay.restart),
     ],
   };
+}
+
+/** One start of query: spawn to ready, its two parts, the CPU spent, and whether it served the whole log. */
+function startNote(name: string, start: StartFigures): string {
+  return (
+    `  ${name}: spawn → /readyz 200 in ${start.readyMs} ms` +
+    (start.bootMs === null ? '' : ` (boot ${start.bootMs} ms, catch-up ${start.catchUpMs} ms)`) +
+    (start.queryCpuMs === null ? '' : `, CPU to ready: query ${start.queryCpuMs} ms`) +
+    (start.busCpuMs === null ? '' : `, bus ${start.busCpuMs} ms`) +
+    `; code cache ${start.codeCache ? 'found' : 'none'}; ` +
+    `${start.verified ? 'every post and comment served' : 'NOT VERIFIED'}`
+  );
 }
 
 function clientSection({ figures: f, details: d }: Results): Section {

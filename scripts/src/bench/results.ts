@@ -226,7 +226,7 @@ function errorsOf(
       (latency?.wrongStatus ?? 0) + (latencyCold?.wrongStatus ?? 0) + (latencyPolled?.wrongStatus ?? 0),
     queryNon2xx: rate ? rate.query.non2xx + rate.query.errors : 0,
     bareNon2xx: rate ? rate.bare.non2xx + rate.bare.errors : 0,
-    replayNotVerified: replay && !replay.verified ? 1 : 0,
+    replayNotVerified: replay && !(replay.verified && replay.restart.verified) ? 1 : 0,
     deadLetters,
     floorErrors:
       (floor?.latency?.wrongStatus ?? 0) +
