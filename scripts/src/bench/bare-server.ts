@@ -1,6 +1,7 @@
 /**
- * The rate phase's ceiling: node:http sending the same bytes with the same Content-Type. It runs in its own
- * process, like query, so neither shares a core with autocannon's loop.
+ * The rate phase's ceiling: node:http sending the same answer as query, its headers included, so that the
+ * client (autocannon) reads the same bytes from both. It runs in its own process, like query, so neither
+ * shares a core with autocannon's loop.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -10,17 +11,20 @@ import { freePorts } from '../process/ports.js';
 
 const thisFile = fileURLToPath(import.meta.url);
 
-/** Runs this module as a server of `bodyFile` on a free port; resolves once it answers. */
+/**
+ * Runs this module as a server of `bodyFile` with the headers of `headersFile` (a JSON object) on a free
+ * port; resolves once it answers.
+ */
 export async function startBareServer(
   bodyFile: string,
-  contentType: string,
+  headersFile: string,
 ): Promise<{ url: string; server: ManagedProcess }> {
   const [port] = await freePorts(1);
   const url = `http://127.0.0.1:${port}/posts`;
   const server = new ManagedProcess({
     name: 'bare server',
     command: process.execPath,
-    args: [thisFile, String(port), bodyFile, contentType],
+    args: [thisFile, String(port), bodyFile, headersFile],
     ready: url,
     readyTimeoutMs: 30_000,
     stopTimeoutMs: 5000,
@@ -29,11 +33,15 @@ export async function startBareServer(
   return { url, server };
 }
 
-/** `node bare-server.js PORT FILE TYPE`: serves FILE on 127.0.0.1:PORT. */
-function serveBare(port: number, bodyFile: string, contentType: string): void {
+/** `node bare-server.js PORT FILE HEADERS`: serves FILE with the headers of the JSON file HEADERS on 127.0.0.1:PORT. */
+function serveBare(port: number, bodyFile: string, headersFile: string): void {
   const body = readFileSync(bodyFile);
+  const headers = {
+    ...(JSON.parse(readFileSync(headersFile, 'utf8')) as Record<string, string>),
+    'content-length': body.length,
+  };
   const server = http.createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': contentType, 'content-length': body.length });
+    res.writeHead(200, headers);
     res.end(body);
   });
   server.keepAliveTimeout = 65_000; // as the services (common/src/http.ts)

@@ -145,11 +145,15 @@ export async function measureRate(urls: Urls, settings: Settings['rps']): Promis
   const bodyFile = path.join(dir, 'posts.json');
   writeFileSync(bodyFile, reply.body);
   const bodyBytes = Buffer.byteLength(reply.body);
+  // Its headers too (security, CORS, ETag): with only a Content-Type, the client, whose one core bounds
+  // both rates, parses less of the bare server's answers, and the ratio would measure that.
+  const headersFile = path.join(dir, 'headers.json');
+  writeFileSync(headersFile, JSON.stringify(answerHeaders(reply.headers)));
 
-  const bare = await startBareServer(bodyFile, contentType);
+  const bare = await startBareServer(bodyFile, headersFile);
   try {
     say(
-      `  autocannon ${urls.query}/posts and a bare node:http server of the same bytes (${settings.connections} ` +
+      `  autocannon ${urls.query}/posts and a bare node:http server of the same answer, headers too (${settings.connections} ` +
         `connections, ${settings.durationS} s each, after a warm-up, in halves: query, bare, bare, query)`,
     );
     const { query, bare: bareFigures } = await compare(
@@ -203,4 +207,19 @@ async function seedPosts(urls: Urls, settings: Settings['rps']): Promise<void> {
     if (now() > deadline) throw new Error('query did not show every post and comment within 30 s');
     await sleep(50);
   }
+}
+
+/** The headers of an answer that a server sets itself, each time: node:http writes its own. */
+const PER_ANSWER = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+
+/** An answer's headers as the bare server is to send them: all but those node:http writes itself. */
+export function answerHeaders(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !PER_ANSWER.has(name))
+      kept[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return kept;
 }

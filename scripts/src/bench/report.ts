@@ -82,7 +82,7 @@ function rateSection({ figures: f, details: d }: Results): Section {
   return {
     rows: [
       ['query GET /posts', `${f.queryRps.toFixed(0)} req/s`, '', '', ''],
-      ['bare node:http, same bytes', `${f.bareRps.toFixed(0)} req/s`, '', '', ''],
+      ['bare node:http, the same answer (headers too)', `${f.bareRps.toFixed(0)} req/s`, '', '', ''],
       [
         'query / bare',
         f.queryToBareRatio.toFixed(2),
