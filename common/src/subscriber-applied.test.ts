@@ -3,7 +3,7 @@ import type { StoredEvent } from './events.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import type { Projection } from './projection.js';
-import { Subscriber } from './subscriber.js';
+import { APPLY_SLICE, Subscriber } from './subscriber.js';
 import type { EventTransport } from './transport.js';
 
 // A log in memory behind the transport interface: enough to watch onApplied without a bus.
@@ -84,6 +84,30 @@ describe('Subscriber.start', () => {
       ['PostCreated', 4],
       ['CommentCreated', 1],
     ]);
+  });
+
+  it('gives the event loop a turn every APPLY_SLICE events of a page, and still applies the page whole', async () => {
+    const size = 2 * APPLY_SLICE + APPLY_SLICE / 2;
+    const log = Array.from({ length: size }, (_, i) => post(i + 1));
+    const appliedAtTurns: number[] = [];
+    const subscriber = subscriberOn({
+      ...logOf(log),
+      // One page of them all; what else waits on the event loop (the socket reading the next page) watches.
+      async fetchAfter(after) {
+        const watch = () => {
+          appliedAtTurns.push(subscriber.state.length);
+          if (subscriber.state.length < size) setImmediate(watch);
+        };
+        if (after === 0) setImmediate(watch);
+        return { events: log.filter((e) => e.seq > after) };
+      },
+    });
+    expect(await subscriber.start()).toBe(size);
+    expect(subscriber.state).toHaveLength(size);
+    // Turns came while the page was being applied, at every slice.
+    expect(appliedAtTurns.filter((applied) => applied > 0 && applied < size).length).toBeGreaterThanOrEqual(
+      2,
+    );
   });
 
   it('stops at the head the first page reported, though events keep coming', async () => {

@@ -24,6 +24,13 @@ const MAX_REPLY_REACTIONS = 200;
  */
 const COMMAND_DELIVERY_WAIT_MS = 1000;
 
+/**
+ * Events of a page applied between two turns of the event loop: meanwhile the transport reads on, so the
+ * bus writes the next page while this one is applied rather than waiting for room on the socket. Nothing
+ * else of this subscriber runs meanwhile: its steps are queued (`enqueue`).
+ */
+export const APPLY_SLICE = 1000;
+
 /** While the log is unreachable at start, catch-up is tried again after 100 ms doubling up to 5 s. */
 const CATCH_UP_BACKOFF = { firstMs: 100, maxMs: 5000 };
 
@@ -330,7 +337,12 @@ export class Subscriber<State> {
       mayLeaveOut: () => this.viewsByEventId.size === 0,
     });
     for await (const { events, throughSeq } of pages) {
+      let sliceLeft = APPLY_SLICE;
       for (const stored of events) {
+        if (--sliceLeft === 0) {
+          sliceLeft = APPLY_SLICE;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
         const inOrder =
           throughSeq === undefined
             ? stored.seq === this.appliedSeq + 1
