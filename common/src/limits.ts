@@ -24,3 +24,9 @@ export const ANSWER_MAX_BYTES = 64 * 1024 * 1024;
  * cost the bus a few tens of MiB. Events of the course's size (about 300 bytes) fill 10,000 first.
  */
 export const PAGE_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The most events a page of the log holds: the bus refuses a larger `limit` (400), and a subscriber's read
+ * of the log (log-pages.ts) asks for pages of up to this many. One constant for both, so the two never part.
+ */
+export const PAGE_MAX_EVENTS = 10_000;

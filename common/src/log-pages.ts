@@ -1,11 +1,11 @@
+import { PAGE_MAX_EVENTS } from './limits.js';
 import type { EventPage, EventTransport } from './transport.js';
 
 // The pages a subscriber reads the log in, to catch up at start or to fill a gap (Subscriber.fetchUntil).
 
-const PAGE_SIZE = 10_000;
 /**
  * A read of the log starts with a page this large, and each page may cover twice the one before, up to
- * PAGE_SIZE: the bus answers the first page soon, and stays a page ahead while the subscriber applies one.
+ * PAGE_MAX_EVENTS: the bus answers the first page soon, and stays a page ahead while the subscriber applies one.
  */
 const FIRST_PAGE_SIZE = 1000;
 /**
@@ -42,7 +42,8 @@ export async function* logPages(
   let pageSize = 0;
   const fetchPage = (after: number, first: boolean) => {
     const typed = types !== undefined && !first && after < wholeFrom && mayLeaveOut();
-    if (!(first && types)) pageSize = pageSize === 0 ? FIRST_PAGE_SIZE : Math.min(PAGE_SIZE, 2 * pageSize);
+    if (!(first && types))
+      pageSize = pageSize === 0 ? FIRST_PAGE_SIZE : Math.min(PAGE_MAX_EVENTS, 2 * pageSize);
     const limit = first && types ? 1 : typed ? Math.min(pageSize, wholeFrom - after) : pageSize;
     const page = transport.fetchAfter(after, limit, typed ? types : undefined);
     page.catch(() => undefined); // awaited below; this only keeps an unused prefetch from going unhandled

@@ -14,6 +14,7 @@ import {
   finishHttpApp,
   listen,
   PAGE_MAX_BYTES,
+  PAGE_MAX_EVENTS,
   parseOr400,
   readConfig,
   shutdownConfig,
@@ -43,7 +44,6 @@ export interface BusOptions {
 }
 
 export const PAGE_DEFAULT = 1000;
-export const PAGE_MAX = 10_000;
 /**
  * How many events the bus reads from the log at a time, for the plain `GET /events` (a chunk per write) and
  * for a page (until PAGE_MAX_BYTES). Small, so each chunk's strings stay below V8's large-object size and die
@@ -63,7 +63,7 @@ const PAGE_TYPES_MAX = 50;
 const pageQuery = z.object({
   after: wholeNumber.optional(),
   limit: wholeNumber
-    .pipe(z.number().min(1, 'must be at least 1').max(PAGE_MAX, `must be at most ${PAGE_MAX}`))
+    .pipe(z.number().min(1, 'must be at least 1').max(PAGE_MAX_EVENTS, `must be at most ${PAGE_MAX_EVENTS}`))
     .optional(),
   types: z
     .string()
