@@ -7,6 +7,7 @@ import {
   freePort,
   natsServerHandle,
   natsServerProcess,
+  uniqueStreamName,
   type NatsServer,
 } from './nats-server.js';
 import { pollUntil } from './process/readiness.js';
@@ -21,7 +22,11 @@ export interface NatsCluster {
   /** Every node's URL, comma-separated: what NATS_URL takes. */
   readonly url: string;
   readonly nodes: readonly NatsServer[];
-  /** Resolves once JetStream answers through the cluster (it has elected its meta leader). */
+  /**
+   * Resolves once the cluster can place a stream on every node (at most 3): JetStream has elected its meta
+   * leader and that leader knows the other nodes. A meta leader alone is not enough: right after a start, a
+   * stream of three replicas was refused with "no suitable peers for placement".
+   */
   ready(timeoutMs?: number): Promise<void>;
   /** Kills every node and removes their stores. */
   stop(): Promise<void>;
@@ -56,7 +61,8 @@ export async function startNatsCluster(
   const cluster: NatsCluster = {
     url: nodes.map((node) => node.url).join(','),
     nodes,
-    ready: (timeoutMs = CLUSTER_READY_TIMEOUT_MS) => jetStreamAnswers(cluster.url, options.token, timeoutMs),
+    ready: (timeoutMs = CLUSTER_READY_TIMEOUT_MS) =>
+      jetStreamPlaces(cluster.url, options.token, Math.min(3, count), timeoutMs),
     async stop() {
       await Promise.all(nodes.map((node) => node.kill()));
       rmSync(root, { recursive: true, force: true });
@@ -92,16 +98,31 @@ function nodeConfig(node: {
   return `${lines.join('\n')}\n`;
 }
 
-/** Polls until a JetStream API call succeeds through `url`: the cluster has a meta leader and serves streams. */
-async function jetStreamAnswers(url: string, token: string | undefined, timeoutMs: number): Promise<void> {
+/**
+ * Polls until the cluster at `url` places a stream of `replicas` (a probe in memory, deleted at once): its
+ * meta leader is elected and knows that many nodes.
+ */
+async function jetStreamPlaces(
+  url: string,
+  token: string | undefined,
+  replicas: number,
+  timeoutMs: number,
+): Promise<void> {
   const { connect, jetstreamManager } = await loadNats();
   await pollUntil(
-    `the NATS cluster at ${url} did not serve JetStream`,
+    `the NATS cluster at ${url} did not place a stream on ${replicas} nodes`,
     async (attemptMs) => {
       const nc = await connect({ servers: url.split(','), token, timeout: attemptMs });
       try {
         const jsm = await jetstreamManager(nc, { timeout: attemptMs });
-        await jsm.getAccountInfo();
+        const probe = uniqueStreamName('ready');
+        await jsm.streams.add({
+          name: probe,
+          subjects: [`${probe}.probe`],
+          num_replicas: replicas,
+          storage: 'memory',
+        });
+        await jsm.streams.delete(probe);
       } finally {
         await nc.close();
       }
